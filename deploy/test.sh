@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs what the suite needs (PostgreSQL, Chromium),
+# builds a virtualenv, starts PostgreSQL, then ruff, mypy and pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+
+need=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]}"
+  apt-get update -q
+  apt-get install -y -q "${need[@]}" >/dev/null
+fi
+
+echo "== python environment"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q -e '.[dev]'
+
+echo "== postgresql"
+source deploy/start-postgres.sh
+export RG_TEST_POSTGRES_URL="postgresql+psycopg://rg:rg@127.0.0.1:5432/rg"
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
+echo "== pytest"
+set +e
+.venv/bin/python -m pytest -q "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,84 @@
+"""Settings: defaults, overridden by `RG_*` environment variables, overridden by flags.
+
+Nothing reads the environment at import time: `Settings.from_env()` is called once by the
+command line, and tests build `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: SQLite file under data_dir
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = 2575
+    mllp_max_connections: int = 64
+    mllp_idle_timeout: float = 300.0
+    mllp_max_frame_bytes: int = 4 * 1024 * 1024
+    mllp_tls_cert: str = ""
+    mllp_tls_key: str = ""
+    keyring_file: str = ""  # empty: <data_dir>/keyring.json
+    config_file: str = ""  # site configuration (TOML)
+    sqlite_synchronous: str = "FULL"
+    processing_batch: int = 200
+    log_level: str = "INFO"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_keyring_file(self) -> Path:
+        return Path(self.keyring_file) if self.keyring_file else self.data_dir / "keyring.json"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = "RG_" + f.name.upper()
+            if key in env:
+                values[f.name] = _coerce(f.name, env[key], f.type)
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        given = {k: v for k, v in overrides.items() if v is not None}
+        coerced = {}
+        types = {f.name: f.type for f in fields(self)}
+        for name, value in given.items():
+            if name not in types:
+                raise ConfigError(f"Unknown setting {name!r}")
+            coerced[name] = _coerce(name, value, types[name]) if isinstance(value, str) else value
+        return replace(self, **coerced)
+
+
+def _coerce(name: str, raw: str, type_name: object) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError:
+        raise ConfigError(f"RG_{name.upper()} must be a {kind}, got {raw!r}") from None
+    return raw

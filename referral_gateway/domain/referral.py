@@ -1,0 +1,56 @@
+"""Referrals: what a candidate attendance becomes, and how it moves."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from referral_gateway.domain.attendance import Attendance, AttendanceStatus, EventKind
+
+
+class ReferralStatus(enum.StrEnum):
+    NEW = "new"  # detected, nobody has picked it up yet
+    CLAIMED = "claimed"  # a youth worker is on their way
+    CONSENTED = "consented"  # consent given or safeguarding override: identifiable data unlock
+    DECLINED = "declined"
+    NOT_APPROACHED = "not_approached"
+    IN_SUPPORT = "in_support"
+    CLOSED = "closed"
+    VOIDED = "voided"  # the arrival was cancelled or entered in error
+
+
+OPEN_STATUSES = frozenset({ReferralStatus.NEW, ReferralStatus.CLAIMED})
+
+
+class ReferralAction(enum.StrEnum):
+    CREATE = "create"
+    VOID = "void"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralChange:
+    action: ReferralAction
+    reason: str
+
+
+def referral_change(
+    attendance: Attendance,
+    event_kind: EventKind,
+    is_candidate: bool,
+    existing: ReferralStatus | None,
+) -> ReferralChange:
+    """What an event does to the attendance's referral.
+
+    A candidate is created the first time detection says so (an A08 can do it late). A
+    cancelled arrival voids a referral nobody has acted on yet; once a youth worker has
+    recorded an outcome the referral is theirs to close. Later messages that lack the
+    signal never void a candidate: the first signal was enough to approach.
+    """
+    if attendance.status is AttendanceStatus.CANCELLED or event_kind is EventKind.CANCEL_ARRIVAL:
+        if existing in OPEN_STATUSES:
+            return ReferralChange(ReferralAction.VOID, "arrival_cancelled")
+        return ReferralChange(ReferralAction.NONE, "cancelled")
+    if existing is None and is_candidate:
+        return ReferralChange(ReferralAction.CREATE, "detected")
+    return ReferralChange(ReferralAction.NONE, "unchanged")

@@ -1,0 +1,1 @@
+"""Persistence through SQLModel/SQLAlchemy: SQLite by default, PostgreSQL when configured."""

@@ -1,0 +1,145 @@
+"""The durable inbox: raw messages committed before they are acknowledged."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.engine import Engine
+
+from consent.keyring import KeyRing
+from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
+from referral_gateway.storage.tables import FeedCount, InboundMessage
+
+PAYLOAD_CONTEXT = "inbound_message.payload"
+
+INBOX: Table = InboundMessage.__table__  # type: ignore[attr-defined]
+COUNTS: Table = FeedCount.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A message as it came in, before storage."""
+
+    channel: str
+    sender: str
+    message_key: str
+    message_type: str
+    site: str
+    payload: bytes
+    received_at: datetime
+    state: str = "pending"  # "error" for what could not even be read
+    error_stage: str | None = None
+    error_detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Stored:
+    message_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    id: int
+    channel: str
+    sender: str
+    site: str
+    message_type: str
+    payload: bytes
+    received_at: datetime
+
+
+class InboxStore:
+    def __init__(self, engine: Engine, keyring: KeyRing) -> None:
+        self.engine = engine
+        self.keyring = keyring
+
+    def store_batch(self, arrivals: Sequence[Arrival]) -> list[Stored]:
+        """Commit a group of arrivals in one transaction. A repeat of (channel, sender,
+        message_key) is not stored again: it comes back as a duplicate of the first."""
+        results: list[Stored] = []
+        counts: Counter[tuple[str, str, date, str]] = Counter()
+        with self.engine.begin() as conn:
+            insert = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"])
+            stmt = insert.returning(INBOX.c.id)
+            for a in arrivals:
+                token = self.keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT)
+                row = conn.execute(
+                    stmt,
+                    {
+                        "channel": a.channel,
+                        "sender": a.sender,
+                        "message_key": a.message_key,
+                        "message_type": a.message_type,
+                        "site": a.site,
+                        "received_at": a.received_at,
+                        "payload_enc": token,
+                        "key_id": self.keyring.active_key_id,
+                        "state": a.state,
+                        "error_stage": a.error_stage,
+                        "error_detail": a.error_detail,
+                        "attempts": 0,
+                    },
+                ).first()
+                day = a.received_at.date()
+                if row is not None:
+                    results.append(Stored(row[0], duplicate=False))
+                    counts[(a.channel, a.sender, day, "received")] += 1
+                    if a.state == "error":
+                        counts[(a.channel, a.sender, day, "errored")] += 1
+                else:
+                    existing = conn.execute(
+                        select(INBOX.c.id).where(
+                            INBOX.c.channel == a.channel,
+                            INBOX.c.sender == a.sender,
+                            INBOX.c.message_key == a.message_key,
+                        )
+                    ).scalar_one()
+                    results.append(Stored(existing, duplicate=True))
+                    counts[(a.channel, a.sender, day, "duplicate")] += 1
+            add_counts(conn, COUNTS, _count_rows(counts), keys=["channel", "sender", "day", "metric"])
+        return results
+
+    def fetch_pending(self, limit: int) -> list[PendingMessage]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    INBOX.c.id, INBOX.c.channel, INBOX.c.sender, INBOX.c.site,
+                    INBOX.c.message_type, INBOX.c.payload_enc, INBOX.c.received_at,
+                )
+                .where(INBOX.c.state == "pending")
+                .order_by(INBOX.c.id)
+                .limit(limit)
+            ).all()
+        return [
+            PendingMessage(
+                id=r.id, channel=r.channel, sender=r.sender, site=r.site,
+                message_type=r.message_type,
+                payload=self.keyring.decrypt(r.payload_enc, context=PAYLOAD_CONTEXT),
+                received_at=r.received_at,
+            )
+            for r in rows
+        ]
+
+    def requeue_errors(self, *, ids: Sequence[int] | None = None) -> int:
+        """Put errored messages back in the queue. Returns how many."""
+        stmt = update(INBOX).where(INBOX.c.state == "error", INBOX.c.payload_enc.is_not(None))
+        if ids:
+            stmt = stmt.where(INBOX.c.id.in_(list(ids)))
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                stmt.values(state="pending", error_stage=None, error_detail=None)
+            ).rowcount
+        return int(n or 0)
+
+
+def _count_rows(counts: Counter[tuple[str, str, date, str]]) -> list[dict[str, Any]]:
+    return [
+        {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
+        for (c, s, d, m), n in counts.items()
+    ]
