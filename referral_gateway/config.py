@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,7 @@ class Settings:
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
     processing_batch: int = 200
-    log_level: str = "INFO"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
 
     @property
     def resolved_database_url(self) -> str:
@@ -52,8 +51,6 @@ class Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             key = "RG_" + f.name.upper()
             if key in env:
                 values[f.name] = _coerce(f.name, env[key], f.type)

@@ -1,0 +1,127 @@
+"""Wiring, in one place: settings in, a running gateway out.
+
+Tests call `build_gateway(settings, clock=..., keyring=...)` with fakes; the command line
+calls it with what the environment says. Nothing is read from the environment here.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
+from adapters.hl7.channel import decode_stored as decode_hl7
+from consent.keyring import KeyRing
+from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.sites import SiteDirectory, parse_site_config
+from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
+from referral_gateway.services.intake import IntakeWriter
+from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
+from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.inbox import InboxStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    engine: Engine
+    keyring: KeyRing
+    inbox: InboxStore
+    attendances: AttendanceStore
+    sites: SiteDirectory
+    valuesets: ValueSetLibrary
+    pipeline: Pipeline
+    intake: IntakeWriter
+    worker: PipelineWorker
+    clock: Clock
+    referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    _started: bool = False
+
+    def start(self) -> Gateway:
+        if not self._started:
+            self.intake.start()
+            self.worker.start()
+            self._started = True
+        return self
+
+    def stop(self) -> None:
+        if self._started:
+            self.intake.stop()
+            self.worker.stop()
+            self._started = False
+        self.engine.dispose()
+
+    def _announce(self, referral_id: str) -> None:
+        for listener in list(self.referral_listeners):
+            try:
+                listener(referral_id)
+            except Exception as exc:  # a listener must never stop the pipeline
+                log.warning("referral listener failed: %s", type(exc).__name__)
+
+
+def load_sites(settings: Settings) -> SiteDirectory:
+    if not settings.config_file:
+        return parse_site_config({})
+    path = Path(settings.config_file)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"RG_CONFIG_FILE points at {path}, which does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return parse_site_config(data)
+
+
+def build_gateway(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    keyring: KeyRing | None = None,
+    engine: Engine | None = None,
+    create_keyring: bool = True,
+) -> Gateway:
+    """Everything but the listeners: storage (migrated), key ring, intake, pipeline."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if keyring is None:
+        path = settings.resolved_keyring_file
+        keyring = KeyRing.load_or_create(path) if create_keyring else KeyRing.load(path)
+    if engine is None:
+        engine = make_engine(
+            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
+    migrate(engine)
+    inbox = InboxStore(engine, keyring)
+    attendances = AttendanceStore(keyring)
+    sites = load_sites(settings)
+    valuesets = bundled_valuesets()
+    decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7}
+    holder: dict[str, Gateway] = {}
+    pipeline = Pipeline(
+        engine, inbox, attendances, decoders, sites, valuesets, clock,
+        batch_size=settings.processing_batch,
+        on_referral=lambda rid: holder["gw"]._announce(rid),
+    )
+    worker = PipelineWorker(pipeline)
+    intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
+    gateway = Gateway(
+        settings=settings, engine=engine, keyring=keyring, inbox=inbox,
+        attendances=attendances, sites=sites, valuesets=valuesets, pipeline=pipeline,
+        intake=intake, worker=worker, clock=clock,
+    )
+    holder["gw"] = gateway
+    return gateway

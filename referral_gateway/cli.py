@@ -1,0 +1,252 @@
+"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from referral_gateway.config import ConfigError, Settings
+
+log = logging.getLogger("referral_gateway")
+
+
+def _settings_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (each also an RG_* environment variable)")
+    g.add_argument("--data-dir", help="RG_DATA_DIR: where the SQLite file and key ring live")
+    g.add_argument("--database-url", help="RG_DATABASE_URL: e.g. postgresql+psycopg://u:p@h/db")
+    g.add_argument("--config-file", help="RG_CONFIG_FILE: site configuration (TOML)")
+    g.add_argument("--keyring-file", help="RG_KEYRING_FILE: field encryption key ring")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    names = ["data_dir", "database_url", "config_file", "keyring_file", "http_host",
+             "http_port", "mllp_host", "mllp_port"]
+    return Settings.from_env().with_overrides(**{n: getattr(args, n, None) for n in names})
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="referral-gateway",
+        description="Teachable-moment referral gateway: ED feeds to youth-worker referrals.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run HTTP, the MLLP listener and the scheduler")
+    _settings_args(serve)
+    serve.add_argument("--http-host", help="RG_HTTP_HOST (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, help="RG_HTTP_PORT (default 8080)")
+    serve.add_argument("--mllp-host", help="RG_MLLP_HOST (default 127.0.0.1)")
+    serve.add_argument("--mllp-port", type=int, help="RG_MLLP_PORT (default 2575)")
+    serve.add_argument("--demo", action="store_true",
+                       help="also drive a synthetic ED feed into this gateway")
+
+    replay = sub.add_parser("replay", help="run HL7 files through the same pipeline")
+    _settings_args(replay)
+    replay.add_argument("files", nargs="+", type=Path)
+    replay.add_argument("--no-progress", action="store_true")
+
+    reprocess = sub.add_parser("reprocess", help="run messages in the error store again")
+    _settings_args(reprocess)
+    reprocess.add_argument("--id", type=int, action="append", dest="ids",
+                           help="only this message id (repeatable)")
+
+    referrals = sub.add_parser("referrals", help="current referrals, no identifiable fields")
+    _settings_args(referrals)
+    referrals.add_argument("--json", action="store_true", help="JSON instead of a table")
+    referrals.add_argument("--site")
+
+    counts = sub.add_parser("counts", help="messages per sender per day")
+    _settings_args(counts)
+    counts.add_argument("--json", action="store_true")
+    counts.add_argument("--since", type=date.fromisoformat)
+
+    errors = sub.add_parser("errors", help="list the error store")
+    _settings_args(errors)
+    errors.add_argument("--json", action="store_true")
+
+    demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=2575)
+    demo.add_argument("--count", type=int, default=200, help="attendances to send (0 = for ever)")
+    demo.add_argument("--rate", type=float, default=5.0, help="messages per second")
+    demo.add_argument("--seed", type=int, default=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        handler = _COMMANDS[args.command]
+        return handler(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    asyncio.run(_serve(settings, demo=args.demo))
+    return 0
+
+
+async def _serve(settings: Settings, *, demo: bool) -> None:
+    import uvicorn
+
+    from adapters.hl7.channel import Hl7Intake
+    from adapters.hl7.mllp import MllpLimits, MllpServer
+    from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.web.app import build_app
+
+    gateway = build_gateway(settings).start()
+    tls = None
+    if settings.mllp_tls_cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
+    mllp = MllpServer(
+        Hl7Intake(gateway.intake, gateway.clock),
+        host=settings.mllp_host,
+        port=settings.mllp_port,
+        limits=MllpLimits(
+            max_connections=settings.mllp_max_connections,
+            idle_timeout_s=settings.mllp_idle_timeout,
+            max_frame_bytes=settings.mllp_max_frame_bytes,
+        ),
+        ssl_context=tls,
+    )
+    await mllp.start()
+    app = build_app(gateway, ops_token=settings.ops_token or None)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    )
+    log.info("MLLP listening on %s:%d, HTTP on http://%s:%d/", settings.mllp_host, mllp.port,
+             settings.http_host, settings.http_port)
+    tasks = [asyncio.create_task(server.serve())]
+    if demo:
+        from adapters.hl7.demo import run_demo_feed
+
+        tasks.append(asyncio.create_task(
+            asyncio.to_thread(run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0)
+        ))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    try:
+        await tasks[0]
+    finally:
+        for t in tasks[1:]:
+            t.cancel()
+        await mllp.stop()
+        gateway.stop()
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from referral_gateway.replay import replay_files
+
+    settings = _settings(args)
+    summary = replay_files(settings, args.files, progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_reprocess(args: argparse.Namespace) -> int:
+    from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.storage.views import error_store
+
+    gateway = build_gateway(_settings(args), create_keyring=False)
+    try:
+        n = gateway.inbox.requeue_errors(ids=args.ids)
+        done = gateway.pipeline.drain()
+        left = len(error_store(gateway.engine))
+    finally:
+        gateway.stop()
+    print(f"requeued {n} message(s); processed {done}; {left} still in the error store")
+    return 0
+
+
+def _cmd_referrals(args: argparse.Namespace) -> int:
+    from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.storage.views import referral_summaries
+
+    gateway = build_gateway(_settings(args), create_keyring=False)
+    try:
+        rows = referral_summaries(gateway.engine, site=args.site)
+    finally:
+        gateway.stop()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'id':36}  {'site':8} {'age':>3}  {'injury':12} {'status':14} rule")
+        for r in rows:
+            print(f"{r['id']:36}  {r['site']:8} {r['age'] or '':>3}  "
+                  f"{r['injury_category'] or '':12} {r['status']:14} {r['detection_rule']}")
+    return 0
+
+
+def _cmd_counts(args: argparse.Namespace) -> int:
+    from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.storage.views import METRICS, feed_counts
+
+    gateway = build_gateway(_settings(args), create_keyring=False)
+    try:
+        rows = feed_counts(gateway.engine, since=args.since)
+    finally:
+        gateway.stop()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'day':10} {'channel':6} {'sender':30} " + " ".join(f"{m:>9}" for m in METRICS))
+    for r in rows:
+        print(f"{r['day']:10} {r['channel']:6} {r['sender'][:30]:30} "
+              + " ".join(f"{r[m]:>9}" for m in METRICS))
+    return 0
+
+
+def _cmd_errors(args: argparse.Namespace) -> int:
+    from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.storage.views import error_store
+
+    gateway = build_gateway(_settings(args), create_keyring=False)
+    try:
+        rows = error_store(gateway.engine)
+    finally:
+        gateway.stop()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"#{r['id']} {r['received_at']} {r['sender']} {r['message_type']} "
+                  f"[{r['stage']}] {r['error']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from adapters.hl7.demo import run_demo_feed
+
+    summary = run_demo_feed(args.host, args.port, count=args.count, rate=args.rate, seed=args.seed)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+_COMMANDS = {
+    "serve": _cmd_serve,
+    "replay": _cmd_replay,
+    "reprocess": _cmd_reprocess,
+    "referrals": _cmd_referrals,
+    "counts": _cmd_counts,
+    "errors": _cmd_errors,
+    "demo": _cmd_demo,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

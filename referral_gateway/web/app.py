@@ -1,0 +1,55 @@
+"""The HTTP face of the gateway: operations JSON now; queue, FHIR and reports mount here."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+
+from referral_gateway.bootstrap import Gateway
+from referral_gateway.storage.views import error_store, feed_counts
+
+
+def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Referral gateway",
+        summary="ED feeds to youth-worker referrals, gated by consent",
+        version="0.1.0",
+    )
+    app.state.gateway = gateway
+
+    def require_ops(request: Request) -> None:
+        """Operations views carry no identifiable data, but still need the ops token when
+        one is configured."""
+        if not ops_token:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
+            raise HTTPException(status_code=401, detail="ops token required",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    OpsDep = Annotated[None, Depends(require_ops)]
+
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/ops/counts", tags=["operations"])
+    def counts(_: OpsDep, since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
+        """Received, duplicate, filtered, errored and candidate messages per sender per day."""
+        return feed_counts(gateway.engine, since=since)
+
+    @app.get("/api/ops/errors", tags=["operations"])
+    def errors(_: OpsDep) -> list[dict[str, Any]]:
+        """The error store: messages that failed a stage, with the stage and the error."""
+        return error_store(gateway.engine)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # never echo exception text: it may carry identifiable data
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app
