@@ -115,10 +115,17 @@ def read_replies(sock: socket.socket, count: int) -> list[bytes]:
 
 
 def read_until_closed(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection (socket timeout applies)."""
+    """Everything the server sends until it closes the connection (socket timeout applies).
+
+    A reset counts as closed: a server closing with our bytes still unread makes the kernel
+    answer with RST instead of FIN.
+    """
     data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
     return data
 
 
