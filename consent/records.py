@@ -26,8 +26,10 @@ Who may give consent:
 
 A proposal a youth worker can correct comes back as a `Refusal` whose `problems` map each
 form field to a sentence saying what to do. Fields that do not belong to the outcome (an
-override reason on a "declined" record, say) are not stored. Exceptions are kept for
-programming errors: naive datetimes, empty user ids, a history that breaks its invariants.
+override reason on a "declined" record, say, or a not-approached detail when the reason is
+not "other") are not stored: free text is kept only where a rule asks for it. Exceptions
+are kept for programming errors: naive datetimes, empty user ids, a history that breaks its
+invariants.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from consent.records import (
     BasisKind,
     ConsentGiver,
     ConsentOutcome,
+    ConsentProposal,
     ConsentRecord,
     NotApproachedReason,
     Refusal,
@@ -233,7 +234,9 @@ def test_an_override_is_refused_while_consent_is_given() -> None:
     [(), (declined(),), (not_approached(),), (given_by_young_person(), withdrawn())],
     ids=["no record", "declined", "not approached", "already withdrawn"],
 )
-def test_withdrawal_without_consent_or_override_in_force_is_refused(before: tuple) -> None:
+def test_withdrawal_without_consent_or_override_in_force_is_refused(
+    before: tuple[ConsentProposal, ...],
+) -> None:
     history = history_of(*before)
 
     problems = refused(record_consent(history, withdrawn(), now=LATER))

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from consent.errors import InvalidInputError
+from consent.records import ConsentRecord
 from consent.retention import (
     ReferralFacts,
     Retention,
@@ -57,7 +58,7 @@ def midnight_utc(y: int, m: int, d: int) -> datetime:
     ids=["declined", "not approached", "withdrawn", "stale candidate"],
 )
 def test_identifiable_data_without_a_basis_goes_seven_days_after_the_outcome(
-    history: list, rule: RetentionRule, erase_after: datetime
+    history: list[ConsentRecord], rule: RetentionRule, erase_after: datetime
 ) -> None:
     facts = ReferralFacts(candidate_since=CANDIDATE_SINCE, history=history)
 
