@@ -56,6 +56,18 @@ class AuditEntry:
     prev_hash: str
     hash: str
 
+    def expected_hash(self) -> str:
+        """The hash this entry's fields call for; differs from `hash` once it is edited."""
+        return entry_hash(
+            seq=self.seq,
+            at=self.at,
+            actor=self.actor,
+            action=self.action,
+            subject=self.subject,
+            why=self.why,
+            prev_hash=self.prev_hash,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
@@ -160,16 +172,7 @@ def verify_chain(
                 f"Entry {entry.seq} does not follow the entry before it: an entry before "
                 "it was changed, removed or moved.",
             )
-        recomputed = entry_hash(
-            seq=entry.seq,
-            at=entry.at,
-            actor=entry.actor,
-            action=entry.action,
-            subject=entry.subject,
-            why=entry.why,
-            prev_hash=entry.prev_hash,
-        )
-        if recomputed != entry.hash:
+        if entry.expected_hash() != entry.hash:
             return broken(entry.seq, f"Entry {entry.seq} was changed after it was written.")
         if head is not None and entry.seq == head.seq and entry.hash != head.hash:
             return broken(

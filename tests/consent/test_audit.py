@@ -14,7 +14,6 @@ from consent.audit import (
     AuditEntry,
     ChainHead,
     chain_entry,
-    entry_hash,
     verify_chain,
 )
 from consent.errors import InvalidInputError
@@ -45,18 +44,7 @@ def a_chain(n: int = len(EVENTS)) -> list[AuditEntry]:
 def rehashed(entry: AuditEntry, **changes: object) -> AuditEntry:
     """`entry` changed and resealed, as someone with write access to the store could."""
     changed = replace(entry, **changes)  # type: ignore[arg-type]
-    return replace(
-        changed,
-        hash=entry_hash(
-            seq=changed.seq,
-            at=changed.at,
-            actor=changed.actor,
-            action=changed.action,
-            subject=changed.subject,
-            why=changed.why,
-            prev_hash=changed.prev_hash,
-        ),
-    )
+    return replace(changed, hash=changed.expected_hash())
 
 
 # -- building ------------------------------------------------------------------------------------
