@@ -285,8 +285,9 @@ def _find_signals(attendance: Attendance, valueset: ValueSet) -> _Signals:
         if normalise_coding_system(coding.system) not in _KNOWN_SYSTEMS and coding.display:
             texts.append(coding.display)
 
-    found_assault = _scan(texts, valueset.assault_terms, valueset.negation)
-    found_self_harm = _scan(texts, valueset.self_harm_terms, valueset.negation)
+    scanned = [_ScannedText(text, valueset.negation) for text in texts]
+    found_assault = _scan(scanned, valueset.assault_terms, valueset.negation)
+    found_self_harm = _scan(scanned, valueset.self_harm_terms, valueset.negation)
     for term, cue in found_assault:
         if cue is None:
             signals.assault.append(
@@ -322,22 +323,49 @@ def _value(member: enum.StrEnum | None) -> str:
     return member.value if member is not None else "unclassified"
 
 
+class _ScannedText:
+    """A text with its pseudo-negation spans and clause boundaries worked out once."""
+
+    __slots__ = ("pseudo", "stops", "text")
+
+    def __init__(self, text: str, negation: NegationRules) -> None:
+        self.text = text
+        self.pseudo = [m.span() for p in negation.pseudo for m in p.finditer(text)]
+        self.stops = [m.span() for m in negation.terminators.finditer(text)]
+
+    def clause(self, start: int, end: int) -> tuple[int, int]:
+        """Where the clause holding text[start:end] begins and ends."""
+        clause_start, clause_end = 0, len(self.text)
+        for stop_start, stop_end in self.stops:
+            if stop_end <= start:
+                clause_start = stop_end
+            elif stop_start >= end:
+                clause_end = stop_start
+                break
+        return clause_start, clause_end
+
+    def in_pseudo(self, span: tuple[int, int]) -> bool:
+        return any(s <= span[0] and span[1] <= e for s, e in self.pseudo)
+
+
 def _scan(
-    texts: list[str], terms: tuple[TextTerm, ...], negation: NegationRules
+    texts: list[_ScannedText], terms: tuple[TextTerm, ...], negation: NegationRules
 ) -> list[tuple[TextTerm, str | None]]:
     """Each term found, with None if some occurrence counts or else the negating cue id."""
     found: list[tuple[TextTerm, str | None]] = []
     for term in terms:
         negated_by: str | None = None
         counts = False
-        for text in texts:
-            pseudo = [m.span() for p in negation.pseudo for m in p.finditer(text)]
-            excluded = [m.span() for p in term.excludes for m in p.finditer(text)]
-            for match in term.pattern.finditer(text):
+        for scanned in texts:
+            matches = list(term.pattern.finditer(scanned.text))
+            if not matches:
+                continue
+            excluded = [m.span() for p in term.excludes for m in p.finditer(scanned.text)]
+            for match in matches:
                 start, end = match.span()
                 if any(s <= start and end <= e for s, e in excluded):
                     continue
-                cue = _negating_cue(text, start, end, negation, pseudo)
+                cue = _negating_cue(scanned, start, end, negation)
                 if cue is None:
                     counts = True
                     break
@@ -355,30 +383,19 @@ _WORD = re.compile(r"\w+")
 
 
 def _negating_cue(
-    text: str,
-    start: int,
-    end: int,
-    negation: NegationRules,
-    pseudo: list[tuple[int, int]],
+    scanned: _ScannedText, start: int, end: int, negation: NegationRules
 ) -> str | None:
-    clause_start = 0
-    for stop in negation.terminators.finditer(text, 0, start):
-        clause_start = stop.end()
-    stop_after = negation.terminators.search(text, end)
-    clause_end = stop_after.start() if stop_after else len(text)
-
-    def in_pseudo(span: tuple[int, int]) -> bool:
-        return any(s <= span[0] and span[1] <= e for s, e in pseudo)
-
+    text = scanned.text
+    clause_start, clause_end = scanned.clause(start, end)
     for cue in negation.before:
         for found in cue.pattern.finditer(text, clause_start, start):
-            if in_pseudo(found.span()):
+            if scanned.in_pseudo(found.span()):
                 continue
             if len(_WORD.findall(text, found.end(), start)) <= negation.window_words:
                 return cue.id
     for cue in negation.after:
         for found in cue.pattern.finditer(text, end, clause_end):
-            if in_pseudo(found.span()):
+            if scanned.in_pseudo(found.span()):
                 continue
             if len(_WORD.findall(text, end, found.start())) <= negation.window_words:
                 return cue.id
