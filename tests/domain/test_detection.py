@@ -371,6 +371,7 @@ def test_free_text_phrase_is_an_assault_signal(
         "kicked by a horse at stables",
         "kicked in the head by horse",
         "kicked playing football",
+        "kicked in shin at football training",
         "kicked a door in anger",
         "punched a wall",
         "punched the door",
@@ -434,6 +435,7 @@ def test_negated_assault_phrase_does_not_count(text: str) -> None:
         "denies knowing who assaulted him",
         "previously well, assaulted tonight",
         "denies drugs. assaulted",
+        "kicked in head after football match by rival fans",
     ],
 )
 def test_suspected_or_unnegated_assault_phrase_counts(text: str) -> None:
