@@ -98,8 +98,10 @@ def build_ack(
     `code` is AA/AE/AR (original mode, application ack) or CA/CE/CR (enhanced mode, accept
     ack). `now` becomes MSH-7 (with its UTC offset when aware); `control_id` is our MSH-10.
     With `header` None (unreadable input) the ACK uses the default separators, version
-    2.5.1, empty MSH-3..6 and an empty MSA-2. The ERR segment follows the version: ERR-2/3/4/8
-    from v2.5, ERR-1 (plus the text in MSA-3) before.
+    2.5.1, MSH-9 ``ACK^^ACK``, empty MSH-3..6 and an empty MSA-2 (HL7 makes MSA-2 required,
+    but there is no control id to echo). Before v2.3.1 MSH-9 has no third component (no
+    message structure existed), so it is ``ACK^<trigger>``. The ERR segment follows the
+    version: ERR-2/3/4/8 from v2.5, ERR-1 (plus the text in MSA-3) before.
     """
     code = code.upper()
     if code not in ORIGINAL_CODES | ENHANCED_CODES:

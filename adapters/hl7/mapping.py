@@ -77,8 +77,6 @@ _CODING_SYSTEMS = {
     "SNOMEDCT": "snomed",
     "SNOMEDCTUK": "snomed",
     "SNM": "snomed",
-    "SNOMEDINFOSCT": "snomed",  # http://snomed.info/sct
-    "216840111388396": "snomed",  # 2.16.840.1.113883.6.96
     "I10": "icd10",
     "ICD10": "icd10",
     "ICD10UK": "icd10",
@@ -86,7 +84,6 @@ _CODING_SYSTEMS = {
     "I10C": "icd10",
     "I10UK": "icd10",
     "ICD10WHO": "icd10",
-    "216840111388363": "icd10",  # 2.16.840.1.113883.6.3
     "ECDS": "ecds",
     "ECDSINJURYINTENT": "ecds",
     "I9": "icd9",
@@ -99,6 +96,15 @@ _CODING_SYSTEMS = {
     "OPCS4": "opcs4",
     "OPCS": "opcs4",
 }
+_CODING_SYSTEM_URIS = {
+    "http://snomed.info/sct": "snomed",
+    "2.16.840.1.113883.6.96": "snomed",
+    "http://hl7.org/fhir/sid/icd-10": "icd10",
+    "http://hl7.org/fhir/sid/icd-10-uk": "icd10",
+    "2.16.840.1.113883.6.3": "icd10",
+    "http://loinc.org": "loinc",
+    "2.16.840.1.113883.6.1": "loinc",
+}
 _CLINICAL_SYSTEMS = frozenset({"snomed", "icd10", "ecds"})
 _CHIEF_COMPLAINT_CODES = frozenset({"8661-1", "10154-3", "46239-0"})  # LOINC
 _TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -110,10 +116,11 @@ def normalise_coding_system(system: str) -> str:
 
     Unknown systems come back lower-cased, as sent.
     """
-    key = "".join(ch for ch in system.upper() if ch.isalnum())
-    if key.startswith("HTTP"):
-        key = key.removeprefix("HTTPS").removeprefix("HTTP")
-    return _CODING_SYSTEMS.get(key, system.strip().lower())
+    sent = system.strip().lower()
+    if sent in _CODING_SYSTEM_URIS:
+        return _CODING_SYSTEM_URIS[sent]
+    key = "".join(ch for ch in sent.upper() if ch.isalnum())
+    return _CODING_SYSTEMS.get(key, sent)
 
 
 def nhs_number_is_valid(number: str) -> bool:
