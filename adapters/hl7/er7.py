@@ -38,7 +38,7 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _JUNK = "\ufeff\x00\x0b\x1c \t\r\n"  # BOM, NUL, MLLP block bytes, whitespace
 _SEGMENT_END_JUNK = " \t\x00\x0b\x1c\ufeff"
-_LINE_BREAKS = re.compile(r"[ \t\x00]*(?:\r\n|\n|\r)[ \t\x00\r\n]*")
+_LINE_BREAK = re.compile(r"[\r\n]")
 _MSH_START = re.compile(r"(?:\A|[\r\n])[\s\x00\x0b\x1c\ufeff]*(MSH)")
 _FIRST_HEADER = re.compile(r"MSH|FHS|BHS")
 _SEGMENT_NAME = re.compile(r"[A-Z][A-Z0-9]{2}\Z")
@@ -107,11 +107,19 @@ def normalise_text(text: str) -> str:
     """Normalise already-decoded text the way `decode_message` does."""
     text = text.lstrip(_JUNK)
     if not text.startswith(("MSH", "FHS", "BHS")):
-        first_line = _LINE_BREAKS.split(text, maxsplit=1)[0]
+        first_line = _LINE_BREAK.split(text, maxsplit=1)[0]
         found = _FIRST_HEADER.search(first_line)
         if found is not None:
             text = text[found.start() :]
-    return _LINE_BREAKS.sub(SEGMENT_TERMINATOR, text).rstrip(_JUNK)
+    return _join_segments(text)
+
+
+def _join_segments(text: str) -> str:
+    """One ``\r`` between segments; no blank segments; no blanks/TABs/NULs at segment ends."""
+    if "\n" in text:
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
+    segments = [segment.strip(_SEGMENT_END_JUNK) for segment in text.split(SEGMENT_TERMINATOR)]
+    return SEGMENT_TERMINATOR.join(segment for segment in segments if segment)
 
 
 def _decode(data: bytes, declared: str | None) -> str:
@@ -166,7 +174,7 @@ def split_messages(text: str) -> list[str]:
     between segments and no trailing terminator.
     """
     if "\n" in text:
-        text = _LINE_BREAKS.sub(SEGMENT_TERMINATOR, text)
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
     messages: list[str] = []
     current: list[str] = []
     for raw in text.split(SEGMENT_TERMINATOR):
@@ -210,24 +218,8 @@ class Separators:
         if len(segment) < 4 or not segment.startswith("MSH"):
             raise UnreadableMessage("MSH-1 field separator is missing", segment="MSH", field=1)
         field = segment[3]
-        if field.isalnum() or field in "\r\n ":
-            raise UnreadableMessage(
-                "MSH-1 field separator is a letter, digit or blank", segment="MSH", field=1
-            )
         end = segment.find(field, 4)
-        chars = segment[4:] if end < 0 else segment[4:end]
-        if (
-            not 2 <= len(chars) <= 5
-            or len(set(chars)) != len(chars)
-            or any(c.isalnum() or c.isspace() for c in chars)
-        ):
-            raise UnreadableMessage(
-                "MSH-2 encoding characters are missing or invalid",
-                segment="MSH",
-                field=2,
-                code="102",
-            )
-        return cls(field, chars[0], chars[1], chars[2:3], chars[3:4], chars[4:5])
+        return _separators(field, segment[4:] if end < 0 else segment[4:end])
 
     @classmethod
     def from_encoding_characters(cls, field: str, chars: str) -> Separators:
@@ -235,6 +227,24 @@ class Separators:
 
 
 DEFAULT_SEPARATORS = Separators()
+
+
+@lru_cache(maxsize=64)
+def _separators(field: str, chars: str) -> Separators:
+    if field.isalnum() or field in "\r\n ":
+        raise UnreadableMessage(
+            "MSH-1 field separator is a letter, digit or blank", segment="MSH", field=1
+        )
+    if (
+        not 2 <= len(chars) <= 5
+        or len(set(chars)) != len(chars)
+        or field in chars
+        or any(c.isalnum() or c.isspace() for c in chars)
+    ):
+        raise UnreadableMessage(
+            "MSH-2 encoding characters are missing or invalid", segment="MSH", field=2, code="102"
+        )
+    return Separators(field, chars[0], chars[1], chars[2:3], chars[3:4], chars[4:5])
 
 
 @lru_cache(maxsize=16)
@@ -286,8 +296,16 @@ def unescape(value: str, separators: Separators) -> str:
     return _escape_sequence(escape).sub(resolve, value)
 
 
+@lru_cache(maxsize=16)
+def _special_characters(separators: Separators) -> re.Pattern[str]:
+    chars = separators.field + separators.encoding_characters + "\\\r\n"
+    return re.compile("[" + re.escape(chars) + "]")
+
+
 def escape(value: str, separators: Separators) -> str:
     """Escape text so it can be written into an ER7 field with these separators."""
+    if not _special_characters(separators).search(value):
+        return value
     esc = separators.escape or "\\"
     out = value.replace(esc, f"{esc}E{esc}")
     for char, code in (
@@ -323,17 +341,35 @@ def _pick(raw: str, seps: Separators, repetition: int, component: int, subcompon
 
 
 class Repetition:
-    """One repetition of a field: components and subcomponents split on demand."""
+    """One repetition of a field: components split once, on first use."""
 
-    __slots__ = ("_separators", "raw")
+    __slots__ = ("_components", "_separators", "raw")
 
     def __init__(self, raw: str, separators: Separators) -> None:
         self.raw = raw
         self._separators = separators
+        self._components: list[str] | None = None
 
     def get(self, component: int = 1, subcomponent: int = 1) -> str:
         """Unescaped component (and subcomponent); "" when absent."""
-        return _pick(self.raw, self._separators, 1, component, subcomponent)
+        components = self._components
+        if components is None:
+            separator = self._separators.component
+            components = self.raw.split(separator) if separator else [self.raw]
+            self._components = components
+        if not 1 <= component <= len(components):
+            return ""
+        value = components[component - 1]
+        separator = self._separators.subcomponent
+        if separator and separator in value:
+            parts = value.split(separator)
+            if not 1 <= subcomponent <= len(parts):
+                return ""
+            value = parts[subcomponent - 1]
+        elif subcomponent != 1:
+            return ""
+        escape = self._separators.escape
+        return unescape(value, self._separators) if escape and escape in value else value
 
     def text(self) -> str:
         """The whole repetition unescaped, component separators left as sent (for text types)."""
@@ -346,15 +382,19 @@ class Repetition:
         return "Repetition(<value>)"
 
 
+_NO_REPETITIONS: tuple[Repetition, ...] = ()
+
+
 class Segment:
     """One segment; `field(n)` numbering as in HL7 (for MSH, field 1 is the separator)."""
 
-    __slots__ = ("_fields", "_separators", "name")
+    __slots__ = ("_fields", "_repetitions", "_separators", "name")
 
     def __init__(self, name: str, fields: list[str], separators: Separators) -> None:
         self.name = name
         self._fields = fields
         self._separators = separators
+        self._repetitions: dict[int, tuple[Repetition, ...]] = {}
 
     def __repr__(self) -> str:
         return f"Segment({self.name!r}, fields={len(self._fields) - 1})"
@@ -372,35 +412,41 @@ class Segment:
     def _is_encoding_field(self, field: int) -> bool:
         return field <= 2 and self.name == "MSH"
 
-    def repetitions(self, field: int) -> list[Repetition]:
-        """The field's repetitions (an empty field gives an empty list)."""
+    def repetitions(self, field: int) -> tuple[Repetition, ...]:
+        """The field's repetitions (an empty field gives an empty tuple)."""
+        found = self._repetitions.get(field)
+        if found is not None:
+            return found
         raw = self.raw(field)
+        seps = self._separators
         if not raw:
-            return []
-        if self._is_encoding_field(field) or not self._separators.repetition:
-            return [Repetition(raw, self._separators)]
-        return [Repetition(r, self._separators) for r in raw.split(self._separators.repetition)]
+            found = _NO_REPETITIONS
+        elif self._is_encoding_field(field) or not seps.repetition:
+            found = (Repetition(raw, seps),)
+        else:
+            found = tuple(Repetition(r, seps) for r in raw.split(seps.repetition))
+        self._repetitions[field] = found
+        return found
 
     def get(
         self, field: int, component: int = 1, subcomponent: int = 1, *, repetition: int = 1
     ) -> str:
         """Unescaped value at field.component.subcomponent of a repetition; "" when absent."""
-        raw = self.raw(field)
-        if not raw:
-            return ""
         if self._is_encoding_field(field):
-            return raw
-        return _pick(raw, self._separators, repetition, component, subcomponent)
+            return self.raw(field)
+        reps = self.repetitions(field)
+        if not 1 <= repetition <= len(reps):
+            return ""
+        return reps[repetition - 1].get(component, subcomponent)
 
     def text(self, field: int, *, repetition: int = 1) -> str:
         """A whole repetition unescaped, for free-text fields (ST/TX/FT) sent without escaping."""
-        raw = self.raw(field)
-        if not raw or self._is_encoding_field(field):
-            return raw
-        reps = raw.split(self._separators.repetition) if self._separators.repetition else [raw]
+        if self._is_encoding_field(field):
+            return self.raw(field)
+        reps = self.repetitions(field)
         if not 1 <= repetition <= len(reps):
             return ""
-        return unescape(reps[repetition - 1], self._separators)
+        return reps[repetition - 1].text()
 
 
 class Er7Message:
@@ -417,7 +463,7 @@ class Er7Message:
 
     def __init__(self, text: str) -> None:
         if "\n" in text:
-            text = _LINE_BREAKS.sub(SEGMENT_TERMINATOR, text)
+            text = text.replace("\r\n", "\r").replace("\n", "\r")
         lines = text.split(SEGMENT_TERMINATOR)
         start = -1
         for index, line in enumerate(lines):

@@ -27,7 +27,7 @@ a free-text rule cannot fire on, say, the display of a self-harm code.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
 from adapters.hl7.er7 import Er7Message, Repetition, Segment, parse_date, parse_timestamp
@@ -252,7 +252,7 @@ def _is_nhs_number(identifier: Repetition) -> bool:
     return bool(authority & _NHS_AUTHORITIES) or identifier.get(5).strip().upper() in _NHS_TYPES
 
 
-def _name(names: list[Repetition]) -> tuple[str | None, str | None]:
+def _name(names: Sequence[Repetition]) -> tuple[str | None, str | None]:
     usable = [n for n in names if n.get(1).strip() or n.get(2).strip()]
     if not usable:
         return None, None
@@ -272,7 +272,7 @@ def _birth_date(value: str, flags: list[str]) -> date | None:
     return born
 
 
-def _address(addresses: list[Repetition]) -> str | None:
+def _address(addresses: Sequence[Repetition]) -> str | None:
     for address in addresses:
         parts = [address.get(i).strip() for i in range(1, 7)]
         text = ", ".join(part for part in parts if part)
@@ -281,7 +281,7 @@ def _address(addresses: list[Repetition]) -> str | None:
     return None
 
 
-def _phone(numbers: list[Repetition]) -> str | None:
+def _phone(numbers: Sequence[Repetition]) -> str | None:
     for number in numbers:
         use, equipment = number.get(2).strip().upper(), number.get(3).strip().upper()
         if use == "NET" or equipment in ("INTERNET", "X.400"):

@@ -227,7 +227,7 @@ def test_repetitions_are_listed_and_read_component_by_component() -> None:
         (m.NHS_NUMBER, "NH"),
         ("LOC123456", "MR"),
     ]
-    assert pid.repetitions(2) == []
+    assert pid.repetitions(2) == ()
 
 
 def test_segments_lists_every_occurrence_in_order() -> None:
