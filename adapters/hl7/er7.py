@@ -115,7 +115,7 @@ def normalise_text(text: str) -> str:
 
 
 def _join_segments(text: str) -> str:
-    """One ``\r`` between segments; no blank segments; no blanks/TABs/NULs at segment ends."""
+    """One ``\\r`` between segments; no blank segments; no blanks/TABs/NULs at segment ends."""
     if "\n" in text:
         text = text.replace("\r\n", "\r").replace("\n", "\r")
     segments = [segment.strip(_SEGMENT_END_JUNK) for segment in text.split(SEGMENT_TERMINATOR)]

@@ -58,6 +58,11 @@ def test_ascii_declared_but_utf8_bytes_fall_back_to_utf8() -> None:
     assert Er7Message(decode_message(data)).get("PID", 5, 2) == "Zo\u00eb"
 
 
+def test_utf16_with_byte_order_mark_is_decoded() -> None:
+    data = m.adt("A01", patient=m.pid(name="Testperson^Zo\u00eb")).encode("utf-16")
+    assert Er7Message(decode_message(data)).get("PID", 5, 2) == "Zo\u00eb"
+
+
 def test_mllp_bytes_nuls_and_whitespace_around_the_message_are_stripped() -> None:
     data = b"\x0b\x00 " + m.A01_STAB_WOUND.encode() + b"\r\n\x00\x00\x1c\r"
     assert decode_message(data) == m.A01_STAB_WOUND
