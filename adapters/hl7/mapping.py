@@ -41,6 +41,8 @@ from referral_gateway.domain.attendance import (
     Sex,
     Source,
 )
+from referral_gateway.domain.nhs_number import is_valid_nhs_number
+from referral_gateway.domain.valuesets import normalise_coding_system
 
 EVENT_KINDS = {
     "A01": EventKind.ARRIVAL,
@@ -70,71 +72,10 @@ NHS_NUMBER_OID = "2.16.840.1.113883.2.1.4.1"
 _NHS_AUTHORITIES = frozenset({"NHS", "NHSNBR", "NHS NUMBER", NHS_NUMBER_OID})
 _NHS_TYPES = frozenset({"NH", "NHS", "NHSNBR"})
 
-# Private until referral_gateway/domain/valuesets.py provides `normalise_coding_system`.
-_CODING_SYSTEMS = {
-    "SCT": "snomed",
-    "SNOMED": "snomed",
-    "SNOMEDCT": "snomed",
-    "SNOMEDCTUK": "snomed",
-    "SNM": "snomed",
-    "I10": "icd10",
-    "ICD10": "icd10",
-    "ICD10UK": "icd10",
-    "ICD10CM": "icd10",
-    "I10C": "icd10",
-    "I10UK": "icd10",
-    "ICD10WHO": "icd10",
-    "ECDS": "ecds",
-    "ECDSINJURYINTENT": "ecds",
-    "I9": "icd9",
-    "I9C": "icd9",
-    "I9CDX": "icd9",
-    "ICD9": "icd9",
-    "ICD9CM": "icd9",
-    "LN": "loinc",
-    "LOINC": "loinc",
-    "OPCS4": "opcs4",
-    "OPCS": "opcs4",
-}
-_CODING_SYSTEM_URIS = {
-    "http://snomed.info/sct": "snomed",
-    "2.16.840.1.113883.6.96": "snomed",
-    "http://hl7.org/fhir/sid/icd-10": "icd10",
-    "http://hl7.org/fhir/sid/icd-10-uk": "icd10",
-    "2.16.840.1.113883.6.3": "icd10",
-    "http://loinc.org": "loinc",
-    "2.16.840.1.113883.6.1": "loinc",
-}
 _CLINICAL_SYSTEMS = frozenset({"snomed", "icd10", "ecds"})
 _CHIEF_COMPLAINT_CODES = frozenset({"8661-1", "10154-3", "46239-0"})  # LOINC
 _TEXT_TYPES = frozenset({"ST", "TX", "FT"})
 _CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
-
-
-def normalise_coding_system(system: str) -> str:
-    """A sender's coding system name to our short name ('snomed', 'icd10', 'ecds', ...).
-
-    Unknown systems come back lower-cased, as sent.
-    """
-    sent = system.strip().lower()
-    if sent in _CODING_SYSTEM_URIS:
-        return _CODING_SYSTEM_URIS[sent]
-    key = "".join(ch for ch in sent.upper() if ch.isalnum())
-    return _CODING_SYSTEMS.get(key, sent)
-
-
-def nhs_number_is_valid(number: str) -> bool:
-    """Modulus 11 check: weights 10..2 on the first nine digits, check = 11 - (sum mod 11),
-    11 -> 0, 10 -> invalid."""
-    if len(number) != 10 or not number.isdigit():
-        return False
-    total = sum(
-        int(digit) * weight for digit, weight in zip(number, range(10, 1, -1), strict=False)
-    )
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(number[9])
 
 
 def to_attendance_event(msg: Er7Message, *, site: str | None = None) -> AttendanceEvent | None:
@@ -227,12 +168,12 @@ def _patient(pid: Segment, flags: list[str]) -> PatientIdentity:
         if _is_nhs_number(repetition):
             candidate = "".join(value.split()).replace("-", "")
             if nhs_number is None or (
-                not nhs_number_is_valid(nhs_number) and nhs_number_is_valid(candidate)
+                not is_valid_nhs_number(nhs_number) and is_valid_nhs_number(candidate)
             ):
                 nhs_number = candidate
         elif value not in local_ids:
             local_ids.append(value)
-    if nhs_number is not None and not nhs_number_is_valid(nhs_number):
+    if nhs_number is not None and not is_valid_nhs_number(nhs_number):
         flags.append("invalid_nhs_number")
 
     family, given = _name(pid.repetitions(5))

@@ -78,8 +78,7 @@ def adt(event: str, visit: Visit, control_id: str, *, sent: datetime,
     struct = structure or {"A04": "ADT_A01", "A08": "ADT_A01", "A11": "ADT_A09",
                            "A13": "ADT_A01", "A03": "ADT_A03"}.get(event, "ADT_A01")
     segs = [
-        f"MSH|^~\\&|EDIS|{visit.site}|RG|RG|{ts(sent)}||ADT^{event}^{struct}|{control_id}|P|2.4"
-        "|||AL|NE||8859/1",
+        f"MSH|^~\\&|EDIS|{visit.site}|RG|RG|{ts(sent)}||ADT^{event}^{struct}|{control_id}|P|2.4",
         f"EVN|{event}|{ts(sent)}",
         f"PID|1||{p.nhs_number}^^^NHS^NH~{p.mrn}^^^{visit.site}^MR||{p.family}^{p.given}||"
         f"{p.birth_date:%Y%m%d}|{p.sex}|||1 Example Street^^Testtown^^ZZ1 1ZZ||07700 900000",

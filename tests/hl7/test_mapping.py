@@ -9,8 +9,6 @@ import pytest
 from adapters.hl7.er7 import Er7Message, decode_message
 from adapters.hl7.errors import UnmappableMessage
 from adapters.hl7.mapping import (
-    nhs_number_is_valid,
-    normalise_coding_system,
     to_attendance_event,
 )
 from referral_gateway.domain.attendance import (
@@ -212,29 +210,6 @@ def test_identifiers_other_than_nhs_numbers_are_local_ids() -> None:
     assert (patient.nhs_number, patient.local_ids) == (None, ("A1", "B2"))
 
 
-@pytest.mark.parametrize(
-    ("number", "valid"),
-    [
-        ("9990000018", True),  # worked in messages.py
-        ("9990000026", True),
-        ("9990000017", False),  # wrong check digit
-        ("9434765919", True),  # the NHS Data Dictionary's own example
-        ("9434765918", False),
-        ("999000001", False),  # nine digits
-        ("99900000181", False),  # eleven digits
-        ("999000001X", False),
-        ("1000000000", False),  # 1*10 = 10; 11 - 10 = 1, last digit 0: wrong
-        ("1000000001", True),  # check digit 1 (see above)
-        ("0000000000", True),  # sum 0: 11 - 0 = 11 -> 0
-        ("2000000000", False),  # 2*10 = 20; 20 mod 11 = 9; 11 - 9 = 2, not 0
-        ("1100000000", False),  # 10 + 9 = 19; mod 11 = 8; 11 - 8 = 3, not 0
-        ("0000000060", False),  # 6*2 = 12 -> mod 11 = 1 -> check 10: never valid
-    ],
-)
-def test_nhs_number_check_digit(number: str, valid: bool) -> None:
-    assert nhs_number_is_valid(number) is valid
-
-
 # --- demographics ------------------------------------------------------------------------
 
 
@@ -398,29 +373,6 @@ def test_escaped_text_in_a_chief_complaint_is_unescaped() -> None:
     assert event_of(m.with_segments(m.A01_WITHOUT_VISIT_NUMBER, obx)).free_text == (
         "Hit with bat & kicked",
     )
-
-
-@pytest.mark.parametrize(
-    ("sent", "short"),
-    [
-        ("SCT", "snomed"),
-        ("SNOMED", "snomed"),
-        ("SNOMED CT", "snomed"),
-        ("snomed-ct", "snomed"),
-        ("http://snomed.info/sct", "snomed"),
-        ("2.16.840.1.113883.6.96", "snomed"),
-        ("I10", "icd10"),
-        ("ICD10", "icd10"),
-        ("ICD-10", "icd10"),
-        ("icd10uk", "icd10"),
-        ("ECDS", "ecds"),
-        ("I9CDX", "icd9"),
-        ("LN", "loinc"),
-        ("99Local", "99local"),
-    ],
-)
-def test_coding_systems_are_normalised_to_short_names(sent: str, short: str) -> None:
-    assert normalise_coding_system(sent) == short
 
 
 # --- wire oddities reach the same event --------------------------------------------------
