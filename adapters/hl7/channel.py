@@ -116,16 +116,22 @@ class Hl7Intake:
         """The ACK for one message, or None where the sender asked for none."""
         control_id = f"{self._prefix}{next(self._ids)}"
         if item.header is None:
-            return build_ack(None, "AR", now=self.clock(), control_id=control_id,
-                             error=item.problem)
+            return build_ack(
+                None, "AR", now=self.clock(), control_id=control_id, error=item.problem
+            )
         plan = ack_plan(item.header, stored_ok)
         if plan.send_now is None:
             return None
-        error = None if stored_ok else AckError(
-            code=ErrorCode.APPLICATION_INTERNAL_ERROR, message="message could not be stored"
+        error = (
+            None
+            if stored_ok
+            else AckError(
+                code=ErrorCode.APPLICATION_INTERNAL_ERROR, message="message could not be stored"
+            )
         )
-        return build_ack(item.header, plan.send_now, now=self.clock(), control_id=control_id,
-                         error=error)
+        return build_ack(
+            item.header, plan.send_now, now=self.clock(), control_id=control_id, error=error
+        )
 
     async def __call__(self, frame: bytes, peer: Peer) -> list[bytes]:
         replies: list[bytes] = []
@@ -134,8 +140,7 @@ class Hl7Intake:
                 await self.intake.store_async(item.arrival)
                 ok = True
             except Exception as exc:
-                log.error("storage failed for a message from %s: %s", peer.host,
-                          type(exc).__name__)
+                log.error("storage failed for a message from %s: %s", peer.host, type(exc).__name__)
                 ok = False
             ack = self.acknowledge(item, ok)
             if ack is not None:
