@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from consent.errors import KeyRingError
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -95,11 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         handler = _COMMANDS[args.command]
         return handler(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyRingError as exc:
+        print(f"key ring error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
