@@ -46,6 +46,7 @@ class BatchResult:
     errors: int
     filtered: int
     new_referral_ids: tuple[str, ...] = ()
+    states: tuple[tuple[int, str], ...] = ()  # (message id, processed | filtered | error)
 
 
 class Pipeline:
@@ -61,6 +62,7 @@ class Pipeline:
         *,
         batch_size: int = 200,
         on_referral: Callable[[str], None] | None = None,
+        on_processed: Callable[[Sequence[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -71,6 +73,7 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self.on_referral = on_referral
+        self.on_processed = on_processed
 
     # -- running -----------------------------------------------------------------------
     def process_pending(self) -> BatchResult:
@@ -91,7 +94,10 @@ class Pipeline:
                 errors=sum(p.errors for p in parts),
                 filtered=sum(p.filtered for p in parts),
                 new_referral_ids=tuple(r for p in parts for r in p.new_referral_ids),
+                states=tuple(s for p in parts for s in p.states),
             )
+        if self.on_processed:
+            self.on_processed(result.states)
         if self.on_referral:
             for rid in result.new_referral_ids:
                 self.on_referral(rid)
@@ -125,13 +131,14 @@ class Pipeline:
                     [_count(message, self.clock().date(), "errored")],
                     keys=["channel", "sender", "day", "metric"],
                 )
-            return BatchResult(1, 0, 1, 0)
+            return BatchResult(1, 0, 1, 0, states=((message.id, "error"),))
 
     def _process_group(self, messages: Sequence[PendingMessage]) -> BatchResult:
         now = self.clock()
         counts: Counter[tuple[str, str, date, str]] = Counter()
         candidates = errors = filtered = 0
         new_ids: list[str] = []
+        states: list[tuple[int, str]] = []
         with self.engine.begin() as conn:
             for message in messages:
                 key = (message.channel, message.sender, now.date())
@@ -142,11 +149,13 @@ class Pipeline:
                     events = decoder(message)
                 except MessageRejected as rejected:
                     self._mark(conn, message.id, "error", None, rejected.stage, rejected.detail)
+                    states.append((message.id, "error"))
                     counts[(*key, "errored")] += 1
                     errors += 1
                     continue
                 if not events:
                     self._mark(conn, message.id, "filtered", "filtered", None, None)
+                    states.append((message.id, "filtered"))
                     counts[(*key, "filtered")] += 1
                     filtered += 1
                     continue
@@ -159,6 +168,7 @@ class Pipeline:
                         candidates += 1
                         outcome = "candidate"
                 self._mark(conn, message.id, "processed", outcome, None, None)
+                states.append((message.id, "processed"))
             add_counts(
                 conn,
                 COUNTS,
@@ -168,7 +178,9 @@ class Pipeline:
                 ],
                 keys=["channel", "sender", "day", "metric"],
             )
-        return BatchResult(len(messages), candidates, errors, filtered, tuple(new_ids))
+        return BatchResult(
+            len(messages), candidates, errors, filtered, tuple(new_ids), tuple(states)
+        )
 
     # -- one event ---------------------------------------------------------------------
     def _apply(
