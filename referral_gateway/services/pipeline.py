@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
@@ -37,6 +37,19 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 Raises MessageRejected for what cannot be read or mapped."""
 
 Clock = Callable[[], datetime]
+
+_MARK = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("_id"))
+    .values(
+        state=bindparam("state"),
+        outcome=bindparam("outcome"),
+        error_stage=bindparam("error_stage"),
+        error_detail=bindparam("error_detail"),
+        processed_at=bindparam("processed_at"),
+        attempts=INBOX.c.attempts + 1,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -139,16 +152,12 @@ class Pipeline:
         candidates = errors = filtered = 0
         new_ids: list[str] = []
         states: list[tuple[int, str]] = []
+        decoded = [(message, self._decode(message)) for message in messages]  # no lock held
         with self.engine.begin() as conn:
-            for message in messages:
+            for message, events in decoded:
                 key = (message.channel, message.sender, now.date())
-                try:
-                    decoder = self.decoders.get(message.channel)
-                    if decoder is None:
-                        raise MessageRejected("decode", f"no decoder for channel {message.channel}")
-                    events = decoder(message)
-                except MessageRejected as rejected:
-                    self._mark(conn, message.id, "error", None, rejected.stage, rejected.detail)
+                if isinstance(events, MessageRejected):
+                    self._mark(conn, message.id, "error", None, events.stage, events.detail)
                     states.append((message.id, "error"))
                     counts[(*key, "errored")] += 1
                     errors += 1
@@ -181,6 +190,15 @@ class Pipeline:
         return BatchResult(
             len(messages), candidates, errors, filtered, tuple(new_ids), tuple(states)
         )
+
+    def _decode(self, message: PendingMessage) -> Sequence[AttendanceEvent] | MessageRejected:
+        decoder = self.decoders.get(message.channel)
+        if decoder is None:
+            return MessageRejected("decode", f"no decoder for channel {message.channel}")
+        try:
+            return decoder(message)
+        except MessageRejected as rejected:
+            return rejected
 
     # -- one event ---------------------------------------------------------------------
     def _apply(
@@ -290,16 +308,15 @@ class Pipeline:
         detail: str | None,
     ) -> None:
         conn.execute(
-            update(INBOX)
-            .where(INBOX.c.id == message_id)
-            .values(
-                state=state,
-                outcome=outcome,
-                error_stage=stage,
-                error_detail=detail[:1000] if detail else None,
-                processed_at=self.clock(),
-                attempts=INBOX.c.attempts + 1,
-            )
+            _MARK,
+            {
+                "_id": message_id,
+                "state": state,
+                "outcome": outcome,
+                "error_stage": stage,
+                "error_detail": detail[:1000] if detail else None,
+                "processed_at": self.clock(),
+            },
         )
 
 
