@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from consent.keyring import KeyRingError
+from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=200, help="attendances to send (0 = for ever)")
     demo.add_argument("--rate", type=float, default=5.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=None)
+
+    consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
     return parser
 
 
@@ -89,6 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyRingError as exc:  # the message says what to do; it holds no key material
+        print(f"key ring error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -106,9 +113,11 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.jobs import start_jobs
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
+    scheduler = start_jobs(gateway)  # retention
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -147,6 +156,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        scheduler.shutdown(wait=False)
         gateway.stop()
 
 
@@ -246,6 +256,7 @@ _COMMANDS = {
     "counts": _cmd_counts,
     "errors": _cmd_errors,
     "demo": _cmd_demo,
+    **consent_commands.commands(_settings),
 }
 
 if __name__ == "__main__":
