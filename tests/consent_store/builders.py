@@ -89,15 +89,22 @@ def identity(**overrides: Any) -> PatientIdentity:
     return PatientIdentity(**(values | overrides))
 
 
-def hl7_arrival(control_id: str = "MSG0001", *, received_at: datetime = T0) -> Arrival:
-    """An A01 as an ED sends it, carrying every identifier above."""
+def hl7_arrival(
+    control_id: str = "MSG0001", *, visit_number: str = "V5551", received_at: datetime = T0
+) -> Arrival:
+    """An A01 as an ED sends it (v2.4): a 16-year-old with a stab wound, carrying every
+    identifier above in PID, and the clinical note in PV2-3's text."""
+    pv1 = ["PV1", "1", "E", "MAJ^BAY4^^RXX01^^^^^Majors"] + [""] * 41
+    pv1[19] = f"{visit_number}^^^{SITE}^VN"  # PV1-19 visit number
+    pv1[44] = "20260314222500"  # PV1-44 arrival
     segments = [
         f"MSH|^~\\&|EDIS|{SITE}|GATEWAY|YOUTH|20260314223000||ADT^A01|{control_id}|P|2.4",
         "EVN|A01|20260314223000",
         f"PID|1||{NHS_NUMBER}^^^NHS^NH~{LOCAL_ID}^^^{SITE}^MR||{FAMILY_NAME}^Zephyrine^Odalys"
         f"||20090723|F|||17 Larkspur Mews^^Wexcombe^^WX9 4QT||{PHONE}",
-        "PV1|1|E|MAJORS^BAY 4|||||||||||||||V5551|||||||||||||||||||||||||20260314222500",
+        "|".join(pv1),
         f"PV2|||^{CLINICAL_NOTE}",
+        "DG1|1||425322008^Stab wound^SCT||20260314222800|W",
     ]
     return Arrival(
         channel="hl7v2",
@@ -150,7 +157,7 @@ def seed_referral(
     message_id = 0
     if with_message:
         [stored] = InboxStore(engine, keyring).store_batch(
-            [hl7_arrival(f"MSG-{visit_number}", received_at=now)]
+            [hl7_arrival(f"MSG-{visit_number}", visit_number=visit_number, received_at=now)]
         )
         message_id = stored.message_id
     store = AttendanceStore(keyring)
