@@ -151,6 +151,7 @@ def seed_referral(
     site: str = SITE,
     now: datetime = T0,
     with_message: bool = True,
+    **event_overrides: Any,
 ) -> Seeded:
     """Store the A01 in the inbox, and the attendance and its candidate referral as the
     pipeline would (the decoder and detection are not what these tests are about)."""
@@ -161,7 +162,7 @@ def seed_referral(
         )
         message_id = stored.message_id
     store = AttendanceStore(keyring)
-    attendance = Attendance.from_event(arrival_event(visit_number, site=site))
+    attendance = Attendance.from_event(arrival_event(visit_number, site=site, **event_overrides))
     with engine.begin() as conn:
         attendance_id = store.save(
             conn,
