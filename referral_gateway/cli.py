@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consent.errors import KeyRingError
+from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -90,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=200, help="attendances to send (0 = for ever)")
     demo.add_argument("--rate", type=float, default=5.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=None)
+
+    consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
     return parser
 
 
@@ -122,9 +125,11 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.jobs import start_jobs
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
+    scheduler = start_jobs(gateway)  # retention
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -172,6 +177,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        scheduler.shutdown(wait=False)
         gateway.stop()
 
 
@@ -277,6 +283,7 @@ _COMMANDS = {
     "counts": _cmd_counts,
     "errors": _cmd_errors,
     "demo": _cmd_demo,
+    **consent_commands.commands(_settings),
 }
 
 if __name__ == "__main__":
