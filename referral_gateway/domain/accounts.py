@@ -21,25 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from consent.policy import Actor, Role
 
-class Role(enum.StrEnum):
-    """The same values as `consent.policy.Role`, which decides what each role may see."""
-
-    YOUTH_WORKER = "youth_worker"
-    TEAM_LEAD = "team_lead"
-    PROGRAMME_LEAD = "programme_lead"
-    ADMINISTRATOR = "administrator"
-
-    @property
-    def label(self) -> str:
-        return _ROLE_LABELS[self]
-
-    @property
-    def needs_sites(self) -> bool:
-        return self is not Role.ADMINISTRATOR
-
-
-_ROLE_LABELS = {
+ROLE_LABELS = {
     Role.YOUTH_WORKER: "Youth worker",
     Role.TEAM_LEAD: "Team lead",
     Role.PROGRAMME_LEAD: "Programme lead",
@@ -79,6 +63,14 @@ class StaffUser:
     @property
     def assigns(self) -> bool:
         return self.role is Role.TEAM_LEAD
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.role]
+
+    def as_actor(self) -> Actor:
+        """The user as the consent policy sees them."""
+        return Actor(user_id=self.id, role=self.role, sites=self.sites)
 
 
 def normalise_username(username: str) -> str:
@@ -136,8 +128,8 @@ def check_new_account(
     bad = sorted(s for s in site_set if not SITE_PATTERN.match(s))
     if bad:
         problems["sites"] = "Site codes are ODS codes of 3 to 12 letters and digits."
-    elif chosen is not None and chosen.needs_sites and not site_set:
-        problems["sites"] = f"A {chosen.label.lower()} needs at least one site."
+    elif chosen is not None and chosen is not Role.ADMINISTRATOR and not site_set:
+        problems["sites"] = f"A {ROLE_LABELS[chosen].lower()} needs at least one site."
     password_problem = check_password(password, username=name)
     if password_problem:
         problems["password"] = password_problem

@@ -451,9 +451,7 @@ def close(
     chosen = _member(ClosureOutcome, outcome)
     if chosen is None:
         return _refuse("Choose the outcome of the referral before closing it.", "outcome")
-    follow_up = (
-        add_months(today, FOLLOW_UP_MONTHS) if case.status in CONTACT_STATUSES else None
-    )
+    follow_up = add_months(today, FOLLOW_UP_MONTHS) if case.status in CONTACT_STATUSES else None
     return replace(
         case,
         status=ReferralStatus.CLOSED,

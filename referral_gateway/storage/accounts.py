@@ -21,9 +21,9 @@ from sqlalchemy import Column, Index, Table, delete, func, insert, select, updat
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from consent.policy import Role
 from referral_gateway.domain.accounts import (
     NewAccount,
-    Role,
     SessionPolicy,
     SessionState,
     StaffUser,
@@ -211,11 +211,7 @@ class AccountStore:
 
     def caseworkers_of(self, site: str) -> list[StaffUser]:
         """Active youth workers and team leads who cover `site`."""
-        return [
-            u
-            for u in self.all_users()
-            if u.active and u.works_queue and u.covers(site)
-        ]
+        return [u for u in self.all_users() if u.active and u.works_queue and u.covers(site)]
 
     def names(self, user_ids: Sequence[str]) -> dict[str, str]:
         if not user_ids:
@@ -245,8 +241,10 @@ class AccountStore:
                     username=name, address=address, at=now, succeeded=user is not None
                 )
             )
-            if user is not None and row is not None and self.hasher.check_needs_rehash(
-                row.password_hash
+            if (
+                user is not None
+                and row is not None
+                and self.hasher.check_needs_rehash(row.password_hash)
             ):
                 conn.execute(
                     update(USERS)
@@ -276,26 +274,34 @@ class AccountStore:
                 )
             ).scalar()
             user_since = max(since, last_success) if last_success else since
-            by_user = conn.execute(
-                select(ATTEMPTS.c.at)
-                .where(
-                    ATTEMPTS.c.username == username,
-                    ATTEMPTS.c.succeeded.is_(False),
-                    ATTEMPTS.c.at >= user_since,
+            by_user = (
+                conn.execute(
+                    select(ATTEMPTS.c.at)
+                    .where(
+                        ATTEMPTS.c.username == username,
+                        ATTEMPTS.c.succeeded.is_(False),
+                        ATTEMPTS.c.at >= user_since,
+                    )
+                    .order_by(ATTEMPTS.c.at.desc())
+                    .limit(policy.failures_per_username)
                 )
-                .order_by(ATTEMPTS.c.at.desc())
-                .limit(policy.failures_per_username)
-            ).scalars().all()
-            by_address = conn.execute(
-                select(ATTEMPTS.c.at)
-                .where(
-                    ATTEMPTS.c.address == address,
-                    ATTEMPTS.c.succeeded.is_(False),
-                    ATTEMPTS.c.at >= since,
+                .scalars()
+                .all()
+            )
+            by_address = (
+                conn.execute(
+                    select(ATTEMPTS.c.at)
+                    .where(
+                        ATTEMPTS.c.address == address,
+                        ATTEMPTS.c.succeeded.is_(False),
+                        ATTEMPTS.c.at >= since,
+                    )
+                    .order_by(ATTEMPTS.c.at.desc())
+                    .limit(policy.failures_per_address)
                 )
-                .order_by(ATTEMPTS.c.at.desc())
-                .limit(policy.failures_per_address)
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return sign_in_throttle(by_user, by_address, now=now, policy=policy)
 
     # -- sessions --------------------------------------------------------------------------

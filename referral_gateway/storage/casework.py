@@ -299,9 +299,7 @@ class CaseStore:
         )
 
     def note_count(self, conn: Connection, referral_id: str) -> int:
-        return len(
-            conn.execute(select(NOTES.c.id).where(NOTES.c.referral_id == referral_id)).all()
-        )
+        return len(conn.execute(select(NOTES.c.id).where(NOTES.c.referral_id == referral_id)).all())
 
     def notes(self, conn: Connection, referral_id: str) -> list[CaseNote]:
         """Decrypted notes: call only after the consent policy allowed `case_notes`."""
@@ -391,4 +389,3 @@ def reasons_of(detection_reasons_json: str) -> list[dict[str, str]]:
     except ValueError:
         return []
     return [r for r in value if isinstance(r, dict)]
-

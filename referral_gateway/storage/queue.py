@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
 from referral_gateway.domain.casework import Case
 from referral_gateway.domain.referral import ReferralStatus
@@ -54,42 +55,39 @@ class QueueFilter:
 
 
 def _card_select() -> Select[Any]:
-    return (
-        select(
-            REFERRAL.c.id,
-            REFERRAL.c.site,
-            REFERRAL.c.status,
-            REFERRAL.c.created_at,
-            REFERRAL.c.injury_category,
-            REFERRAL.c.detection_rule,
-            REFERRAL.c.detection_reasons_json,
-            ATTENDANCE.c.source,
-            ATTENDANCE.c.age_at_arrival,
-            ATTENDANCE.c.sex,
-            ATTENDANCE.c.ed_area,
-            ATTENDANCE.c.bay,
-            ATTENDANCE.c.arrival_at,
-            ATTENDANCE.c.discharge_at,
-            ATTENDANCE.c.status.label("attendance_status"),
-            CASES.c.assigned_to,
-            CASES.c.claimed_at,
-            CASES.c.escalated_at,
-            CASES.c.support_tier,
-            CASES.c.support_started_on,
-            CASES.c.support_review_on,
-            CASES.c.closed_at,
-            CASES.c.closure_outcome,
-            CASES.c.follow_up_due_on,
-            CASES.c.follow_up_done_at,
-            CASES.c.follow_up_outcome,
-            func.coalesce(USERS.c.display_name, USERS.c.username).label("assignee_name"),
-            USERS.c.username.label("assignee_username"),
-        )
-        .select_from(
-            REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
-            .outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
-            .outerjoin(USERS, USERS.c.id == CASES.c.assigned_to)
-        )
+    return select(
+        REFERRAL.c.id,
+        REFERRAL.c.site,
+        REFERRAL.c.status,
+        REFERRAL.c.created_at,
+        REFERRAL.c.injury_category,
+        REFERRAL.c.detection_rule,
+        REFERRAL.c.detection_reasons_json,
+        ATTENDANCE.c.source,
+        ATTENDANCE.c.age_at_arrival,
+        ATTENDANCE.c.sex,
+        ATTENDANCE.c.ed_area,
+        ATTENDANCE.c.bay,
+        ATTENDANCE.c.arrival_at,
+        ATTENDANCE.c.discharge_at,
+        ATTENDANCE.c.status.label("attendance_status"),
+        CASES.c.assigned_to,
+        CASES.c.claimed_at,
+        CASES.c.escalated_at,
+        CASES.c.support_tier,
+        CASES.c.support_started_on,
+        CASES.c.support_review_on,
+        CASES.c.closed_at,
+        CASES.c.closure_outcome,
+        CASES.c.follow_up_due_on,
+        CASES.c.follow_up_done_at,
+        CASES.c.follow_up_outcome,
+        func.coalesce(USERS.c.display_name, USERS.c.username).label("assignee_name"),
+        USERS.c.username.label("assignee_username"),
+    ).select_from(
+        REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        .outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
+        .outerjoin(USERS, USERS.c.id == CASES.c.assigned_to)
     )
 
 
@@ -115,7 +113,7 @@ def queue_cards(conn: Connection, f: QueueFilter) -> tuple[list[ApproachCard], i
     """One page of the queue, newest first, and how many match in all."""
     if not f.sites or not f.statuses:
         return [], 0
-    where = [
+    where: list[ColumnElement[bool]] = [
         REFERRAL.c.site.in_(sorted(f.sites)),
         REFERRAL.c.status.in_(sorted(s.value for s in f.statuses)),
     ]

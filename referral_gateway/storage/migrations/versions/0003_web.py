@@ -6,7 +6,7 @@ Revises: 0001_spine
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+from sqlmodel.sql.sqltypes import AutoString as Text
 
 import referral_gateway.storage.types
 
@@ -17,7 +17,6 @@ branch_labels = None
 depends_on = None
 
 UTC = referral_gateway.storage.types.UtcDateTime
-Text = sqlmodel.sql.sqltypes.AutoString
 
 
 def upgrade() -> None:
