@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
@@ -50,6 +51,7 @@ from referral_gateway.domain.casework import (
     release,
     start_support,
 )
+from referral_gateway.domain.manual import MANUAL_RULE, ManualReferral
 from referral_gateway.errors import NotFound
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.attendances import AttendanceStore
@@ -67,6 +69,7 @@ from referral_gateway.storage.queue import ApproachCard, approach_card
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+NO_MESSAGE = 0  # a manual referral's attendance came from no inbound message
 IDENTIFIABLE_GROUPS = (
     FieldGroup.IDENTITY,
     FieldGroup.CONTACT,
@@ -112,7 +115,9 @@ class Unlocked:
     def any_allowed(self) -> bool:
         return any(d.allowed for d in self.decisions.values())
 
-    def refusal_message(self) -> str:
+    @property
+    def message(self) -> str:
+        """Why identity is shown, or why not."""
         return self.decisions[FieldGroup.IDENTITY].message
 
 
@@ -459,6 +464,47 @@ class Casework:
             referral_id,
             lambda _c, loaded: record_follow_up(loaded.case, user, outcome=outcome, now=now),
         )
+
+    # -- manual referrals ------------------------------------------------------------------
+    def create_manual(self, user: StaffUser, manual: ManualReferral) -> str:
+        """Store a clinician-identified young person as an attendance and a candidate
+        referral, like the feeds do, and put it on the queue. Returns the referral id."""
+        now = self.clock()
+        attendance = manual.attendance
+
+        def work(conn: Connection) -> str:
+            attendance_id = self.attendances.save(
+                conn,
+                existing_id=None,
+                visit_key=f"manual:{uuid.uuid4()}",
+                attendance=attendance,
+                age_at_arrival=manual.age_at_arrival,
+                detection_rule=MANUAL_RULE,
+                detection={
+                    "candidate": True,
+                    "rule": MANUAL_RULE,
+                    "reasons": manual.reasons(),
+                    "injury_category": manual.concern.value,
+                    "referred_by": user.id,
+                },
+                nhs_number_valid=manual.nhs_number_valid,
+                message_id=NO_MESSAGE,
+                now=now,
+            )
+            return self.attendances.create_referral(
+                conn,
+                attendance_id=attendance_id,
+                site=attendance.site,
+                detection_rule=MANUAL_RULE,
+                reasons=manual.reasons(),
+                injury_category=manual.concern.value,
+                valueset_version="",
+                now=now,
+            )
+
+        referral_id = run_unit(self.engine, work)
+        self.publish(QueueEvent("new", referral_id, attendance.site))
+        return referral_id
 
     # -- escalation ------------------------------------------------------------------------
     def escalate_untouched(self) -> list[tuple[str, str]]:

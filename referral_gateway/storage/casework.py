@@ -188,12 +188,12 @@ class CaseStore:
         if values["closed_by"] is None:
             values.pop("closed_by")
         if before.version == 0:
-            done = conn.execute(
-                insert_ignoring_duplicates(conn, CASES, ["referral_id"]).values(
-                    referral_id=after.referral_id, version=1, **values
-                )
-            )
-            if done.rowcount != 1:
+            inserted = conn.execute(
+                insert_ignoring_duplicates(conn, CASES, ["referral_id"])
+                .values(referral_id=after.referral_id, version=1, **values)
+                .returning(CASES.c.referral_id)
+            ).first()
+            if inserted is None:  # someone else wrote the first row meanwhile
                 raise ConcurrentChange(after.referral_id)
         else:
             done = conn.execute(
@@ -340,18 +340,24 @@ class CaseStore:
         done: list[tuple[str, str]] = []
         for r in rows:
             if r.version is None:
-                changed = conn.execute(
-                    insert_ignoring_duplicates(conn, CASES, ["referral_id"]).values(
-                        referral_id=r.id, version=1, escalated_at=now, updated_at=now
-                    )
+                marked = (
+                    conn.execute(
+                        insert_ignoring_duplicates(conn, CASES, ["referral_id"])
+                        .values(referral_id=r.id, version=1, escalated_at=now, updated_at=now)
+                        .returning(CASES.c.referral_id)
+                    ).first()
+                    is not None
                 )
             else:
-                changed = conn.execute(
-                    update(CASES)
-                    .where(CASES.c.referral_id == r.id, CASES.c.version == r.version)
-                    .values(escalated_at=now, version=r.version + 1, updated_at=now)
+                marked = (
+                    conn.execute(
+                        update(CASES)
+                        .where(CASES.c.referral_id == r.id, CASES.c.version == r.version)
+                        .values(escalated_at=now, version=r.version + 1, updated_at=now)
+                    ).rowcount
+                    == 1
                 )
-            if changed.rowcount == 1:
+            if marked:
                 done.append((r.id, r.site))
         return done
 

@@ -48,7 +48,12 @@ def _sign_in_page(
 ) -> HTMLResponse:
     token = new_login_token()
     response = render(
-        ctx, request, "sign_in.html", status=status, login_token=token, error=error,
+        ctx,
+        request,
+        "sign_in.html",
+        status=status,
+        login_token=token,
+        error=error,
         username=username,
     )
     set_cookie(response, LOGIN, token, secure=is_secure(request, ctx), max_age=LOGIN_COOKIE_SECONDS)
@@ -76,7 +81,10 @@ def sign_in(request: Request, ctx: CtxDep, form: FormDep) -> Response:
     password = str(form.get("password") or "")
     if not username or not password:
         return _sign_in_page(
-            request, ctx, status=400, username=username,
+            request,
+            ctx,
+            status=400,
+            username=username,
             error="Enter your username and your password.",
         )
     address = request.client.host if request.client else "unknown"

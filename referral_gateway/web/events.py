@@ -10,6 +10,7 @@ the next one anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Collection
@@ -29,10 +30,8 @@ class Subscription:
 
     def _offer(self, event: QueueEvent | None) -> None:  # runs on self.loop
         if self.queue.full():
-            try:
+            with contextlib.suppress(asyncio.QueueEmpty):
                 self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                pass
         self.queue.put_nowait(event)
 
     async def next(self, timeout: float) -> QueueEvent | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -84,7 +85,7 @@ def _cards(ctx: WebContext, user: StaffUser, view: QueueView) -> tuple[list[Appr
         return queue_cards(conn, f)
 
 
-def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str, object]:
+def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str, Any]:
     cards, total = _cards(ctx, user, view)
     now = ctx.clock()
     after = ctx.options.escalate_after

@@ -8,7 +8,8 @@ Every form posts to its own address and comes back here: on success with a redir
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 
 from fastapi import APIRouter, Request
@@ -20,6 +21,7 @@ from consent.records import (
     ConsentGiver,
     ConsentOutcome,
     ConsentProposal,
+    ConsentRecord,
     NotApproachedReason,
     Refusal,
     record_consent,
@@ -59,7 +61,9 @@ OUTCOME_LABELS = {
 }
 GIVER_LABELS = {
     ConsentGiver.YOUNG_PERSON_16_PLUS: "The young person (aged 16 or over)",
-    ConsentGiver.GILLICK_COMPETENT_UNDER_16: "The young person, under 16, assessed Gillick competent",
+    ConsentGiver.GILLICK_COMPETENT_UNDER_16: (
+        "The young person, under 16, assessed Gillick competent"
+    ),
     ConsentGiver.PARENT_GUARDIAN: "A parent or guardian (young person under 18)",
 }
 NOT_APPROACHED_LABELS = {
@@ -99,10 +103,12 @@ def _go(referral_id: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"/referrals/{referral_id}?done={done}", status_code=303)
 
 
-def _allowed_outcomes(ctx: WebContext, user: StaffUser, detail_history: list, rid: str) -> list:
+def _allowed_outcomes(
+    ctx: WebContext, user: StaffUser, detail_history: list[ConsentRecord], rid: str
+) -> list[ConsentOutcome]:
     """The outcomes the consent rules accept next, found by asking them."""
     now = ctx.clock()
-    allowed = []
+    allowed: list[ConsentOutcome] = []
     for outcome in OUTCOME_LABELS:
         probe = record_consent(
             detail_history, ConsentProposal(rid, outcome, recorded_by=user.id), now=now
@@ -147,9 +153,7 @@ def referral_page(
         can_assign=user.assigns and case.status not in TERMINAL_STATUSES,
         assignable=assignable,
         can_consent=can_consent,
-        outcomes=(
-            _allowed_outcomes(ctx, user, detail.history, referral_id) if can_consent else []
-        ),
+        outcomes=(_allowed_outcomes(ctx, user, detail.history, referral_id) if can_consent else []),
         can_contact=can_act and case.status in CONTACT_STATUSES,
         can_onward=can_act and case.status is not ReferralStatus.NEW,
         can_note=can_act and notes_decision.allowed,
@@ -182,14 +186,22 @@ def _answer(
         return _go(referral_id, done)
     values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
     return referral_page(
-        ctx, request, user, referral_id, status=422, form_name=form_name,
-        problems=refusal.problems, values=values,
+        ctx,
+        request,
+        user,
+        referral_id,
+        status=422,
+        form_name=form_name,
+        problems=refusal.problems,
+        values=values,
     )
 
 
-def _run(fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+@contextmanager
+def _found() -> Iterator[None]:
+    """A referral the user may not see is answered as one that does not exist."""
     try:
-        return fn(*args, **kwargs)
+        yield
     except NotFound:
         raise PageError(404, "Referral not found", "There is no referral here for you.") from None
 
@@ -218,7 +230,8 @@ def claim(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(ctx.casework.claim, user, rid)
+    with _found():
+        refusal = ctx.casework.claim(user, rid)
     return _answer(ctx, request, user, rid, refusal, done="claimed", form_name="claim", form=form)
 
 
@@ -227,10 +240,9 @@ def release(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(ctx.casework.release, user, rid)
-    return _answer(
-        ctx, request, user, rid, refusal, done="released", form_name="claim", form=form
-    )
+    with _found():
+        refusal = ctx.casework.release(user, rid)
+    return _answer(ctx, request, user, rid, refusal, done="released", form_name="claim", form=form)
 
 
 @router.post("/referrals/{referral_id}/assign")
@@ -238,12 +250,11 @@ def assign(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(ctx.casework.assign, user, rid, _text(form, "assignee"))
+    with _found():
+        refusal = ctx.casework.assign(user, rid, _text(form, "assignee"))
     if refusal is None and _text(form, "back") == "queue":
         return RedirectResponse("/queue?done=assigned", status_code=303)
-    return _answer(
-        ctx, request, user, rid, refusal, done="assigned", form_name="assign", form=form
-    )
+    return _answer(ctx, request, user, rid, refusal, done="assigned", form_name="assign", form=form)
 
 
 # -- the approach ------------------------------------------------------------------------------
@@ -305,13 +316,13 @@ def consent(
 ) -> Response:
     rid = referral_id_or_404(referral_id)
     proposal = consent_proposal(rid, user, form, ctx.options.zone)
+    refusal: CaseRefusal | Refusal | None
     if isinstance(proposal, dict):
-        return _answer(
-            ctx, request, user, rid, CaseRefusal(proposal), done="consent",
-            form_name="consent", form=form,
-        )
-    result = _run(ctx.casework.record_consent, user, rid, proposal)
-    refusal = result if isinstance(result, (Refusal, CaseRefusal)) else None
+        refusal = CaseRefusal(proposal)
+    else:
+        with _found():
+            result = ctx.casework.record_consent(user, rid, proposal)
+        refusal = result if isinstance(result, (Refusal, CaseRefusal)) else None
     return _answer(ctx, request, user, rid, refusal, done="consent", form_name="consent", form=form)
 
 
@@ -324,10 +335,10 @@ def contact(
 ) -> Response:
     rid = referral_id_or_404(referral_id)
     at = _local_datetime(form.get("at"), ctx.options.zone)
-    refusal = _run(
-        ctx.casework.log_contact, user, rid, at=at, method=_text(form, "method"),
-        outcome=_text(form, "outcome"),
-    )
+    with _found():
+        refusal = ctx.casework.log_contact(
+            user, rid, at=at, method=_text(form, "method"), outcome=_text(form, "outcome")
+        )
     return _answer(ctx, request, user, rid, refusal, done="contact", form_name="contact", form=form)
 
 
@@ -336,10 +347,10 @@ def support(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(
-        ctx.casework.set_support, user, rid, tier=_text(form, "tier"),
-        start_on=_date(form.get("start_on")),
-    )
+    with _found():
+        refusal = ctx.casework.set_support(
+            user, rid, tier=_text(form, "tier"), start_on=_date(form.get("start_on"))
+        )
     return _answer(ctx, request, user, rid, refusal, done="support", form_name="support", form=form)
 
 
@@ -348,10 +359,14 @@ def onward(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(
-        ctx.casework.add_onward, user, rid, kind=_text(form, "kind"),
-        service_type=_text(form, "service_type"), on=_date(form.get("on")),
-    )
+    with _found():
+        refusal = ctx.casework.add_onward(
+            user,
+            rid,
+            kind=_text(form, "kind"),
+            service_type=_text(form, "service_type"),
+            on=_date(form.get("on")),
+        )
     return _answer(ctx, request, user, rid, refusal, done="onward", form_name="onward", form=form)
 
 
@@ -360,7 +375,8 @@ def note(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(ctx.casework.add_note, user, rid, _text(form, "note"))
+    with _found():
+        refusal = ctx.casework.add_note(user, rid, _text(form, "note"))
     return _answer(ctx, request, user, rid, refusal, done="note", form_name="note", form=form)
 
 
@@ -369,7 +385,8 @@ def close(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(ctx.casework.close, user, rid, outcome=_text(form, "outcome"))
+    with _found():
+        refusal = ctx.casework.close(user, rid, outcome=_text(form, "outcome"))
     return _answer(ctx, request, user, rid, refusal, done="closed", form_name="close", form=form)
 
 
@@ -378,7 +395,8 @@ def follow_up(
     referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
 ) -> Response:
     rid = referral_id_or_404(referral_id)
-    refusal = _run(ctx.casework.record_follow_up, user, rid, outcome=_text(form, "outcome"))
+    with _found():
+        refusal = ctx.casework.record_follow_up(user, rid, outcome=_text(form, "outcome"))
     return _answer(
         ctx, request, user, rid, refusal, done="follow_up", form_name="follow_up", form=form
     )

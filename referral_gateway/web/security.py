@@ -99,7 +99,9 @@ def cookie_name(base: str, secure: bool) -> str:
     return f"__Host-{base}" if secure else base
 
 
-def set_cookie(response: Response, base: str, value: str, *, secure: bool, max_age: int | None) -> None:
+def set_cookie(
+    response: Response, base: str, value: str, *, secure: bool, max_age: int | None
+) -> None:
     response.set_cookie(
         cookie_name(base, secure),
         value,
