@@ -114,9 +114,9 @@ def run_users(args: argparse.Namespace, settings: Settings, *, stdin: TextIO | N
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        problem = check_password(new_password, username=user.username)
-        if problem:
-            print(f"error: password: {problem}", file=sys.stderr)
+        weakness = check_password(new_password, username=user.username)
+        if weakness:
+            print(f"error: password: {weakness}", file=sys.stderr)
             return 2
         store.set_password(user.id, new_password, now=utcnow())
         print(f"password set for {user.username}; their sessions have ended")
