@@ -33,6 +33,8 @@ from referral_gateway.web.security import PageError, SecurityHeaders, SignInRequ
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
+# /referrals/new before /referrals/{referral_id}
+ROUTERS = tuple(m.router for m in (auth, manual, queue, referrals, overview, admin))
 
 
 def install_web(
@@ -80,9 +82,8 @@ def install_web(
     app.state.web = ctx
     app.add_middleware(SecurityHeaders, hsts=options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    # /referrals/new before /referrals/{referral_id}
-    for module in (auth, manual, queue, referrals, overview, admin):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
 
     async def page_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, SignInRequired):
