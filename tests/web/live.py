@@ -13,7 +13,11 @@ from fastapi import FastAPI
 class LiveServer:
     def __init__(self, app: FastAPI) -> None:
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)

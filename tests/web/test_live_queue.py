@@ -46,29 +46,33 @@ def test_a_new_referral_reaches_an_open_queue_within_a_second_and_only_its_sites
 ):
     web.account("ash", Role.YOUTH_WORKER, (SITE_A,))
     cookie = web.signed_in("ash").cookies.get("rg_session")
-    with httpx.Client(base_url=live.url, cookies={"rg_session": cookie}, timeout=5) as client:
-        with client.stream("GET", "/queue/events") as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            assert stream.headers["cache-control"] == "no-store"
-            heard = events(stream.iter_lines(), until=time.monotonic() + 10)
-            assert next(heard) == ("ready", "{}")
-            elsewhere = web.ed.stab_wound(site=SITE_B)  # another site's: never sent here
-            sent_at = time.monotonic()
-            mine = web.ed.stab_wound(site=SITE_A)
-            name, data = next(heard)
-            assert time.monotonic() - sent_at < 1.0
-            assert name == "new" and mine in data and elsewhere not in data
+    with (
+        httpx.Client(base_url=live.url, cookies={"rg_session": cookie}, timeout=5) as client,
+        client.stream("GET", "/queue/events") as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.headers["cache-control"] == "no-store"
+        heard = events(stream.iter_lines(), until=time.monotonic() + 10)
+        assert next(heard) == ("ready", "{}")
+        elsewhere = web.ed.stab_wound(site=SITE_B)  # another site's: never sent here
+        sent_at = time.monotonic()
+        mine = web.ed.stab_wound(site=SITE_A)
+        name, data = next(heard)
+        assert time.monotonic() - sent_at < 1.0
+        assert name == "new" and mine in data and elsewhere not in data
 
 
 def test_the_stream_says_signed_out_when_the_session_idles_out(web: Web, live: LiveServer):
     web.account("ash", Role.YOUTH_WORKER, (SITE_A,))
     cookie = web.signed_in("ash").cookies.get("rg_session")
-    with httpx.Client(base_url=live.url, cookies={"rg_session": cookie}, timeout=5) as client:
-        with client.stream("GET", "/queue/events") as stream:
-            heard = events(stream.iter_lines(), until=time.monotonic() + 10)
-            assert next(heard)[0] == "ready"
-            web.clock.advance(minutes=31)
-            assert next(heard)[0] == "signed-out"
+    with (
+        httpx.Client(base_url=live.url, cookies={"rg_session": cookie}, timeout=5) as client,
+        client.stream("GET", "/queue/events") as stream,
+    ):
+        heard = events(stream.iter_lines(), until=time.monotonic() + 10)
+        assert next(heard)[0] == "ready"
+        web.clock.advance(minutes=31)
+        assert next(heard)[0] == "signed-out"
 
 
 def test_no_stream_without_a_session(live: LiveServer):
