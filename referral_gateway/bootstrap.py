@@ -21,6 +21,7 @@ from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
+from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.storage.attendances import AttendanceStore
@@ -48,6 +49,7 @@ class Gateway:
     pipeline: Pipeline
     intake: IntakeWriter
     worker: PipelineWorker
+    watch: ProcessingWatch
     clock: Clock
     referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
     _started: bool = False
@@ -111,17 +113,34 @@ def build_gateway(
     valuesets = bundled_valuesets()
     decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7}
     holder: dict[str, Gateway] = {}
+    watch = ProcessingWatch(inbox.state_of)
     pipeline = Pipeline(
-        engine, inbox, attendances, decoders, sites, valuesets, clock,
+        engine,
+        inbox,
+        attendances,
+        decoders,
+        sites,
+        valuesets,
+        clock,
         batch_size=settings.processing_batch,
         on_referral=lambda rid: holder["gw"]._announce(rid),
+        on_processed=watch.completed,
     )
     worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     gateway = Gateway(
-        settings=settings, engine=engine, keyring=keyring, inbox=inbox,
-        attendances=attendances, sites=sites, valuesets=valuesets, pipeline=pipeline,
-        intake=intake, worker=worker, clock=clock,
+        settings=settings,
+        engine=engine,
+        keyring=keyring,
+        inbox=inbox,
+        attendances=attendances,
+        sites=sites,
+        valuesets=valuesets,
+        pipeline=pipeline,
+        intake=intake,
+        worker=worker,
+        watch=watch,
+        clock=clock,
     )
     holder["gw"] = gateway
     return gateway

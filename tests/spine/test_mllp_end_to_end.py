@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.hl7.client import MllpClient
+from adapters.hl7.mllp import MllpLimits
 from adapters.hl7.synthetic import Person, SyntheticEd, Visit, adt
 from referral_gateway.storage.views import error_store, feed_counts, referral_summaries
 from tests.spine.harness import frame, msa, start_gateway
@@ -18,12 +19,31 @@ from tests.spine.harness import frame, msa, start_gateway
 ARRIVAL = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
 
 
-def a_visit(age: int = 16, *, complaint: str | None = None,
-            diagnoses: list[tuple[str, str, str]] | None = None, visit: str = "V0001") -> Visit:
-    person = Person(mrn="MRN0000001", nhs_number="9990000026", family="Testington",
-                    given="Sam", birth_date=date(ARRIVAL.year - age, 1, 2), sex="M")
-    return Visit(person=person, visit_number=visit, site="RXX01", arrival=ARRIVAL,
-                 area="MAJORS", bay="B3", complaint=complaint, diagnoses=diagnoses or [])
+def a_visit(
+    age: int = 16,
+    *,
+    complaint: str | None = None,
+    diagnoses: list[tuple[str, str, str]] | None = None,
+    visit: str = "V0001",
+) -> Visit:
+    person = Person(
+        mrn="MRN0000001",
+        nhs_number="9990000026",
+        family="Testington",
+        given="Sam",
+        birth_date=date(ARRIVAL.year - age, 1, 2),
+        sex="M",
+    )
+    return Visit(
+        person=person,
+        visit_number=visit,
+        site="RXX01",
+        arrival=ARRIVAL,
+        area="MAJORS",
+        bay="B3",
+        complaint=complaint,
+        diagnoses=diagnoses or [],
+    )
 
 
 @pytest.fixture
@@ -39,9 +59,17 @@ def test_mllp_send_gets_an_aa_echoing_each_control_id_over_one_connection(gatewa
     batch = tmp_path / "feed.hl7"
     batch.write_bytes(b"".join(frame(m) for m in messages))
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("mllp_send")), "--file", str(batch),
-         "--port", str(gateway.port), "127.0.0.1"],
-        capture_output=True, check=True, timeout=60,
+        [
+            str(Path(sys.executable).with_name("mllp_send")),
+            "--file",
+            str(batch),
+            "--port",
+            str(gateway.port),
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout.decode()
     acks = [msa(a) for a in out.replace("\r", "\n").split("MSH")[1:]]
     sent_ids = [m.split("\r")[0].split("|")[9] for m in messages]
@@ -63,8 +91,10 @@ def test_an_adult_is_acknowledged_aa_and_counted_as_filtered(gateway):
         assert msa(client.send(message)) == ("AA", "CTRL-ADULT")
     engine = gateway.gateway.engine
     assert gateway.wait_until(
-        lambda: engine.connect().execute(
-            text("select state from inbound_message")).scalar() == "processed"
+        lambda: (
+            engine.connect().execute(text("select state from inbound_message")).scalar()
+            == "processed"
+        )
     )
     assert referral_summaries(engine) == []
 
@@ -116,9 +146,54 @@ def test_a_discharge_shows_the_young_person_has_left(gateway):
     visit = a_visit(complaint="stabbed")
     with MllpClient("127.0.0.1", gateway.port) as client:
         client.send(adt("A01", visit, "CTRL-1", sent=ARRIVAL))
-        client.send(adt("A03", visit, "CTRL-2", sent=ARRIVAL + timedelta(hours=1),
-                        discharge=ARRIVAL + timedelta(hours=1)))
+        client.send(
+            adt(
+                "A03",
+                visit,
+                "CTRL-2",
+                sent=ARRIVAL + timedelta(hours=1),
+                discharge=ARRIVAL + timedelta(hours=1),
+            )
+        )
     engine = gateway.gateway.engine
     assert gateway.wait_until(
         lambda: [r["attendance_status"] for r in referral_summaries(engine)] == ["discharged"]
     )
+
+
+def test_a_sender_asking_for_enhanced_acks_gets_a_commit_ack_then_an_application_ack(gateway):
+    message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
+    header, rest = message.split("\r", 1)
+    enhanced = header + "|||AL|AL\r" + rest  # MSH-15 accept AL, MSH-16 application AL
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        commit = msa(client.send(enhanced))
+        application = msa(client.read_reply())
+    assert commit == ("CA", "CTRL-ENH")
+    assert application == ("AA", "CTRL-ENH")
+    assert len(referral_summaries(gateway.gateway.engine)) == 1  # processed before the AA
+
+
+def test_a_message_over_the_size_limit_gets_an_ar_and_the_connection_carries_on(tmp_path):
+    running = start_gateway(
+        tmp_path, f"sqlite:///{tmp_path / 'g.db'}", limits=MllpLimits(max_frame_bytes=2000)
+    )
+    try:
+        big = adt("A01", a_visit(complaint="x" * 5000), "CTRL-BIG", sent=ARRIVAL)
+        small = adt("A01", a_visit(complaint="stabbed", visit="V2"), "CTRL-SMALL", sent=ARRIVAL)
+        with MllpClient("127.0.0.1", running.port) as client:
+            assert msa(client.send(big)) == ("AR", "CTRL-BIG")
+            assert msa(client.send(small)) == ("AA", "CTRL-SMALL")
+    finally:
+        running.stop()
+
+
+def test_storage_that_fails_gets_ae_never_aa(tmp_path):
+    running = start_gateway(tmp_path, f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        with running.gateway.engine.begin() as conn:
+            conn.execute(text("drop table feed_count"))  # every commit now fails
+        message = adt("A01", a_visit(complaint="stabbed"), "CTRL-AE", sent=ARRIVAL)
+        with MllpClient("127.0.0.1", running.port) as client:
+            assert msa(client.send(message)) == ("AE", "CTRL-AE")
+    finally:
+        running.stop()
