@@ -6,7 +6,7 @@ Revises: 0001_spine
 
 from alembic import op
 import sqlalchemy as sa
-from sqlmodel.sql.sqltypes import AutoString as Text
+
 
 import referral_gateway.storage.types
 
@@ -21,12 +21,12 @@ UTC = referral_gateway.storage.types.UtcDateTime
 
 def upgrade() -> None:
     op.create_table('staff_user',
-    sa.Column('id', Text(length=36), nullable=False),
-    sa.Column('username', Text(length=63), nullable=False),
-    sa.Column('display_name', Text(length=80), nullable=False),
-    sa.Column('password_hash', Text(length=256), nullable=False),
-    sa.Column('role', Text(length=20), nullable=False),
-    sa.Column('sites_json', Text(), nullable=False),
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('username', sa.String(length=63), nullable=False),
+    sa.Column('display_name', sa.String(length=80), nullable=False),
+    sa.Column('password_hash', sa.String(length=256), nullable=False),
+    sa.Column('role', sa.String(length=20), nullable=False),
+    sa.Column('sites_json', sa.String(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', UTC(timezone=True), nullable=False),
     sa.Column('password_changed_at', UTC(timezone=True), nullable=False),
@@ -34,9 +34,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('username')
     )
     op.create_table('web_session',
-    sa.Column('id_hash', Text(length=64), nullable=False),
-    sa.Column('user_id', Text(length=36), nullable=False),
-    sa.Column('csrf_token', Text(length=64), nullable=False),
+    sa.Column('id_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=36), nullable=False),
+    sa.Column('csrf_token', sa.String(length=64), nullable=False),
     sa.Column('created_at', UTC(timezone=True), nullable=False),
     sa.Column('last_seen_at', UTC(timezone=True), nullable=False),
     sa.Column('ended_at', UTC(timezone=True), nullable=True),
@@ -48,8 +48,8 @@ def upgrade() -> None:
 
     op.create_table('sign_in_attempt',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('username', Text(length=100), nullable=False),
-    sa.Column('address', Text(length=64), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('address', sa.String(length=64), nullable=False),
     sa.Column('at', UTC(timezone=True), nullable=False),
     sa.Column('succeeded', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')
@@ -59,21 +59,21 @@ def upgrade() -> None:
         batch_op.create_index('ix_sign_in_attempt_address_at', ['address', 'at'], unique=False)
 
     op.create_table('referral_case',
-    sa.Column('referral_id', Text(length=36), nullable=False),
+    sa.Column('referral_id', sa.String(length=36), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
-    sa.Column('assigned_to', Text(length=36), nullable=True),
+    sa.Column('assigned_to', sa.String(length=36), nullable=True),
     sa.Column('claimed_at', UTC(timezone=True), nullable=True),
     sa.Column('escalated_at', UTC(timezone=True), nullable=True),
-    sa.Column('support_tier', Text(length=10), nullable=True),
+    sa.Column('support_tier', sa.String(length=10), nullable=True),
     sa.Column('support_started_on', sa.Date(), nullable=True),
     sa.Column('support_review_on', sa.Date(), nullable=True),
     sa.Column('closed_at', UTC(timezone=True), nullable=True),
-    sa.Column('closure_outcome', Text(length=40), nullable=True),
-    sa.Column('closed_by', Text(length=36), nullable=True),
+    sa.Column('closure_outcome', sa.String(length=40), nullable=True),
+    sa.Column('closed_by', sa.String(length=36), nullable=True),
     sa.Column('follow_up_due_on', sa.Date(), nullable=True),
     sa.Column('follow_up_done_at', UTC(timezone=True), nullable=True),
-    sa.Column('follow_up_outcome', Text(length=40), nullable=True),
-    sa.Column('updated_by', Text(length=36), nullable=True),
+    sa.Column('follow_up_outcome', sa.String(length=40), nullable=True),
+    sa.Column('updated_by', sa.String(length=36), nullable=True),
     sa.Column('updated_at', UTC(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['referral_id'], ['referral.id'], ),
     sa.PrimaryKeyConstraint('referral_id')
@@ -84,11 +84,11 @@ def upgrade() -> None:
 
     op.create_table('contact_attempt',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('referral_id', Text(length=36), nullable=False),
+    sa.Column('referral_id', sa.String(length=36), nullable=False),
     sa.Column('at', UTC(timezone=True), nullable=False),
-    sa.Column('method', Text(length=20), nullable=False),
-    sa.Column('outcome', Text(length=30), nullable=False),
-    sa.Column('recorded_by', Text(length=36), nullable=False),
+    sa.Column('method', sa.String(length=20), nullable=False),
+    sa.Column('outcome', sa.String(length=30), nullable=False),
+    sa.Column('recorded_by', sa.String(length=36), nullable=False),
     sa.Column('recorded_at', UTC(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['referral_id'], ['referral.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -98,11 +98,11 @@ def upgrade() -> None:
 
     op.create_table('onward_referral',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('referral_id', Text(length=36), nullable=False),
-    sa.Column('kind', Text(length=20), nullable=False),
-    sa.Column('service_type', Text(length=40), nullable=False),
+    sa.Column('referral_id', sa.String(length=36), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('service_type', sa.String(length=40), nullable=False),
     sa.Column('on_date', sa.Date(), nullable=False),
-    sa.Column('recorded_by', Text(length=36), nullable=False),
+    sa.Column('recorded_by', sa.String(length=36), nullable=False),
     sa.Column('recorded_at', UTC(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['referral_id'], ['referral.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -112,10 +112,10 @@ def upgrade() -> None:
 
     op.create_table('case_note',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('referral_id', Text(length=36), nullable=False),
+    sa.Column('referral_id', sa.String(length=36), nullable=False),
     sa.Column('body_enc', sa.LargeBinary(), nullable=True),
-    sa.Column('key_id', Text(length=32), nullable=True),
-    sa.Column('author', Text(length=36), nullable=False),
+    sa.Column('key_id', sa.String(length=32), nullable=True),
+    sa.Column('author', sa.String(length=36), nullable=False),
     sa.Column('at', UTC(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['referral_id'], ['referral.id'], ),
     sa.PrimaryKeyConstraint('id')
