@@ -183,10 +183,20 @@ class Casework:
 
     # -- reading ---------------------------------------------------------------------------
     def _visible(self, conn: Connection, user: StaffUser, referral_id: str) -> LoadedCase:
+        """The referral, if the consent policy lets `user` see its approach card at all."""
         loaded = self.cases.load(conn, referral_id)
-        if loaded is None or not may_see(user, loaded.case.site):
+        if loaded is None or not self.shows_card(user, loaded.case):
             raise NotFound("no such referral")
         return loaded
+
+    def shows_card(
+        self, user: StaffUser, case: Case, purpose: Purpose = Purpose.DETAIL_VIEW
+    ) -> bool:
+        view = ReferralView(case.referral_id, case.site, case.assigned_to)
+        decision = decide(
+            user.as_actor(), view, FieldGroup.APPROACH_CARD, purpose, (), now=self.clock()
+        )
+        return user.active and decision.allowed and may_see(user, case.site)
 
     def card(self, user: StaffUser, referral_id: str) -> ApproachCard:
         with self.engine.connect() as conn:

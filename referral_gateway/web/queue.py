@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from consent.policy import Purpose
 from referral_gateway.domain.accounts import StaffUser
 from referral_gateway.domain.casework import is_escalated
 from referral_gateway.domain.referral import ReferralStatus
@@ -87,6 +88,8 @@ def _cards(ctx: WebContext, user: StaffUser, view: QueueView) -> tuple[list[Appr
 
 def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str, Any]:
     cards, total = _cards(ctx, user, view)
+    # the query already keeps to the user's sites; the consent policy has the last word
+    cards = [c for c in cards if ctx.casework.shows_card(user, c.case, Purpose.QUEUE_VIEW)]
     now = ctx.clock()
     after = ctx.options.escalate_after
     assignable: dict[str, list[StaffUser]] = {}

@@ -52,14 +52,23 @@ def stack(tmp_path, sqlite_url) -> Iterator[Stack]:
     app = build_app(
         running.gateway,
         web=WebOptions(
-            argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1,
-            heartbeat_seconds=2.0, escalation_check_seconds=3600.0,
+            argon2_time_cost=1,
+            argon2_memory_kib=1024,
+            argon2_parallelism=1,
+            heartbeat_seconds=2.0,
+            escalation_check_seconds=3600.0,
         ),
     )
     http = LiveServer(app).start()
     web: WebContext = app.state.web
-    add_account(web.accounts, "ash", Role.YOUTH_WORKER, (SITE,), display_name="Ash",
-                now=running.gateway.clock())
+    add_account(
+        web.accounts,
+        "ash",
+        Role.YOUTH_WORKER,
+        (SITE,),
+        display_name="Ash",
+        now=running.gateway.clock(),
+    )
     try:
         yield Stack(running, http, web)
     finally:
@@ -85,8 +94,12 @@ def browser():  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def phone(browser):  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2,
-                                  is_mobile=True, has_touch=True)
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     page = context.new_page()
     page.set_default_timeout(10_000)
     yield page

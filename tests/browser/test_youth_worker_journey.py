@@ -20,8 +20,14 @@ pytestmark = pytest.mark.browser
 def stabbed_sixteen_year_old(now: datetime) -> Visit:
     # ADT A01 with a stab wound complaint: what the feed must turn into a candidate
     return Visit(
-        person=Person(mrn="MRN0042001", nhs_number="9990000026", family="Testington",
-                      given="Sam", birth_date=date(now.year - 16, 1, 2), sex="M"),
+        person=Person(
+            mrn="MRN0042001",
+            nhs_number="9990000026",
+            family="Testington",
+            given="Sam",
+            birth_date=date(now.year - 16, 1, 2),
+            sex="M",
+        ),
         visit_number="V0042001",
         site=SITE,
         arrival=now,

@@ -48,4 +48,6 @@
     source.close(); window.location.assign("/sign-in");
   });
   source.onerror = function () { list.setAttribute("data-live", "reconnecting"); };
+  // discharges and other updates from the ED announce nothing: look again every minute
+  setInterval(refresh, 60000);
 })();
