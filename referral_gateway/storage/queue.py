@@ -173,5 +173,23 @@ def status_counts(conn: Connection, sites: Collection[str]) -> dict[tuple[str, s
     return {(r[0], r[1]): int(r[2]) for r in rows}
 
 
+def unclaimed_since(conn: Connection, sites: Collection[str], *, before: datetime) -> int:
+    """New referrals of `sites` that nobody has claimed and that were made before `before`."""
+    if not sites:
+        return 0
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id))
+            .where(
+                REFERRAL.c.site.in_(sorted(sites)),
+                REFERRAL.c.status == ReferralStatus.NEW.value,
+                REFERRAL.c.created_at < before,
+                CASES.c.assigned_to.is_(None),
+            )
+        ).scalar_one()
+    )
+
+
 def site_of(conn: Connection, referral_id: str) -> str | None:
     return conn.execute(select(REFERRAL.c.site).where(REFERRAL.c.id == referral_id)).scalar()

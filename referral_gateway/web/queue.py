@@ -13,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 
 from consent.policy import Purpose
 from referral_gateway.domain.accounts import StaffUser
-from referral_gateway.domain.casework import is_escalated
+from referral_gateway.domain.casework import escalation_cutoff, is_escalated
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.storage.queue import ApproachCard, QueueFilter, queue_cards
+from referral_gateway.storage.queue import ApproachCard, QueueFilter, queue_cards, unclaimed_since
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.render import render
 from referral_gateway.web.security import SESSION, CaseworkerDep, CtxDep, read_cookie
@@ -95,7 +95,13 @@ def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str,
     assignable: dict[str, list[StaffUser]] = {}
     if user.assigns:
         assignable = {site: ctx.accounts.caseworkers_of(site) for site in sorted(user.sites)}
+    escalations = 0
+    if user.assigns:
+        with ctx.engine.connect() as conn:
+            escalations = unclaimed_since(conn, user.sites, before=escalation_cutoff(now, after))
     return {
+        "escalations": escalations,
+        "escalate_minutes": ctx.options.escalate_after_minutes,
         "cards": cards,
         "total": total,
         "view": view,

@@ -125,6 +125,7 @@ def read_cookie(request: Request, base: str) -> str:
 
 SESSION = "rg_session"
 LOGIN = "rg_login"
+LIVE_UPDATE_HEADER = "x-live-update"  # sent by queue.js on its automatic refreshes
 
 
 def new_login_token() -> str:
@@ -151,7 +152,12 @@ CtxDep = Annotated[WebContext, Depends(get_ctx)]
 
 
 def current_session(request: Request, ctx: CtxDep) -> CurrentSession:
-    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock())
+    # the queue's own refreshes are not the person doing anything: they do not keep the
+    # session from idling out
+    automatic = bool(request.headers.get(LIVE_UPDATE_HEADER))
+    session = ctx.accounts.current(
+        read_cookie(request, SESSION), now=ctx.clock(), touch=not automatic
+    )
     if session is None:
         raise SignInRequired()
     request.state.session = session

@@ -29,7 +29,12 @@ from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.render import make_templates, render
-from referral_gateway.web.security import PageError, SecurityHeaders, SignInRequired
+from referral_gateway.web.security import (
+    LIVE_UPDATE_HEADER,
+    PageError,
+    SecurityHeaders,
+    SignInRequired,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -87,7 +92,7 @@ def install_web(
 
     async def page_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, SignInRequired):
-            if request.headers.get("x-live-update"):  # the queue's script: it handles 401
+            if request.headers.get(LIVE_UPDATE_HEADER):  # the queue's script handles 401
                 return Response(status_code=401, headers={"Cache-Control": "no-store"})
             return RedirectResponse("/sign-in", status_code=303)
         assert isinstance(exc, PageError)

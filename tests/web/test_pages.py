@@ -253,6 +253,7 @@ def test_a_team_lead_sees_escalations_and_assigns_from_the_queue(web: Web):
     web.clock.advance(minutes=21)
     queue = lead.get("/queue").text
     assert "Unclaimed: escalated" in queue
+    assert "1 referral unclaimed for over 20 minutes." in queue
     assert "Birch" in queue and "Far" not in queue  # only workers of the site to choose from
     reply = lead.post(
         f"/referrals/{rid}/assign",

@@ -82,6 +82,17 @@ def test_a_session_ends_after_thirty_idle_minutes_but_activity_keeps_it(web: Web
     assert (reply.status_code, reply.headers["location"]) == (303, "/sign-in")
 
 
+def test_the_queues_automatic_refreshes_do_not_keep_an_idle_session_alive(web: Web):
+    web.account("ash")
+    client = web.signed_in("ash")
+    for minutes in (10, 10, 9):
+        web.clock.advance(minutes=minutes)
+        live = client.get("/queue/cards", headers={"X-Live-Update": "1"})
+        assert live.status_code == 200
+    web.clock.advance(minutes=2)  # 31 minutes since the person last did anything
+    assert client.get("/queue/cards", headers={"X-Live-Update": "1"}).status_code == 401
+
+
 def test_signing_out_ends_the_session_on_the_server_too(web: Web):
     web.account("ash")
     client = web.signed_in("ash")
