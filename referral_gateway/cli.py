@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consent.errors import KeyRingError
+from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=5.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=None)
 
+    consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
+
     from referral_gateway.accounts_cli import add_users_parser
 
     add_users_parser(sub, _settings_args)
@@ -126,9 +129,11 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.jobs import start_jobs
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
+    scheduler = start_jobs(gateway)  # retention
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -151,8 +156,13 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
 
     app = build_app(gateway, ops_token=settings.ops_token or None, web=WebOptions.from_env())
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning",
-                       timeout_graceful_shutdown=3)  # open live-queue streams never end alone
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )  # open live-queue streams never end alone
     )
     log.info(
         "MLLP listening on %s:%d, HTTP on http://%s:%d/",
@@ -179,6 +189,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        scheduler.shutdown(wait=False)
         gateway.stop()
 
 
@@ -291,6 +302,7 @@ _COMMANDS = {
     "errors": _cmd_errors,
     "demo": _cmd_demo,
     "users": _cmd_users,
+    **consent_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

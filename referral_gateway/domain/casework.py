@@ -1,7 +1,7 @@
 """What youth workers do with a referral once it is on the queue, as pure rules.
 
     new ──claim/assign──► claimed ──consent outcome──► consented ──support tier──► in_support
-     │                      │                          declined / not_approached       │
+     │                      │               declined / not_approached / withdrawn      │
      └──────────────────────┴────────────── close (mandatory outcome) ◄───────────────┘
                                                  │
                                       6-month follow-up (when consent was in force)
@@ -10,7 +10,8 @@
   or team lead of its site. Someone else's claim is changed only by a team lead.
 - Casework (consent outcome, contact attempts, support, onward referrals, notes, closure) is
   recorded by the assigned worker or a team lead of the site. Recording a consent outcome
-  on an unclaimed referral claims it for the recorder.
+  on an unclaimed referral claims it for the recorder. The outcome itself, and the status it
+  leads to (consented, declined, not approached, withdrawn), follow `consent.records`.
 - Contact attempts and support need a consent outcome that allows contact (given consent or
   a safeguarding override): the referral is `consented` or `in_support`.
 - A referral nobody has claimed within the configured time is escalated to the team lead.
@@ -47,6 +48,7 @@ STATUS_LABELS: dict[ReferralStatus, str] = {
     ReferralStatus.CONSENTED: "Consented",
     ReferralStatus.DECLINED: "Declined",
     ReferralStatus.NOT_APPROACHED: "Not approached",
+    ReferralStatus.WITHDRAWN: "Consent withdrawn",
     ReferralStatus.IN_SUPPORT: "In support",
     ReferralStatus.CLOSED: "Closed",
     ReferralStatus.VOIDED: "Cancelled by the ED",
@@ -283,14 +285,7 @@ def assign(
 
 
 # -- consent outcome ---------------------------------------------------------------------------
-
-_STATUS_AFTER_OUTCOME = {
-    "given": ReferralStatus.CONSENTED,
-    "safeguarding_override": ReferralStatus.CONSENTED,
-    "declined": ReferralStatus.DECLINED,
-    "withdrawn": ReferralStatus.DECLINED,
-    "not_approached": ReferralStatus.NOT_APPROACHED,
-}
+# (recorded, with the referral's new status, by `services.sharing`: consent's own rules)
 
 
 def may_record_consent(case: Case, user: StaffUser) -> CaseRefusal | None:
@@ -301,20 +296,6 @@ def may_record_consent(case: Case, user: StaffUser) -> CaseRefusal | None:
     if case.assigned_to is None and case.status not in TERMINAL_STATUSES:
         return None
     return may_act(user, case)
-
-
-def after_consent_outcome(case: Case, user: StaffUser, outcome: str, *, now: datetime) -> Case:
-    """The case once the consent outcome `outcome` (a `consent.records.ConsentOutcome` value)
-    is recorded. Support in progress stays in support when consent is renewed."""
-    try:
-        status = _STATUS_AFTER_OUTCOME[outcome]
-    except KeyError:
-        raise ValueError(f"unknown consent outcome {outcome!r}") from None
-    if case.status is ReferralStatus.IN_SUPPORT and status is ReferralStatus.CONSENTED:
-        status = ReferralStatus.IN_SUPPORT
-    assigned = case.assigned_to or user.id
-    claimed_at = case.claimed_at or now
-    return replace(case, status=status, assigned_to=assigned, claimed_at=claimed_at)
 
 
 # -- contact, support, onward referrals, notes --------------------------------------------------

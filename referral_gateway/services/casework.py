@@ -1,12 +1,16 @@
-"""Casework as units of work: load the referral, ask the rules, write, audit, announce.
+"""Casework as units of work: load the referral, ask the rules, write, announce.
 
 Every function takes the signed-in `StaffUser` and a referral id. A referral that does not
-exist, or that belongs to a site the user does not work for, raises `NotFound` (the web
-answers 404 either way, so a referral's existence leaks nowhere). What the rules refuse
-comes back as a value (`CaseRefusal`, or the consent module's `Refusal`) for the form to show.
+exist, or whose approach card the consent policy does not show this user (another site, a
+role that reads no referral), raises `NotFound`: the web answers 404 either way, so a
+referral's existence leaks nowhere. What the rules refuse comes back as a value
+(`CaseRefusal`; the consent module's `Refusal`) for the form to show.
 
-Identifiable data are decrypted only after `consent.policy.decide` allowed them, and every
-such decision is written to the audit trail in the same transaction as the read.
+Consent outcomes, identifiable details and the consent history go through
+`services.sharing.Sharing`, which asks `consent.policy.decide`, writes the consent records and
+audits every reveal and refusal. This module adds what casework owns: who the referral is
+assigned to (the policy's need-to-know), contact attempts, support, onward referrals, notes,
+closure, follow-up and escalation.
 """
 
 from __future__ import annotations
@@ -15,29 +19,20 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from consent.audit import AuditAction
 from consent.keyring import KeyRing
 from consent.policy import ConsentDecision, FieldGroup, Purpose, ReferralView, decide
-from consent.records import (
-    ConsentProposal,
-    ConsentRecord,
-    Refusal,
-    current_basis,
-    record_consent,
-)
+from consent.records import ConsentProposal, ConsentRecord, Refusal
 from referral_gateway.domain.accounts import StaffUser
-from referral_gateway.domain.attendance import PatientIdentity
 from referral_gateway.domain.casework import (
     Case,
     CaseRefusal,
-    after_consent_outcome,
     assign,
     check_contact,
     check_note,
@@ -53,6 +48,7 @@ from referral_gateway.domain.casework import (
 )
 from referral_gateway.domain.manual import MANUAL_RULE, ManualReferral
 from referral_gateway.errors import NotFound
+from referral_gateway.services.sharing import ConsentHistoryView, RevealedIdentity, Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.casework import (
@@ -63,14 +59,15 @@ from referral_gateway.storage.casework import (
     StoredContact,
     StoredOnward,
 )
-from referral_gateway.storage.consent_store import AuditTrail, ConsentStore
 from referral_gateway.storage.queue import ApproachCard, approach_card
+from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 NO_MESSAGE = 0  # a manual referral's attendance came from no inbound message
-IDENTIFIABLE_GROUPS = (
+# what the referral page reads, in one audited reveal
+DETAIL_GROUPS = (
     FieldGroup.IDENTITY,
     FieldGroup.CONTACT,
     FieldGroup.CLINICAL_NOTES,
@@ -88,6 +85,7 @@ class QueueEvent:
 
 
 Publish = Callable[[QueueEvent], None]
+ConsentOutcome = ConsentRecord | Refusal | CaseRefusal | ConsentDecision
 
 
 @dataclass(frozen=True)
@@ -100,31 +98,31 @@ class Change:
 
 @dataclass(frozen=True)
 class Unlocked:
-    """Identifiable details the policy allowed, by group. Never logged."""
+    """What the referral page may show beyond the approach card. Never logged."""
 
-    identity: PatientIdentity | None
-    clinical_text: tuple[str, ...] | None
-    notes: list[CaseNote] | None
-    decisions: dict[FieldGroup, ConsentDecision]
+    identity: RevealedIdentity | None  # None: refused (see `refusal`)
+    refusal: ConsentDecision | None
+    notes: list[CaseNote] | None  # None: not allowed
 
     def __repr__(self) -> str:
-        allowed = sorted(g.value for g, d in self.decisions.items() if d.allowed)
-        return f"Unlocked(allowed={allowed})"
-
-    @property
-    def any_allowed(self) -> bool:
-        return any(d.allowed for d in self.decisions.values())
+        return f"Unlocked(identity={self.identity is not None}, notes={self.notes is not None})"
 
     @property
     def message(self) -> str:
-        """Why identity is shown, or why not."""
-        return self.decisions[FieldGroup.IDENTITY].message
+        """Why identifiable details are shown, or why not."""
+        if self.refusal is not None:
+            return self.refusal.message
+        if self.identity is not None and self.identity.erased:
+            return "The identifiable details were erased under the retention rules."
+        if self.identity is not None and self.identity.basis.value == "safeguarding_override":
+            return "A safeguarding override is in place."
+        return "Consent is given."
 
 
 @dataclass(frozen=True)
 class ReferralDetail:
     card: ApproachCard
-    history: list[ConsentRecord]
+    consent: ConsentHistoryView
     contacts: list[StoredContact]
     onwards: list[StoredOnward]
     note_count: int
@@ -136,17 +134,17 @@ class ReferralDetail:
         return self.card.case
 
     @property
-    def latest_consent(self) -> ConsentRecord | None:
-        return self.history[-1] if self.history else None
+    def history(self) -> tuple[ConsentRecord, ...]:
+        return self.consent.records
 
 
-def run_unit(engine: Engine, work: Callable[[Connection], T], *, attempts: int = 6) -> T:
-    """Run `work` in one transaction; start again when a concurrent writer got there first
-    (a compare-and-set that missed, a taken audit or consent `seq`, SQLite busy)."""
+def run_unit(engine: Engine, work: Callable[[UnitOfWork], T], *, attempts: int = 6) -> T:
+    """Run `work` in one unit of work; start again when a concurrent writer got there first
+    (a compare-and-set that missed, a taken `seq`, a busy database)."""
     for attempt in range(attempts):
         try:
-            with engine.begin() as conn:
-                return work(conn)
+            with unit_of_work(engine) as uow:
+                return work(uow)
         except (ConcurrentChange, IntegrityError, OperationalError) as exc:
             if attempt == attempts - 1:
                 raise
@@ -163,6 +161,7 @@ class Casework:
         clock: Callable[[], datetime],
         *,
         accounts: AccountStore,
+        sharing: Sharing,
         publish: Publish,
         local_zone: tzinfo,
         escalate_after: timedelta = timedelta(minutes=20),
@@ -170,33 +169,32 @@ class Casework:
         self.engine = engine
         self.clock = clock
         self.accounts = accounts
+        self.sharing = sharing
         self.publish = publish
         self.zone = local_zone
         self.escalate_after = escalate_after
         self.cases = CaseStore(keyring)
-        self.consents = ConsentStore(keyring)
-        self.audit = AuditTrail()
         self.attendances = AttendanceStore(keyring)
 
     def today(self) -> date:
         return self.clock().astimezone(self.zone).date()
 
     # -- reading ---------------------------------------------------------------------------
-    def _visible(self, conn: Connection, user: StaffUser, referral_id: str) -> LoadedCase:
-        """The referral, if the consent policy lets `user` see its approach card at all."""
-        loaded = self.cases.load(conn, referral_id)
-        if loaded is None or not self.shows_card(user, loaded.case):
-            raise NotFound("no such referral")
-        return loaded
-
     def shows_card(
         self, user: StaffUser, case: Case, purpose: Purpose = Purpose.DETAIL_VIEW
     ) -> bool:
+        """Whether the consent policy shows `user` this referral's approach card."""
         view = ReferralView(case.referral_id, case.site, case.assigned_to)
         decision = decide(
             user.as_actor(), view, FieldGroup.APPROACH_CARD, purpose, (), now=self.clock()
         )
         return user.active and decision.allowed and may_see(user, case.site)
+
+    def _visible(self, conn: Connection, user: StaffUser, referral_id: str) -> LoadedCase:
+        loaded = self.cases.load(conn, referral_id)
+        if loaded is None or not self.shows_card(user, loaded.case):
+            raise NotFound("no such referral")
+        return loaded
 
     def card(self, user: StaffUser, referral_id: str) -> ApproachCard:
         with self.engine.connect() as conn:
@@ -207,87 +205,39 @@ class Casework:
         return card
 
     def detail(self, user: StaffUser, referral_id: str) -> ReferralDetail:
-        """Everything the referral page shows. Asks the policy about each identifiable group
-        and audits the decision (allowed: view_identifiable; refused: view_refused)."""
+        """Everything the referral page shows. The identifiable groups are asked for in one
+        reveal through the sharing service, which audits it (or the refusal)."""
         now = self.clock()
-
-        def work(conn: Connection) -> ReferralDetail:
-            loaded = self._visible(conn, user, referral_id)
+        actor = user.as_actor()
+        with self.engine.connect() as conn:
+            self._visible(conn, user, referral_id)
             card = approach_card(conn, referral_id)
-            if card is None:
-                raise NotFound("no such referral")
-            history = self.consents.history(conn, referral_id)
-            unlocked = self._unlock(conn, user, loaded, history, now)
             contacts = self.cases.contacts(conn, referral_id)
             onwards = self.cases.onwards(conn, referral_id)
-            return ReferralDetail(
-                card=card,
-                history=history,
-                contacts=contacts,
-                onwards=onwards,
-                note_count=self.cases.note_count(conn, referral_id),
-                unlocked=unlocked,
-            )
-
-        detail = run_unit(self.engine, work)
+            note_count = self.cases.note_count(conn, referral_id)
+        if card is None:
+            raise NotFound("no such referral")
+        consent = self.sharing.consent_history(actor, referral_id, now=now)
+        if isinstance(consent, ConsentDecision):
+            raise NotFound("no such referral")
+        revealed = self.sharing.reveal_identity(
+            actor, referral_id, Purpose.DETAIL_VIEW, now=now, groups=DETAIL_GROUPS
+        )
+        if isinstance(revealed, ConsentDecision):
+            unlocked = Unlocked(None, revealed, None)
+        else:
+            with self.engine.connect() as conn:
+                notes = self.cases.notes(conn, referral_id)
+            unlocked = Unlocked(revealed, None, notes)
+        detail = ReferralDetail(card, consent, contacts, onwards, note_count, unlocked)
         people = {r.recorded_by for r in detail.history}
-        people |= {c.attempt.recorded_by for c in detail.contacts}
-        people |= {o.onward.recorded_by for o in detail.onwards}
-        people |= {n.author for n in detail.unlocked.notes or []}
-        if detail.case.assigned_to:
-            people.add(detail.case.assigned_to)
+        people |= {c.attempt.recorded_by for c in contacts}
+        people |= {o.onward.recorded_by for o in onwards}
+        people |= {n.author for n in unlocked.notes or []}
+        if card.case.assigned_to:
+            people.add(card.case.assigned_to)
         detail.names.update(self.accounts.names(sorted(people)))
         return detail
-
-    def _unlock(
-        self,
-        conn: Connection,
-        user: StaffUser,
-        loaded: LoadedCase,
-        history: list[ConsentRecord],
-        now: datetime,
-    ) -> Unlocked:
-        view = ReferralView(loaded.case.referral_id, loaded.case.site, loaded.case.assigned_to)
-        decisions = {
-            group: decide(user.as_actor(), view, group, Purpose.DETAIL_VIEW, history, now=now)
-            for group in IDENTIFIABLE_GROUPS
-        }
-        allowed = [g.value for g, d in decisions.items() if d.allowed]
-        if allowed:
-            self.audit.append(
-                conn,
-                at=now,
-                actor=user.id,
-                action=AuditAction.VIEW_IDENTIFIABLE,
-                subject=loaded.case.referral_id,
-                why="detail_view:" + "+".join(allowed),
-            )
-        else:
-            self.audit.append(
-                conn,
-                at=now,
-                actor=user.id,
-                action=AuditAction.VIEW_REFUSED,
-                subject=loaded.case.referral_id,
-                why="detail_view:" + decisions[FieldGroup.IDENTITY].reason.value,
-            )
-        identity = clinical = notes = None
-        if decisions[FieldGroup.IDENTITY].allowed or decisions[FieldGroup.CONTACT].allowed:
-            _, attendance = self.attendances.load_by_id(conn, loaded.attendance_id)
-            full = attendance.patient
-            identity = PatientIdentity(
-                nhs_number=full.nhs_number if decisions[FieldGroup.IDENTITY].allowed else None,
-                family_name=full.family_name if decisions[FieldGroup.IDENTITY].allowed else None,
-                given_names=full.given_names if decisions[FieldGroup.IDENTITY].allowed else None,
-                birth_date=full.birth_date if decisions[FieldGroup.IDENTITY].allowed else None,
-                address=full.address if decisions[FieldGroup.CONTACT].allowed else None,
-                phone=full.phone if decisions[FieldGroup.CONTACT].allowed else None,
-            )
-            if decisions[FieldGroup.CLINICAL_NOTES].allowed:
-                clinical = attendance.free_text
-        if decisions[FieldGroup.CASE_NOTES].allowed:
-            notes = self.cases.notes(conn, loaded.case.referral_id)
-        return Unlocked(identity, clinical, notes, decisions)
 
     # -- claiming --------------------------------------------------------------------------
     def _change(
@@ -298,16 +248,16 @@ class Casework:
     ) -> CaseRefusal | None:
         now = self.clock()
 
-        def work(conn: Connection) -> tuple[CaseRefusal | None, str]:
-            loaded = self._visible(conn, user, referral_id)
-            result = decide_change(conn, loaded)
+        def work(uow: UnitOfWork) -> tuple[CaseRefusal | None, str]:
+            loaded = self._visible(uow.conn, user, referral_id)
+            result = decide_change(uow.conn, loaded)
             if isinstance(result, CaseRefusal):
                 return result, loaded.case.site
             change = result if isinstance(result, Change) else Change(result)
             if change.case != loaded.case:
-                self.cases.save(conn, loaded, change.case, by=user.id, now=now)
+                self.cases.save(uow.conn, loaded, change.case, by=user.id, now=now)
             if change.write is not None:
-                change.write(conn)
+                change.write(uow.conn)
             return None, loaded.case.site
 
         refusal, site = run_unit(self.engine, work)
@@ -331,46 +281,29 @@ class Casework:
             lambda _c, loaded: assign(loaded.case, user, assignee, now=self.clock()),
         )
 
-    # -- consent ---------------------------------------------------------------------------
+    # -- the approach ----------------------------------------------------------------------
     def record_consent(
         self, user: StaffUser, referral_id: str, proposal: ConsentProposal
-    ) -> ConsentRecord | Refusal | CaseRefusal:
-        """Append a consent record (the rules of `consent.records`), move the referral on,
-        and audit the change (and the unlock, when a basis for sharing comes into force)."""
+    ) -> ConsentOutcome:
+        """The outcome of the approach, through the sharing service (record, status, audit),
+        in the same transaction as claiming the referral for the recorder when nobody had."""
         now = self.clock()
 
-        def work(conn: Connection) -> tuple[ConsentRecord | Refusal | CaseRefusal, str]:
-            loaded = self._visible(conn, user, referral_id)
+        def work(
+            uow: UnitOfWork,
+        ) -> tuple[ConsentRecord | Refusal | CaseRefusal | ConsentDecision, str]:
+            loaded = self._visible(uow.conn, user, referral_id)
             refusal = may_record_consent(loaded.case, user)
             if refusal is not None:
                 return refusal, loaded.case.site
-            history = self.consents.history(conn, referral_id)
-            result = record_consent(history, proposal, now=now)
-            if isinstance(result, Refusal):
-                return result, loaded.case.site
-            self.consents.append(conn, result)
-            case = after_consent_outcome(loaded.case, user, result.outcome.value, now=now)
-            if case != loaded.case:
-                self.cases.save(conn, loaded, case, by=user.id, now=now)
-            self.audit.append(
-                conn,
-                at=now,
-                actor=user.id,
-                action=AuditAction.CONSENT_CHANGE,
-                subject=referral_id,
-                why=f"consent:{result.outcome.value}",
+            result = self.sharing.record_consent_outcome(
+                user.as_actor(), referral_id, proposal, now=now, uow=uow
             )
-            before = current_basis(history)
-            basis = current_basis([*history, result])
-            if basis is not None and (before is None or before.kind is not basis.kind):
-                self.audit.append(
-                    conn,
-                    at=now,
-                    actor=user.id,
-                    action=AuditAction.UNLOCK,
-                    subject=referral_id,
-                    why=f"basis:{basis.kind.value}",
-                )
+            if isinstance(result, ConsentRecord) and loaded.case.assigned_to is None:
+                recorded = self.cases.load(uow.conn, referral_id)
+                assert recorded is not None
+                mine = replace(recorded.case, assigned_to=user.id, claimed_at=now)
+                self.cases.save(uow.conn, recorded, mine, by=user.id, now=now)
             return result, loaded.case.site
 
         result, site = run_unit(self.engine, work)
@@ -378,7 +311,7 @@ class Casework:
             self.publish(QueueEvent("changed", referral_id, site))
         return result
 
-    # -- follow-up casework ----------------------------------------------------------------
+    # -- after the approach ----------------------------------------------------------------
     def log_contact(
         self,
         user: StaffUser,
@@ -396,7 +329,7 @@ class Casework:
             )
             if isinstance(attempt, CaseRefusal):
                 return attempt
-            return Change(loaded.case, lambda conn: self.cases.add_contact(conn, attempt, now=now))
+            return Change(loaded.case, lambda c: self.cases.add_contact(c, attempt, now=now))
 
         return self._change(user, referral_id, decide_change)
 
@@ -430,19 +363,19 @@ class Casework:
             )
             if isinstance(onward, CaseRefusal):
                 return onward
-            return Change(loaded.case, lambda conn: self.cases.add_onward(conn, onward, now=now))
+            return Change(loaded.case, lambda c: self.cases.add_onward(c, onward, now=now))
 
         return self._change(user, referral_id, decide_change)
 
     def add_note(self, user: StaffUser, referral_id: str, text: str) -> CaseRefusal | None:
-        """Case notes are identifiable: writing one needs the same basis as reading them."""
+        """Case notes are identifiable: writing one needs what reading them needs."""
         now = self.clock()
 
         def decide_change(conn: Connection, loaded: LoadedCase) -> Change | CaseRefusal:
             body = check_note(loaded.case, user, text)
             if isinstance(body, CaseRefusal):
                 return body
-            history = self.consents.history(conn, referral_id)
+            history = self.sharing.consents.history(conn, referral_id)
             view = ReferralView(referral_id, loaded.case.site, loaded.case.assigned_to)
             decision = decide(
                 user.as_actor(), view, FieldGroup.CASE_NOTES, Purpose.DETAIL_VIEW, history, now=now
@@ -478,13 +411,13 @@ class Casework:
     # -- manual referrals ------------------------------------------------------------------
     def create_manual(self, user: StaffUser, manual: ManualReferral) -> str:
         """Store a clinician-identified young person as an attendance and a candidate
-        referral, like the feeds do, and put it on the queue. Returns the referral id."""
+        referral, as the feeds do, and put it on the queue. Returns the referral id."""
         now = self.clock()
         attendance = manual.attendance
 
-        def work(conn: Connection) -> str:
+        def work(uow: UnitOfWork) -> str:
             attendance_id = self.attendances.save(
-                conn,
+                uow.conn,
                 existing_id=None,
                 visit_key=f"manual:{uuid.uuid4()}",
                 attendance=attendance,
@@ -502,7 +435,7 @@ class Casework:
                 now=now,
             )
             return self.attendances.create_referral(
-                conn,
+                uow.conn,
                 attendance_id=attendance_id,
                 site=attendance.site,
                 detection_rule=MANUAL_RULE,
@@ -522,7 +455,7 @@ class Casework:
         now = self.clock()
         cutoff = escalation_cutoff(now, self.escalate_after)
         done = run_unit(
-            self.engine, lambda conn: self.cases.mark_escalations(conn, cutoff=cutoff, now=now)
+            self.engine, lambda uow: self.cases.mark_escalations(uow.conn, cutoff=cutoff, now=now)
         )
         for referral_id, site in done:
             self.publish(QueueEvent("escalated", referral_id, site))

@@ -32,6 +32,7 @@ from referral_gateway.domain.casework import (
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.attendances import REFERRAL
 from referral_gateway.storage.dialect import insert_ignoring_duplicates
+from referral_gateway.storage.keystore import EncryptedColumn, register_encrypted_column
 from referral_gateway.storage.types import UtcDateTime
 
 NOTE_CONTEXT = "casework.note"
@@ -97,6 +98,11 @@ CASES: Table = ReferralCaseRow.__table__  # type: ignore[attr-defined]
 CONTACTS: Table = ContactAttemptRow.__table__  # type: ignore[attr-defined]
 ONWARD: Table = OnwardReferralRow.__table__  # type: ignore[attr-defined]
 NOTES: Table = CaseNoteRow.__table__  # type: ignore[attr-defined]
+
+# key rotation, the start-up key check and key usage cover the notes too
+register_encrypted_column(
+    EncryptedColumn("case_note.body_enc", NOTES, "body_enc", "key_id", NOTE_CONTEXT)
+)
 
 # the queue filters on site and status and sorts by creation time; one index serves it
 QUEUE_INDEX = Index(
@@ -360,6 +366,15 @@ class CaseStore:
             if marked:
                 done.append((r.id, r.site))
         return done
+
+
+def assigned_to(conn: Connection, referral_id: str) -> str | None:
+    """Who the referral is assigned to (the consent policy's need-to-know), or None. The
+    `assignments` lookup of `services.sharing.Sharing`."""
+    value = conn.execute(
+        select(CASES.c.assigned_to).where(CASES.c.referral_id == referral_id)
+    ).scalar()
+    return str(value) if value is not None else None
 
 
 def case_from_row(row: object) -> Case:

@@ -1,93 +1,50 @@
-"""Consent histories and the audit trail in the database.
+"""Consent histories in the database: every record a new row, never overwritten.
 
-`consent_record` keeps every record of `consent.records` (never updated: a new record
-supersedes the one before). The free text a record carries (Gillick assessment, why the young
-person was not approached, the override reason and its authoriser) is encrypted together in
-`text_enc`.
-
-`audit_entry` is the hash-chained trail of `consent.audit`. Appending reads the chain's head
-and writes the next entry in the caller's transaction; on PostgreSQL an advisory lock makes
-concurrent appenders queue, and on SQLite the single writer does. If two appenders still meet
-(the same `seq`), the database refuses the second and the caller retries its unit of work
-(`services.casework.run_unit`).
+The structured fields of a record (outcome, who recorded it and when, giver, age, reason
+code, authoriser's role) are plain columns: `decide` and the reports need them. The free text
+a record keeps (Gillick assessment, not-approached detail, override reason, authoriser's
+name) is one encrypted JSON value, read only by callers the policy allowed to see it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Column, LargeBinary, Table, func, insert, select, text
-from sqlalchemy.engine import Connection
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.engine import Connection, RowMapping
 
-from consent.audit import AuditAction, AuditEntry, chain_entry
 from consent.keyring import KeyRing
-from consent.records import ConsentGiver, ConsentOutcome, ConsentRecord, NotApproachedReason
-from referral_gateway.storage.types import UtcDateTime
-
-RECORD_TEXT_CONTEXT = "consent.record.text"
-_AUDIT_LOCK_ID = 0x52474155  # "RGAU": the advisory lock serialising audit appends
-
-
-class ConsentRecordRow(SQLModel, table=True):
-    __tablename__ = "consent_record"
-
-    referral_id: str = Field(primary_key=True, foreign_key="referral.id", max_length=36)
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    outcome: str = Field(max_length=30)
-    recorded_by: str = Field(max_length=36)
-    recorded_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
-    giver: str | None = Field(default=None, max_length=40)
-    young_person_age: int | None = None
-    not_approached_reason: str | None = Field(default=None, max_length=40)
-    override_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
-    supersedes: int | None = None
-    text_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
-    key_id: str | None = Field(default=None, max_length=32)
-
-
-class AuditEntryRow(SQLModel, table=True):
-    __tablename__ = "audit_entry"
-
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
-    actor: str = Field(max_length=80)
-    action: str = Field(max_length=30)
-    subject: str = Field(max_length=80, index=True)
-    why: str = Field(max_length=200)
-    prev_hash: str = Field(max_length=64)
-    hash: str = Field(max_length=64)
-
-
-RECORDS: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
-AUDIT: Table = AuditEntryRow.__table__  # type: ignore[attr-defined]
-
-_TEXT_FIELDS = (
-    "gillick_assessment",
-    "not_approached_detail",
-    "override_reason",
-    "authoriser_name",
-    "authoriser_role",
+from consent.records import (
+    ConsentGiver,
+    ConsentOutcome,
+    ConsentRecord,
+    NotApproachedReason,
+    check_history,
 )
+from referral_gateway.storage.consent_tables import ConsentRecordRow
+
+CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
+DETAILS_CONTEXT = "consent_record.details"
+_FREE_TEXT = ("gillick_assessment", "not_approached_detail", "override_reason", "authoriser_name")
 
 
 class ConsentStore:
+    """Reads and appends consent records inside a caller's transaction."""
+
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
 
-    def history(self, conn: Connection, referral_id: str) -> list[ConsentRecord]:
-        rows = conn.execute(
-            select(RECORDS).where(RECORDS.c.referral_id == referral_id).order_by(RECORDS.c.seq)
-        ).all()
-        return [self._record(r) for r in rows]
-
     def append(self, conn: Connection, record: ConsentRecord) -> None:
-        texts = {name: getattr(record, name) for name in _TEXT_FIELDS}
-        has_text = any(v is not None for v in texts.values())
+        """Store `record`, which must follow the stored history (`record_consent` made it).
+        A concurrent append of the same seq fails on the unique (referral_id, seq)."""
+        details = {name: getattr(record, name) for name in _FREE_TEXT}
+        token = None
+        if any(v is not None for v in details.values()):
+            token = self.keyring.encrypt_text(json.dumps(details), context=DETAILS_CONTEXT)
         conn.execute(
-            insert(RECORDS).values(
+            insert(CONSENT).values(
                 referral_id=record.referral_id,
                 seq=record.seq,
                 outcome=record.outcome.value,
@@ -98,100 +55,77 @@ class ConsentStore:
                 not_approached_reason=(
                     record.not_approached_reason.value if record.not_approached_reason else None
                 ),
+                authoriser_role=record.authoriser_role,
                 override_at=record.override_at,
                 supersedes=record.supersedes,
-                text_enc=(
-                    self.keyring.encrypt_text(json.dumps(texts), context=RECORD_TEXT_CONTEXT)
-                    if has_text
-                    else None
-                ),
-                key_id=self.keyring.active_key_id if has_text else None,
+                details_enc=token,
+                key_id=KeyRing.key_id_of(token) if token is not None else None,
             )
         )
 
-    def _record(self, r: Any) -> ConsentRecord:
-        texts: dict[str, str | None] = {}
-        if r.text_enc is not None:
-            texts = json.loads(self.keyring.decrypt_text(r.text_enc, context=RECORD_TEXT_CONTEXT))
+    def history(
+        self, conn: Connection, referral_id: str, *, with_details: bool = False
+    ) -> tuple[ConsentRecord, ...]:
+        """The referral's records in order. Free text only `with_details` (decrypted)."""
+        rows = conn.execute(
+            select(CONSENT).where(CONSENT.c.referral_id == referral_id).order_by(CONSENT.c.seq)
+        ).all()
+        records = tuple(self._record(r._mapping, with_details) for r in rows)
+        check_history(records, referral_id=referral_id)
+        return records
+
+    def histories(
+        self, conn: Connection, referral_ids: Iterable[str]
+    ) -> dict[str, tuple[ConsentRecord, ...]]:
+        """Histories of many referrals (no free text), for the queue: one query."""
+        ids = list(dict.fromkeys(referral_ids))
+        found: dict[str, list[ConsentRecord]] = {rid: [] for rid in ids}
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select(CONSENT)
+                .where(CONSENT.c.referral_id.in_(ids[start : start + 500]))
+                .order_by(CONSENT.c.referral_id, CONSENT.c.seq)
+            ).all()
+            for r in rows:
+                found[r.referral_id].append(self._record(r._mapping, False))
+        result = {rid: tuple(records) for rid, records in found.items()}
+        for rid, records in result.items():
+            check_history(records, referral_id=rid)
+        return result
+
+    def erase_details(self, conn: Connection, referral_id: str, *, now: datetime) -> int:
+        """Erase the free text of a referral's records (retention). Returns rows changed."""
+        n = conn.execute(
+            update(CONSENT)
+            .where(CONSENT.c.referral_id == referral_id, CONSENT.c.details_enc.is_not(None))
+            .values(details_enc=None, key_id=None, details_erased_at=now)
+        ).rowcount
+        return int(n or 0)
+
+    def _record(self, row: RowMapping, with_details: bool) -> ConsentRecord:
+        details: dict[str, str | None] = {}
+        if with_details and row["details_enc"] is not None:
+            details = json.loads(
+                self.keyring.decrypt_text(row["details_enc"], context=DETAILS_CONTEXT)
+            )
         return ConsentRecord(
-            referral_id=r.referral_id,
-            seq=r.seq,
-            outcome=ConsentOutcome(r.outcome),
-            recorded_by=r.recorded_by,
-            recorded_at=r.recorded_at,
-            giver=ConsentGiver(r.giver) if r.giver else None,
-            young_person_age=r.young_person_age,
-            gillick_assessment=texts.get("gillick_assessment"),
+            referral_id=row["referral_id"],
+            seq=row["seq"],
+            outcome=ConsentOutcome(row["outcome"]),
+            recorded_by=row["recorded_by"],
+            recorded_at=row["recorded_at"],
+            giver=ConsentGiver(row["giver"]) if row["giver"] else None,
+            young_person_age=row["young_person_age"],
+            gillick_assessment=details.get("gillick_assessment"),
             not_approached_reason=(
-                NotApproachedReason(r.not_approached_reason) if r.not_approached_reason else None
+                NotApproachedReason(row["not_approached_reason"])
+                if row["not_approached_reason"]
+                else None
             ),
-            not_approached_detail=texts.get("not_approached_detail"),
-            override_reason=texts.get("override_reason"),
-            authoriser_name=texts.get("authoriser_name"),
-            authoriser_role=texts.get("authoriser_role"),
-            override_at=r.override_at,
-            supersedes=r.supersedes,
+            not_approached_detail=details.get("not_approached_detail"),
+            override_reason=details.get("override_reason"),
+            authoriser_name=details.get("authoriser_name"),
+            authoriser_role=row["authoriser_role"],
+            override_at=row["override_at"],
+            supersedes=row["supersedes"],
         )
-
-
-class AuditTrail:
-    """Appends to and reads the hash-chained audit trail."""
-
-    def append(
-        self,
-        conn: Connection,
-        *,
-        at: datetime,
-        actor: str,
-        action: AuditAction,
-        subject: str,
-        why: str,
-    ) -> AuditEntry:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})
-        head = conn.execute(select(AUDIT).order_by(AUDIT.c.seq.desc()).limit(1)).first()
-        prev = _entry(head) if head is not None else None
-        entry = chain_entry(prev, at=at, actor=actor, action=action, subject=subject, why=why)
-        conn.execute(
-            insert(AUDIT).values(
-                seq=entry.seq,
-                at=entry.at,
-                actor=entry.actor,
-                action=entry.action.value,
-                subject=entry.subject,
-                why=entry.why,
-                prev_hash=entry.prev_hash,
-                hash=entry.hash,
-            )
-        )
-        return entry
-
-    def entries(
-        self, conn: Connection, *, after_seq: int = 0, limit: int = 1000
-    ) -> list[AuditEntry]:
-        rows = conn.execute(
-            select(AUDIT).where(AUDIT.c.seq > after_seq).order_by(AUDIT.c.seq).limit(limit)
-        ).all()
-        return [_entry(r) for r in rows]
-
-    def about(self, conn: Connection, subject: str) -> list[AuditEntry]:
-        rows = conn.execute(
-            select(AUDIT).where(AUDIT.c.subject == subject).order_by(AUDIT.c.seq)
-        ).all()
-        return [_entry(r) for r in rows]
-
-    def count(self, conn: Connection) -> int:
-        return int(conn.execute(select(func.count()).select_from(AUDIT)).scalar_one())
-
-
-def _entry(r: Any) -> AuditEntry:
-    return AuditEntry(
-        seq=r.seq,
-        at=r.at,
-        actor=r.actor,
-        action=AuditAction(r.action),
-        subject=r.subject,
-        why=r.why,
-        prev_hash=r.prev_hash,
-        hash=r.hash,
-    )

@@ -63,6 +63,7 @@ def build_app(
         keyring=gateway.keyring,
         clock=gateway.clock,
         listeners=gateway.referral_listeners,
+        sharing=gateway.sharing,
         options=web,
     )
     return app

@@ -31,9 +31,12 @@ STATUS_FILTERS: dict[str, tuple[str, frozenset[ReferralStatus]]] = {
     "in_support": ("In support", frozenset({S.IN_SUPPORT})),
     "declined": ("Declined", frozenset({S.DECLINED})),
     "not_approached": ("Not approached", frozenset({S.NOT_APPROACHED})),
+    "withdrawn": ("Consent withdrawn", frozenset({S.WITHDRAWN})),
     "active": (
         "All active",
-        frozenset({S.NEW, S.CLAIMED, S.CONSENTED, S.IN_SUPPORT, S.DECLINED, S.NOT_APPROACHED}),
+        frozenset(
+            {S.NEW, S.CLAIMED, S.CONSENTED, S.IN_SUPPORT, S.DECLINED, S.NOT_APPROACHED, S.WITHDRAWN}
+        ),
     ),
     "closed": ("Closed", frozenset({S.CLOSED})),
     "voided": ("Cancelled by the ED", frozenset({S.VOIDED})),

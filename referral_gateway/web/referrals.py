@@ -8,7 +8,7 @@ Every form posts to its own address and comes back here: on success with a redir
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
 
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from consent.policy import FieldGroup
+from consent.policy import ConsentDecision
 from consent.records import (
     ConsentGiver,
     ConsentOutcome,
@@ -104,7 +104,7 @@ def _go(referral_id: str, done: str) -> RedirectResponse:
 
 
 def _allowed_outcomes(
-    ctx: WebContext, user: StaffUser, detail_history: list[ConsentRecord], rid: str
+    ctx: WebContext, user: StaffUser, detail_history: Sequence[ConsentRecord], rid: str
 ) -> list[ConsentOutcome]:
     """The outcomes the consent rules accept next, found by asking them."""
     now = ctx.clock()
@@ -137,7 +137,6 @@ def referral_page(
     now = ctx.clock()
     can_act = may_act(user, case) is None
     can_consent = may_record_consent(case, user) is None
-    notes_decision = detail.unlocked.decisions[FieldGroup.CASE_NOTES]
     assignable = ctx.accounts.caseworkers_of(case.site) if user.assigns else []
     return render(
         ctx,
@@ -156,8 +155,8 @@ def referral_page(
         outcomes=(_allowed_outcomes(ctx, user, detail.history, referral_id) if can_consent else []),
         can_contact=can_act and case.status in CONTACT_STATUSES,
         can_onward=can_act and case.status is not ReferralStatus.NEW,
-        can_note=can_act and notes_decision.allowed,
-        notes_message=notes_decision.message,
+        can_note=can_act and detail.unlocked.notes is not None,
+        notes_message=detail.unlocked.message,
         can_close=can_act,
         can_follow_up=follow_up_due(case, today=ctx.casework.today())
         and (user.assigns or case.assigned_to == user.id),
@@ -322,7 +321,10 @@ def consent(
     else:
         with _found():
             result = ctx.casework.record_consent(user, rid, proposal)
-        refusal = result if isinstance(result, (Refusal, CaseRefusal)) else None
+        if isinstance(result, ConsentDecision):
+            refusal = CaseRefusal({"outcome": result.message})
+        else:
+            refusal = result if isinstance(result, (Refusal, CaseRefusal)) else None
     return _answer(ctx, request, user, rid, refusal, done="consent", form_name="consent", form=form)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
 from referral_gateway.services.casework import Casework, QueueEvent
+from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.queue import site_of
 from referral_gateway.web import admin, auth, manual, overview, queue, referrals
@@ -49,10 +50,13 @@ def install_web(
     keyring: KeyRing,
     clock: Callable[[], datetime],
     listeners: list[Callable[[str], None]],
+    sharing: Sharing,
     options: WebOptions | None = None,
     hasher: PasswordHasher | None = None,
 ) -> WebContext:
-    """Mount the pages, the live queue and the background escalation check on `app`."""
+    """Mount the pages, the live queue and the background escalation check on `app`.
+    `sharing` is the gateway's consent and reveal service (with the casework's assignment
+    lookup, `storage.casework.assigned_to`)."""
     options = options or WebOptions()
     events = Broadcaster()
     accounts = AccountStore(
@@ -71,6 +75,7 @@ def install_web(
         keyring,
         clock,
         accounts=accounts,
+        sharing=sharing,
         publish=events.publish,
         local_zone=options.zone,
         escalate_after=options.escalate_after,

@@ -98,9 +98,7 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     page.screenshot(path=str(ARTIFACTS / "referral-phone-360.png"), full_page=True)
 
     with stack.web.engine.connect() as conn:
-        from referral_gateway.storage.consent_store import AuditTrail
-
-        actions = [e.action.value for e in AuditTrail().entries(conn)]
+        actions = [e.action.value for e in stack.running.gateway.audit.entries(conn)]
     assert "unlock" in actions and "view_identifiable" in actions
 
 

@@ -13,6 +13,9 @@ from fastapi.testclient import TestClient
 
 from consent.policy import Role
 from referral_gateway.domain.accounts import StaffUser
+from referral_gateway.services.sharing import Sharing
+from referral_gateway.storage.audit_store import AuditStore
+from referral_gateway.storage.casework import assigned_to
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
@@ -76,12 +79,14 @@ def web_engine(sqlite_url):
 def build_web(engine, keyring, clock, **options: object) -> Web:  # type: ignore[no-untyped-def]
     app = FastAPI()
     listeners: list = []
+    sharing = Sharing(engine, keyring, AuditStore(), assignments=assigned_to)
     ctx = install_web(
         app,
         engine=engine,
         keyring=keyring,
         clock=clock,
         listeners=listeners,
+        sharing=sharing,
         options=web_options(**options),
         hasher=FAST_HASHER,
     )

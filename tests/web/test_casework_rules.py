@@ -13,7 +13,6 @@ from referral_gateway.domain.casework import (
     ClosureOutcome,
     ContactMethod,
     add_months,
-    after_consent_outcome,
     assign,
     check_contact,
     check_note,
@@ -90,11 +89,9 @@ def test_youth_workers_cannot_assign_and_nobody_assigns_across_sites():
     assert isinstance(assign(case(), LEAD, None, now=T0), CaseRefusal)
 
 
-def test_recording_consent_on_an_unclaimed_referral_claims_it_for_the_recorder():
-    fresh = case()
-    assert may_record_consent(fresh, BIRCH) is None
-    after = after_consent_outcome(fresh, BIRCH, "given", now=T0)
-    assert (after.status, after.assigned_to) == (S.CONSENTED, "u-birch")
+def test_anyone_of_the_site_may_record_the_approach_on_an_unclaimed_referral():
+    assert may_record_consent(case(), BIRCH) is None
+    assert isinstance(may_record_consent(case(), ELSEWHERE), CaseRefusal)
 
 
 def test_someone_elses_claim_stops_a_youth_worker_recording_consent_but_not_the_team_lead():
@@ -103,24 +100,14 @@ def test_someone_elses_claim_stops_a_youth_worker_recording_consent_but_not_the_
     assert may_record_consent(theirs, LEAD) is None
 
 
-@pytest.mark.parametrize(
-    ("outcome", "status"),
-    [
-        ("given", S.CONSENTED),
-        ("safeguarding_override", S.CONSENTED),
-        ("declined", S.DECLINED),
-        ("withdrawn", S.DECLINED),
-        ("not_approached", S.NOT_APPROACHED),
-    ],
-)
-def test_each_consent_outcome_moves_the_referral_on(outcome, status):
-    claimed = case(S.CLAIMED, assigned_to="u-ash")
-    assert after_consent_outcome(claimed, ASH, outcome, now=T0).status is status
-
-
-def test_renewed_consent_keeps_support_in_progress():
-    supporting = case(S.IN_SUPPORT, assigned_to="u-ash")
-    assert after_consent_outcome(supporting, ASH, "given", now=T0).status is S.IN_SUPPORT
+def test_contacts_and_support_are_not_for_withdrawn_consent():
+    withdrawn = case(S.WITHDRAWN, assigned_to="u-ash")
+    assert isinstance(
+        check_contact(withdrawn, ASH, at=T0, method="phone", outcome="no_answer", now=T0),
+        CaseRefusal,
+    )
+    closed = close(withdrawn, ASH, outcome="declined", now=T0, today=T0.date())
+    assert not isinstance(closed, CaseRefusal) and closed.follow_up_due_on is None
 
 
 def test_contact_attempts_wait_for_consent():

@@ -16,9 +16,11 @@ from referral_gateway.domain.casework import CaseRefusal
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.errors import NotFound
 from referral_gateway.services.casework import Casework, QueueEvent
+from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
-from referral_gateway.storage.casework import NOTES, CaseStore, ConcurrentChange
-from referral_gateway.storage.consent_store import RECORDS, AuditTrail
+from referral_gateway.storage.audit_store import AuditStore
+from referral_gateway.storage.casework import NOTES, CaseStore, ConcurrentChange, assigned_to
+from referral_gateway.storage.consent_store import CONSENT
 from referral_gateway.storage.queue import QueueFilter, queue_cards
 from tests.web.builders import FAST_HASHER, SITE_A, SITE_B, FakeEd, Patient, add_account
 
@@ -29,11 +31,13 @@ class Setup:
         self.clock = clock
         self.events: list[QueueEvent] = []
         self.accounts = AccountStore(engine, hasher=FAST_HASHER)
+        self.audit_store = AuditStore()
         self.casework = Casework(
             engine,
             keyring,
             clock,
             accounts=self.accounts,
+            sharing=Sharing(engine, keyring, self.audit_store, assignments=assigned_to),
             publish=self.events.append,
             local_zone=ZoneInfo("Europe/London"),
             escalate_after=timedelta(minutes=20),
@@ -46,7 +50,7 @@ class Setup:
 
     def audit(self):  # type: ignore[no-untyped-def]
         with self.engine.connect() as conn:
-            return AuditTrail().entries(conn)
+            return self.audit_store.entries(conn)
 
 
 @pytest.fixture
@@ -116,13 +120,15 @@ def test_consent_unlocks_the_details_for_the_assigned_worker_and_every_view_is_a
         "Jordan",
         "9990001235",
     )
-    assert detail.unlocked.clinical_text == ("stabbed in left thigh",)
+    assert detail.unlocked.identity.clinical_notes == ("stabbed in left thigh",)
     actions = [e.action for e in s.audit()]
     assert actions == [
         AuditAction.CONSENT_CHANGE,
         AuditAction.UNLOCK,
         AuditAction.VIEW_IDENTIFIABLE,
     ]
+    why = "detail_view:consent_given:identity,contact,clinical_notes,case_notes"
+    assert s.audit()[-1].why == why
     assert verify_chain(s.audit()).ok
 
 
@@ -177,7 +183,7 @@ def test_notes_and_consent_free_text_are_encrypted_at_rest(s):
     assert s.casework.add_note(s.ash, rid, "Met in the family room; mum present") is None
     with s.engine.connect() as conn:
         note_bytes = conn.execute(select(NOTES.c.body_enc)).scalar_one()
-        record_bytes = conn.execute(select(RECORDS.c.text_enc)).scalar_one()
+        record_bytes = conn.execute(select(CONSENT.c.details_enc)).scalar_one()
     assert b"family room" not in note_bytes and b"carry drugs" not in record_bytes
     notes = s.casework.detail(s.ash, rid).unlocked.notes
     assert [n.body for n in notes] == ["Met in the family room; mum present"]

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from consent.audit import AuditAction
 from consent.policy import Role
-from referral_gateway.storage.consent_store import AUDIT
+from referral_gateway.storage.audit_store import AUDIT
 from tests.web.builders import SITE_A, SITE_B, Patient
 from tests.web.conftest import Web
 
