@@ -27,6 +27,7 @@ from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.audit_store import AuditStore, anchor_for
+from referral_gateway.storage.casework import assigned_to
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
@@ -157,7 +158,7 @@ def build_gateway(
         watch=watch,
         clock=clock,
         audit=audit,
-        sharing=Sharing(engine, keyring, audit),
+        sharing=Sharing(engine, keyring, audit, assignments=assigned_to),
     )
     holder["gw"] = gateway
     return gateway

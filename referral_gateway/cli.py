@@ -1,4 +1,4 @@
-"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo."""
+"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users."""
 
 from __future__ import annotations
 
@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None)
 
     consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
+
+    from referral_gateway.accounts_cli import add_users_parser
+
+    add_users_parser(sub, _settings_args)
     return parser
 
 
@@ -148,9 +152,17 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         on_oversize=hl7.oversize_reply,
     )
     await mllp.start()
-    app = build_app(gateway, ops_token=settings.ops_token or None)
+    from referral_gateway.web.options import WebOptions
+
+    app = build_app(gateway, ops_token=settings.ops_token or None, web=WebOptions.from_env())
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )  # open live-queue streams never end alone
     )
     log.info(
         "MLLP listening on %s:%d, HTTP on http://%s:%d/",
@@ -267,6 +279,12 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_users(args: argparse.Namespace) -> int:
+    from referral_gateway.accounts_cli import run_users
+
+    return run_users(args, _settings(args))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from adapters.hl7.demo import run_demo_feed
 
@@ -283,6 +301,7 @@ _COMMANDS = {
     "counts": _cmd_counts,
     "errors": _cmd_errors,
     "demo": _cmd_demo,
+    "users": _cmd_users,
     **consent_commands.commands(_settings),
 }
 

@@ -11,9 +11,13 @@ from fastapi.responses import JSONResponse
 
 from referral_gateway.bootstrap import Gateway
 from referral_gateway.storage.views import error_store, feed_counts
+from referral_gateway.web.options import WebOptions
+from referral_gateway.web.ui import install_web
 
 
-def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
+def build_app(
+    gateway: Gateway, *, ops_token: str | None = None, web: WebOptions | None = None
+) -> FastAPI:
     app = FastAPI(
         title="Referral gateway",
         summary="ED feeds to youth-worker referrals, gated by consent",
@@ -53,4 +57,13 @@ def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
         # never echo exception text: it may carry identifiable data
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
+    install_web(
+        app,
+        engine=gateway.engine,
+        keyring=gateway.keyring,
+        clock=gateway.clock,
+        listeners=gateway.referral_listeners,
+        sharing=gateway.sharing,
+        options=web,
+    )
     return app
