@@ -123,3 +123,47 @@ def run_users(args: argparse.Namespace, settings: Settings, *, stdin: TextIO | N
         return 0
     finally:
         engine.dispose()
+
+
+DEMO_ACCOUNTS = (
+    ("demo-worker", "youth_worker", "Demo youth worker"),
+    ("demo-lead", "team_lead", "Demo team lead"),
+    ("demo-programme", "programme_lead", "Demo programme lead"),
+)
+
+
+def ensure_demo_accounts(settings: Settings, *, site: str = "RXX01") -> list[tuple[str, str]]:
+    """Accounts for trying the demo: made once with random passwords kept (mode 0600) in
+    `<data dir>/demo-accounts.txt`; later runs read them back. Never used outside `--demo`."""
+    import os
+    import secrets
+
+    from referral_gateway.domain.accounts import AccountProblems, check_new_account
+    from referral_gateway.storage.accounts import AccountStore
+    from referral_gateway.storage.database import make_engine
+    from referral_gateway.storage.types import utcnow
+
+    path = settings.data_dir / "demo-accounts.txt"
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text("utf-8").splitlines():
+            name, _, password = line.partition(" ")
+            known[name] = password
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        store = AccountStore(engine)
+        for username, role, display in DEMO_ACCOUNTS:
+            if store.username_taken(username):
+                continue
+            password = secrets.token_urlsafe(12)
+            account = check_new_account(username, role, [site], password, display_name=display)
+            if isinstance(account, AccountProblems):
+                raise RuntimeError(f"demo account {username} refused: {account.problems}")
+            store.add_user(account, password, now=utcnow())
+            known[username] = password
+    finally:
+        engine.dispose()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(f"{name} {password}\n" for name, password in known.items())
+    return sorted(known.items())

@@ -9,6 +9,7 @@ import logging
 import signal
 import ssl
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -172,12 +173,20 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         settings.http_port,
     )
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve())]
+    stop_demo = threading.Event()
     if demo:
         from adapters.hl7.demo import run_demo_feed
+        from referral_gateway.accounts_cli import ensure_demo_accounts
 
+        print(f"\nDemo: open http://{settings.http_host}:{settings.http_port}/ and sign in as")
+        for username, password in ensure_demo_accounts(settings):
+            print(f"  {username:16} password {password}")
+        print("A synthetic ED feed (site RXX01) is streaming in; candidates appear live.\n")
         tasks.append(
             asyncio.create_task(
-                asyncio.to_thread(run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0)
+                asyncio.to_thread(
+                    run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0, stop=stop_demo
+                )
             )
         )
     loop = asyncio.get_running_loop()
@@ -186,6 +195,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     try:
         await tasks[0]
     finally:
+        stop_demo.set()
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
