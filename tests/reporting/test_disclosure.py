@@ -15,8 +15,19 @@ from referral_gateway.domain.disclosure import (
 
 @pytest.mark.parametrize(
     ("count", "shown"),
-    [(0, 0), (1, "*"), (7, "*"), (8, 10), (12, 10), (13, 15), (17, 15), (18, 20), (100, 100),
-     (102, 100), (103, 105)],
+    [
+        (0, 0),
+        (1, "*"),
+        (7, "*"),
+        (8, 10),
+        (12, 10),
+        (13, 15),
+        (17, 15),
+        (18, 20),
+        (100, 100),
+        (102, 100),
+        (103, 105),
+    ],
 )
 def test_small_counts_are_hidden_and_the_rest_rounded_to_the_nearest_five(count, shown):
     assert primary(count) == shown

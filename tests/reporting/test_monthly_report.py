@@ -19,15 +19,28 @@ def test_raw_counts_match_the_hand_counted_dataset():
     assert r.count("candidates") == 40
     assert r.breakdown("candidates", "rule") == {"coded": 29, "free_text": 11}
     assert r.breakdown("candidates", "age_band") == {
-        "10_to_15": 13, "16_to_17": 12, "18_to_25": 15, "other_or_unknown": 0}
+        "10_to_15": 13,
+        "16_to_17": 12,
+        "18_to_25": 15,
+        "other_or_unknown": 0,
+    }
     assert r.breakdown("candidates", "sex") == {"male": 29, "female": 11, "other": 0, "unknown": 0}
     assert r.breakdown("candidates", "injury") == {
-        "body_part": 8, "bladed": 21, "firearm": 3, "sexual": 5, "exploitation": 0, "other": 3}
+        "body_part": 8,
+        "bladed": 21,
+        "firearm": 3,
+        "sexual": 5,
+        "exploitation": 0,
+        "other": 3,
+    }
     assert r.count("approached") == 29  # A + B + C + E
     assert r.count("consent_given") == 20
     assert r.breakdown("consent_given", "giver") == {
-        "young_person_16_plus": 12, "gillick_competent_under_16": 3, "parent_guardian": 5,
-        "not_recorded": 0}
+        "young_person_16_plus": 12,
+        "gillick_competent_under_16": 3,
+        "parent_guardian": 5,
+        "not_recorded": 0,
+    }
     assert r.count("override_without_consent") == 3
     assert r.count("declined") == 9
     assert r.count("not_approached") == 5
@@ -37,7 +50,10 @@ def test_raw_counts_match_the_hand_counted_dataset():
     assert r.breakdown("contacted", "first_contact") == {"face_to_face": 15, "phone": 5}
     assert r.count("engaged") == 15
     assert r.breakdown("engaged", "first_contact") == {
-        "face_to_face": 15, "phone": 0, "not_recorded": 0}
+        "face_to_face": 15,
+        "phone": 0,
+        "not_recorded": 0,
+    }
     assert r.count("signposted") == 3
     assert r.count("referred_on") == 12
     assert r.breakdown("referred_on", "service_type") == {"substance_misuse": 12}
@@ -59,7 +75,8 @@ def test_median_and_90th_percentile_time_from_arrival_to_approach():
 
 def test_median_of_an_even_count_is_the_mean_of_the_middle_two():
     facts = many(2, at("2024-10-02T10:00"), approach_after=10) + many(
-        2, at("2024-10-03T10:00"), approach_after=25)
+        2, at("2024-10-03T10:00"), approach_after=25
+    )
     times = build_monthly_report(SITE, OCTOBER, facts).approach_times
     assert (times.median_minutes, times.p90_minutes) == (17.5, 25)
 
@@ -116,8 +133,9 @@ def test_approach_times_are_shown_when_enough_people_were_timed():
 
 
 def test_approach_times_of_a_handful_of_people_are_suppressed():
-    p = publish(build_monthly_report(SITE, OCTOBER, many(7, at("2024-10-02T10:00"),
-                                                         approach_after=12)))
+    p = publish(
+        build_monthly_report(SITE, OCTOBER, many(7, at("2024-10-02T10:00"), approach_after=12))
+    )
     assert (p.approach_times.median_minutes, p.approach_times.p90_minutes) == ("*", "*")
 
 
