@@ -12,7 +12,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -212,12 +212,17 @@ class Pipeline:
         for old_id in event.merged_from:
             for attendance_id in self.attendances.attendances_of_patient(conn, event.site, old_id):
                 visit_key, attendance = self.attendances.load_by_id(conn, attendance_id)
-                merged = attendance.apply(
+                updated = attendance.apply(
                     AttendanceEvent(
                         kind=EventKind.UPDATE, site=event.site, source=event.source,
                         visit_number=attendance.visit_number, patient=event.patient,
                     )
                 )
+                surviving_first = event.patient.local_ids + tuple(
+                    i for i in updated.patient.local_ids if i not in event.patient.local_ids
+                )
+                merged = replace(updated, patient=replace(updated.patient,
+                                                          local_ids=surviving_first))
                 detection = self._detect(merged)
                 self.attendances.save(
                     conn, existing_id=attendance_id, visit_key=visit_key, attendance=merged,
