@@ -110,33 +110,43 @@ def trend_svg(
     return "".join(parts)
 
 
-def funnel_svg(report: PublishedReport, *, width: int = 640) -> str:
-    """Horizontal bars from candidates down to engagement and what followed."""
+FunnelStage = tuple[str, int | None, str]
+"""(measure, bar length or None when there is no number to draw, label beside the bar)"""
+
+
+def funnel_stages(report: PublishedReport) -> list[FunnelStage]:
+    stages: list[FunnelStage] = []
+    for m in FUNNEL_MEASURES:
+        v = report.value(m)
+        stages.append((m, v if isinstance(v, int) else None, str(v)))
+    return stages
+
+
+def funnel_svg(title: str, stages: Sequence[FunnelStage], *, width: int = 640) -> str:
+    """Horizontal bars from candidates down to engagement and what followed. A stage
+    without a number (suppressed) gets its label and no bar."""
     row_h, label_w, top = 30, 190, 34
-    height = top + row_h * len(FUNNEL_MEASURES) + 10
-    values = [(m, report.value(m)) for m in FUNNEL_MEASURES]
-    biggest = max((v for _, v in values if isinstance(v, int)), default=0) or 1
-    bar_w = width - label_w - 70
-    title = f"From candidate to support, {report.site}, {report.month}"
-    desc = "; ".join(f"{measure_label(m)}: {v}" for m, v in values)
+    height = top + row_h * len(stages) + 10
+    biggest = max((bar for _, bar, _ in stages if bar is not None), default=0) or 1
+    bar_w = width - label_w - 110
+    desc = "; ".join(f"{measure_label(m)}: {label}" for m, _, label in stages)
     parts = [_open(width, height, title, desc)]
-    for i, (measure, v) in enumerate(values):
+    for i, (measure, bar, label) in enumerate(stages):
         y = top + i * row_h
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" font-size="12">'
             f"{escape(measure_label(measure))}</text>"
         )
-        if isinstance(v, int):
-            w = bar_w * v / biggest
+        w = bar_w * bar / biggest if bar is not None else 0.0
+        if bar is not None:
             parts.append(
                 f'<rect x="{label_w}" y="{y + 4}" width="{w:.1f}" height="{row_h - 8}" '
-                f'fill="{PALETTE[0]}"/><text x="{label_w + w + 6:.1f}" y="{y + 18}" '
-                f'font-size="12">{v}</text>'
+                f'fill="{PALETTE[0]}"/>'
             )
-        else:
-            parts.append(
-                f'<text x="{label_w + 6}" y="{y + 18}" font-size="12">* (suppressed)</text>'
-            )
+        shown = label if bar is not None or label != "*" else "* (suppressed)"
+        parts.append(
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 18}" font-size="12">{escape(shown)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
