@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     processing_batch: int = 200
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
+    programme_endpoint: str = ""  # URL the monthly report is pushed to (empty: not pushed)
+    programme_key_id: str = ""  # key id the programme hub knows this site's secret by
+    programme_secret: str = field(default="", repr=False)  # shared HMAC secret, >= 32 chars
+    hub_keys_file: str = ""  # TOML of site keys: set to also run as the programme hub
 
     @property
     def resolved_database_url(self) -> str:

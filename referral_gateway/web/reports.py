@@ -15,11 +15,12 @@ may add `raw=1` for exact counts. Everyone else is refused.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from consent.policy import Actor, Role
@@ -207,3 +208,21 @@ def _admin(actor: Actor) -> None:
 
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+
+
+def ops_token_actor(ops_token: str | None) -> Callable[[Request], Actor]:
+    """Stand-in until staff accounts reach the reports: with an ops token configured, its
+    bearer is an administrator and everyone else is refused; without one (loopback, for
+    development) everyone is a programme lead and sees disclosure-controlled figures."""
+
+    def actor(request: Request) -> Actor:
+        if not ops_token:
+            return Actor(user_id="local", role=Role.PROGRAMME_LEAD, sites=frozenset())
+        given = request.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
+            return Actor(user_id="ops", role=Role.ADMINISTRATOR, sites=frozenset())
+        raise HTTPException(
+            status_code=401, detail="sign in required", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    return actor

@@ -7,7 +7,12 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 from referral_gateway.domain.istv import istv_csv, istv_rows
-from referral_gateway.domain.report_charts import funnel_svg, trend_series, trend_svg
+from referral_gateway.domain.report_charts import (
+    funnel_stages,
+    funnel_svg,
+    trend_series,
+    trend_svg,
+)
 from referral_gateway.domain.report_facts import AssaultDetail, InjuryCategory, ReportFacts
 from referral_gateway.domain.report_period import ReportMonth, trailing_months
 from referral_gateway.domain.report_published import (
@@ -95,7 +100,7 @@ def test_the_trend_chart_breaks_the_line_at_a_suppressed_month():
 
 def test_the_funnel_shows_each_stage_and_never_plots_a_suppressed_one():
     rep = published()
-    svg = funnel_svg(rep)
+    svg = funnel_svg("Funnel", funnel_stages(rep))
     ET.fromstring(svg)
     assert ">40<" in svg  # candidates bar label
     assert "Signposted" in svg and "* (suppressed)" in svg  # 3 signposted
