@@ -16,7 +16,6 @@ import os
 import platform
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,10 +39,20 @@ def free_port() -> int:
 
 def start_gateway(data_dir: Path, database_url: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = dict(os.environ, RG_DATA_DIR=str(data_dir), RG_MLLP_PORT=str(port),
-               RG_HTTP_PORT=str(free_port()), RG_DATABASE_URL=database_url)
-    proc = subprocess.Popen([sys.executable, "-m", "referral_gateway.cli", "serve"], env=env,
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        os.environ,
+        RG_DATA_DIR=str(data_dir),
+        RG_MLLP_PORT=str(port),
+        RG_HTTP_PORT=str(free_port()),
+        RG_DATABASE_URL=database_url,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "referral_gateway.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -88,8 +97,12 @@ def run_senders(port: int, chunks: list[list[str]], rate_each: float) -> list[fl
 
 def pending(engine) -> int:  # type: ignore[no-untyped-def]
     with engine.connect() as conn:
-        return int(conn.execute(text(
-            "select count(*) from inbound_message where state = 'pending'")).scalar() or 0)
+        return int(
+            conn.execute(
+                text("select count(*) from inbound_message where state = 'pending'")
+            ).scalar()
+            or 0
+        )
 
 
 def stored(engine) -> int:  # type: ignore[no-untyped-def]
@@ -115,8 +128,10 @@ def main() -> None:
     while len(msgs) < args.messages:
         msgs.extend(ed.stream(500))
     msgs = msgs[: args.messages]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}, {platform.platform()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
@@ -133,11 +148,15 @@ def main() -> None:
                 time.sleep(0.05)
             t_done = time.perf_counter() - t0
             n = stored(engine)
-            print(f"throughput: {n} messages, {args.senders} connections: "
-                  f"acknowledged {n / t_acked:,.0f}/s, end to end (received to processed) "
-                  f"{n / t_done:,.0f}/s")
-            print(f"  ACK latency flat out: p50 {pct(lat, .5) * 1000:.1f} ms, "
-                  f"p99 {pct(lat, .99) * 1000:.1f} ms")
+            print(
+                f"throughput: {n} messages, {args.senders} connections: "
+                f"acknowledged {n / t_acked:,.0f}/s, end to end (received to processed) "
+                f"{n / t_done:,.0f}/s"
+            )
+            print(
+                f"  ACK latency flat out: p50 {pct(lat, 0.5) * 1000:.1f} ms, "
+                f"p99 {pct(lat, 0.99) * 1000:.1f} ms"
+            )
 
             # 2. ACK latency at a paced 200 msg/s (4 senders x 50/s)
             paced_n = int(200 * args.paced_seconds)
@@ -147,8 +166,10 @@ def main() -> None:
                 paced.extend(ed2.stream(200))
             paced = paced[:paced_n]
             lat = run_senders(port, [paced[i::4] for i in range(4)], 50.0)
-            print(f"ACK latency at 200 msg/s offered ({paced_n} messages): "
-                  f"p50 {pct(lat, .5) * 1000:.1f} ms, p99 {pct(lat, .99) * 1000:.1f} ms")
+            print(
+                f"ACK latency at 200 msg/s offered ({paced_n} messages): "
+                f"p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms"
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)

@@ -112,16 +112,30 @@ def build_gateway(
     decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7}
     holder: dict[str, Gateway] = {}
     pipeline = Pipeline(
-        engine, inbox, attendances, decoders, sites, valuesets, clock,
+        engine,
+        inbox,
+        attendances,
+        decoders,
+        sites,
+        valuesets,
+        clock,
         batch_size=settings.processing_batch,
         on_referral=lambda rid: holder["gw"]._announce(rid),
     )
     worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     gateway = Gateway(
-        settings=settings, engine=engine, keyring=keyring, inbox=inbox,
-        attendances=attendances, sites=sites, valuesets=valuesets, pipeline=pipeline,
-        intake=intake, worker=worker, clock=clock,
+        settings=settings,
+        engine=engine,
+        keyring=keyring,
+        inbox=inbox,
+        attendances=attendances,
+        sites=sites,
+        valuesets=valuesets,
+        pipeline=pipeline,
+        intake=intake,
+        worker=worker,
+        clock=clock,
     )
     holder["gw"] = gateway
     return gateway

@@ -37,10 +37,19 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, database_url: str, mllp_port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, RG_DATA_DIR=str(data_dir), RG_DATABASE_URL=database_url,
-               RG_MLLP_PORT=str(mllp_port), RG_HTTP_PORT=str(free_port()))
-    proc = subprocess.Popen([sys.executable, "-m", "referral_gateway.cli", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = dict(
+        os.environ,
+        RG_DATA_DIR=str(data_dir),
+        RG_DATABASE_URL=database_url,
+        RG_MLLP_PORT=str(mllp_port),
+        RG_HTTP_PORT=str(free_port()),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "referral_gateway.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -61,11 +70,18 @@ def control_id(message: str) -> str:
 def outcome(database_url: str) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
     engine = make_engine(database_url)
     with engine.connect() as conn:
-        referrals = [tuple(r) for r in conn.execute(text(
-            "select a.visit_key, r.status, a.status from referral r "
-            "join attendance a on a.id = r.attendance_id order by a.visit_key"))]
-        states = dict(conn.execute(text(
-            "select state, count(*) from inbound_message group by state")).all())
+        referrals = [
+            tuple(r)
+            for r in conn.execute(
+                text(
+                    "select a.visit_key, r.status, a.status from referral r "
+                    "join attendance a on a.id = r.attendance_id order by a.visit_key"
+                )
+            )
+        ]
+        states = dict(
+            conn.execute(text("select state, count(*) from inbound_message group by state")).all()
+        )
     engine.dispose()
     return referrals, states
 
@@ -88,8 +104,9 @@ def test_acknowledged_messages_survive_sigkill_and_are_processed_exactly_once(
         assert code == "AA"
         acked.append(echoed)
         if len(acked) == kill_after:  # kill while messages are still in flight
-            killer = threading.Thread(target=lambda: (time.sleep(0.05),
-                                                      os.kill(server.pid, signal.SIGKILL)))
+            killer = threading.Thread(
+                target=lambda: (time.sleep(0.05), os.kill(server.pid, signal.SIGKILL))
+            )
             killer.start()
     client.close()
     assert killer is not None
@@ -107,13 +124,15 @@ def test_acknowledged_messages_survive_sigkill_and_are_processed_exactly_once(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                if not conn.execute(text(
-                        "select count(*) from inbound_message where state = 'pending'")).scalar():
+                if not conn.execute(
+                    text("select count(*) from inbound_message where state = 'pending'")
+                ).scalar():
                     break
             time.sleep(0.1)
         with engine.connect() as conn:
-            rows = conn.execute(text(
-                "select message_key, state, attempts from inbound_message")).all()
+            rows = conn.execute(
+                text("select message_key, state, attempts from inbound_message")
+            ).all()
         engine.dispose()
     finally:
         server.send_signal(signal.SIGTERM)

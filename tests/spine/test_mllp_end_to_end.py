@@ -18,12 +18,31 @@ from tests.spine.harness import frame, msa, start_gateway
 ARRIVAL = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
 
 
-def a_visit(age: int = 16, *, complaint: str | None = None,
-            diagnoses: list[tuple[str, str, str]] | None = None, visit: str = "V0001") -> Visit:
-    person = Person(mrn="MRN0000001", nhs_number="9990000026", family="Testington",
-                    given="Sam", birth_date=date(ARRIVAL.year - age, 1, 2), sex="M")
-    return Visit(person=person, visit_number=visit, site="RXX01", arrival=ARRIVAL,
-                 area="MAJORS", bay="B3", complaint=complaint, diagnoses=diagnoses or [])
+def a_visit(
+    age: int = 16,
+    *,
+    complaint: str | None = None,
+    diagnoses: list[tuple[str, str, str]] | None = None,
+    visit: str = "V0001",
+) -> Visit:
+    person = Person(
+        mrn="MRN0000001",
+        nhs_number="9990000026",
+        family="Testington",
+        given="Sam",
+        birth_date=date(ARRIVAL.year - age, 1, 2),
+        sex="M",
+    )
+    return Visit(
+        person=person,
+        visit_number=visit,
+        site="RXX01",
+        arrival=ARRIVAL,
+        area="MAJORS",
+        bay="B3",
+        complaint=complaint,
+        diagnoses=diagnoses or [],
+    )
 
 
 @pytest.fixture
@@ -39,9 +58,17 @@ def test_mllp_send_gets_an_aa_echoing_each_control_id_over_one_connection(gatewa
     batch = tmp_path / "feed.hl7"
     batch.write_bytes(b"".join(frame(m) for m in messages))
     out = subprocess.run(
-        [str(Path(sys.executable).with_name("mllp_send")), "--file", str(batch),
-         "--port", str(gateway.port), "127.0.0.1"],
-        capture_output=True, check=True, timeout=60,
+        [
+            str(Path(sys.executable).with_name("mllp_send")),
+            "--file",
+            str(batch),
+            "--port",
+            str(gateway.port),
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout.decode()
     acks = [msa(a) for a in out.replace("\r", "\n").split("MSH")[1:]]
     sent_ids = [m.split("\r")[0].split("|")[9] for m in messages]
@@ -63,8 +90,10 @@ def test_an_adult_is_acknowledged_aa_and_counted_as_filtered(gateway):
         assert msa(client.send(message)) == ("AA", "CTRL-ADULT")
     engine = gateway.gateway.engine
     assert gateway.wait_until(
-        lambda: engine.connect().execute(
-            text("select state from inbound_message")).scalar() == "processed"
+        lambda: (
+            engine.connect().execute(text("select state from inbound_message")).scalar()
+            == "processed"
+        )
     )
     assert referral_summaries(engine) == []
 
@@ -116,8 +145,15 @@ def test_a_discharge_shows_the_young_person_has_left(gateway):
     visit = a_visit(complaint="stabbed")
     with MllpClient("127.0.0.1", gateway.port) as client:
         client.send(adt("A01", visit, "CTRL-1", sent=ARRIVAL))
-        client.send(adt("A03", visit, "CTRL-2", sent=ARRIVAL + timedelta(hours=1),
-                        discharge=ARRIVAL + timedelta(hours=1)))
+        client.send(
+            adt(
+                "A03",
+                visit,
+                "CTRL-2",
+                sent=ARRIVAL + timedelta(hours=1),
+                discharge=ARRIVAL + timedelta(hours=1),
+            )
+        )
     engine = gateway.gateway.engine
     assert gateway.wait_until(
         lambda: [r["attendance_status"] for r in referral_summaries(engine)] == ["discharged"]

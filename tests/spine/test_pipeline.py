@@ -36,31 +36,49 @@ class JsonDecoder:
         data = json.loads(message.payload)
         if data.get("ignore"):
             return []
-        return [AttendanceEvent(
-            kind=EventKind(data.get("kind", "arrival")),
-            site="RXX01", source=Source.HL7V2, visit_number=data.get("visit", "V1"),
-            patient=PatientIdentity(
-                nhs_number="9990000026", local_ids=tuple(data.get("ids", ["MRN1"])),
-                birth_date=date.fromisoformat(data.get("dob", "2010-01-02")),
-            ),
-            is_emergency=True, arrival=ARRIVAL,
-            codings=tuple(Coding("snomed", c) for c in data.get("codes", [])),
-            free_text=tuple(data.get("text", [])),
-            merged_from=tuple(data.get("merged_from", [])),
-        )]
+        return [
+            AttendanceEvent(
+                kind=EventKind(data.get("kind", "arrival")),
+                site="RXX01",
+                source=Source.HL7V2,
+                visit_number=data.get("visit", "V1"),
+                patient=PatientIdentity(
+                    nhs_number="9990000026",
+                    local_ids=tuple(data.get("ids", ["MRN1"])),
+                    birth_date=date.fromisoformat(data.get("dob", "2010-01-02")),
+                ),
+                is_emergency=True,
+                arrival=ARRIVAL,
+                codings=tuple(Coding("snomed", c) for c in data.get("codes", [])),
+                free_text=tuple(data.get("text", [])),
+                merged_from=tuple(data.get("merged_from", [])),
+            )
+        ]
 
 
 def build(engine, keyring, clock, decoder=None):
     inbox = InboxStore(engine, keyring)
     decoder = decoder or JsonDecoder()
-    pipeline = Pipeline(engine, inbox, AttendanceStore(keyring), {"test": decoder},
-                        SiteDirectory(), bundled_valuesets(), clock)
+    pipeline = Pipeline(
+        engine,
+        inbox,
+        AttendanceStore(keyring),
+        {"test": decoder},
+        SiteDirectory(),
+        bundled_valuesets(),
+        clock,
+    )
     return inbox, pipeline, decoder
 
 
 def send(inbox, key, **payload):
-    return inbox.store_batch([Arrival("test", "EDIS^RXX01", key, "ADT^A01", "RXX01",
-                                      json.dumps(payload).encode(), ARRIVAL)])[0]
+    return inbox.store_batch(
+        [
+            Arrival(
+                "test", "EDIS^RXX01", key, "ADT^A01", "RXX01", json.dumps(payload).encode(), ARRIVAL
+            )
+        ]
+    )[0]
 
 
 def test_a_stab_wound_at_sixteen_becomes_one_candidate(engine, keyring, clock):

@@ -8,10 +8,23 @@ from referral_gateway.storage.views import error_store, feed_counts
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def an_arrival(key: str = "CTRL1", *, sender: str = "EDIS^RXX01", payload: bytes = b"MSH|...",
-               state: str = "pending") -> Arrival:
-    return Arrival(channel="hl7v2", sender=sender, message_key=key, message_type="ADT^A01",
-                   site="RXX01", payload=payload, received_at=NOW, state=state)
+def an_arrival(
+    key: str = "CTRL1",
+    *,
+    sender: str = "EDIS^RXX01",
+    payload: bytes = b"MSH|...",
+    state: str = "pending",
+) -> Arrival:
+    return Arrival(
+        channel="hl7v2",
+        sender=sender,
+        message_key=key,
+        message_type="ADT^A01",
+        site="RXX01",
+        payload=payload,
+        received_at=NOW,
+        state=state,
+    )
 
 
 def test_a_stored_message_comes_back_pending_with_its_payload(engine, keyring):
