@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
 
+    from referral_gateway.report_cli import add_report_commands
+
+    add_report_commands(sub, _settings_args)
+
     demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=2575)
@@ -122,9 +126,12 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.services.report_wiring import build_reports
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
+    reports = build_reports(settings, gateway.engine, gateway.clock)
+    reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -141,7 +148,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         ssl_context=tls,
     )
     await mllp.start()
-    app = build_app(gateway, ops_token=settings.ops_token or None)
+    app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )
@@ -170,6 +177,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        reports.jobs.stop()
         gateway.stop()
 
 
@@ -267,6 +275,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reports(args: argparse.Namespace) -> int:
+    from referral_gateway.report_cli import run_report_command
+
+    return run_report_command(args, _settings(args))
+
+
 _COMMANDS = {
     "serve": _cmd_serve,
     "replay": _cmd_replay,
@@ -275,6 +289,9 @@ _COMMANDS = {
     "counts": _cmd_counts,
     "errors": _cmd_errors,
     "demo": _cmd_demo,
+    "report": _cmd_reports,
+    "report-push": _cmd_reports,
+    "hub": _cmd_reports,
 }
 
 if __name__ == "__main__":

@@ -54,12 +54,9 @@ def upgrade() -> None:
     sa.UniqueConstraint('report_id')
     )
     op.create_index('ix_hub_receipt_month_site', 'hub_receipt', ['month', 'site'], unique=False)
-    # monthly counts of screened attendances per site read this index, not the whole table
-    op.create_index('ix_attendance_site_arrival', 'attendance', ['site', 'arrival_at'], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_attendance_site_arrival', table_name='attendance')
     op.drop_index('ix_hub_receipt_month_site', table_name='hub_receipt')
     op.drop_table('hub_receipt')
     op.drop_table('report_push')
