@@ -8,8 +8,6 @@
 `referral-gateway hub` serves), for a programme office that runs no ED feed.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime

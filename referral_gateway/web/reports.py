@@ -13,8 +13,6 @@ controlled figures for their sites (all sites when they have none listed); admin
 may add `raw=1` for exact counts. Everyone else is refused.
 """
 
-from __future__ import annotations
-
 import hmac
 from collections.abc import Callable
 from datetime import datetime
