@@ -21,6 +21,7 @@ from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
+from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.storage.attendances import AttendanceStore
@@ -48,6 +49,7 @@ class Gateway:
     pipeline: Pipeline
     intake: IntakeWriter
     worker: PipelineWorker
+    watch: ProcessingWatch
     clock: Clock
     referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
     _started: bool = False
@@ -111,6 +113,7 @@ def build_gateway(
     valuesets = bundled_valuesets()
     decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7}
     holder: dict[str, Gateway] = {}
+    watch = ProcessingWatch(inbox.state_of)
     pipeline = Pipeline(
         engine,
         inbox,
@@ -121,6 +124,7 @@ def build_gateway(
         clock,
         batch_size=settings.processing_batch,
         on_referral=lambda rid: holder["gw"]._announce(rid),
+        on_processed=watch.completed,
     )
     worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
@@ -135,6 +139,7 @@ def build_gateway(
         pipeline=pipeline,
         intake=intake,
         worker=worker,
+        watch=watch,
         clock=clock,
     )
     holder["gw"] = gateway

@@ -136,8 +136,9 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
+    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
     mllp = MllpServer(
-        Hl7Intake(gateway.intake, gateway.clock),
+        hl7,
         host=settings.mllp_host,
         port=settings.mllp_port,
         limits=MllpLimits(
@@ -146,6 +147,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
             max_frame_bytes=settings.mllp_max_frame_bytes,
         ),
         ssl_context=tls,
+        on_oversize=hl7.oversize_reply,
     )
     await mllp.start()
     app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)

@@ -33,7 +33,7 @@ class Settings:
     keyring_file: str = ""  # empty: <data_dir>/keyring.json
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
-    processing_batch: int = 200
+    processing_batch: int = 100
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
     programme_endpoint: str = ""  # URL the monthly report is pushed to (empty: not pushed)
     programme_key_id: str = ""  # key id the programme hub knows this site's secret by
