@@ -17,11 +17,13 @@ Every figure here is a raw count; `report_published.publish` applies disclosure 
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from referral_gateway.domain.disclosure import Relation
 from referral_gateway.domain.report_facts import (
@@ -304,28 +306,48 @@ def build_monthly_reports(
     wanted = set(months)
     year_on = {m.shifted(-12): m for m in months}
     tallies = {m: _Tally() for m in months}
+    month_of = _MonthFinder(min(months).shifted(-12), max(months)) if months else ReportMonth.of
     for fact in facts:
         if fact.site != site:
             continue
-        arrived = ReportMonth.of(fact.arrival)
+        arrived = month_of(fact.arrival)
         if arrived in wanted:
             tallies[arrived].add_arrival(fact, count_screened=screened is None)
         if fact.is_candidate and arrived in year_on:
             tallies[year_on[arrived]].add_year_on(fact)
         if fact.closed_at is not None:
-            closed = ReportMonth.of(fact.closed_at)
+            closed = month_of(fact.closed_at)
             if closed in wanted and fact.is_candidate:
                 tallies[closed].add(
                     Cell(CLOSED), Cell(CLOSED, BY_OUTCOME, fact.closed_outcome or NOT_RECORDED)
                 )
         if fact.follow_up_done_at is not None and fact.is_candidate:
-            followed = ReportMonth.of(fact.follow_up_done_at)
+            followed = month_of(fact.follow_up_done_at)
             if followed in wanted:
                 tallies[followed].add(Cell(FOLLOW_UPS_DONE))
     if screened is not None:
         for m in months:
             tallies[m].counts[Cell(SCREENED)] = screened.get(m, 0)
     return {m: tallies[m].report(site, m) for m in months}
+
+
+class _MonthFinder:
+    """`ReportMonth.of`, by binary search over precomputed month starts for moments inside
+    first..last (a zone conversion per fact is the slow part of a year's report)."""
+
+    def __init__(self, first: ReportMonth, last: ReportMonth) -> None:
+        self.months: list[ReportMonth] = []
+        month = first
+        while month <= last:
+            self.months.append(month)
+            month = month.next()
+        self.starts = [m.start() for m in self.months]
+        self.end = last.end()
+
+    def __call__(self, moment: datetime) -> ReportMonth:
+        if self.starts[0] <= moment < self.end:
+            return self.months[bisect.bisect_right(self.starts, moment) - 1]
+        return ReportMonth.of(moment)
 
 
 @dataclass

@@ -13,13 +13,14 @@ an outcome" and those figures are 0. See the README's reporting section.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.report_facts import AssaultDetail, InjuryCategory, ReportFacts
@@ -28,7 +29,9 @@ from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 
 NOT_SCREENED_RULES = ("not_emergency", "cancelled")
 ASSAULT_RULE = "assault_signal"
-_ASSAULT_REASON = '%"kind": "assault"%'  # json.dumps of a DetectionReason of kind assault
+_ASSAULT_MARK = '"kind": "assault"'  # json.dumps of a DetectionReason of kind assault
+_ASSAULT_REASON = f"%{_ASSAULT_MARK}%"
+_HASH_CHUNK = 500
 
 
 class SqlFacts:
@@ -86,11 +89,17 @@ class SqlFacts:
                 ATTENDANCE.c.arrival_at < end,
             )
         )
+        # re-attendance is read only for the cohorts a year before the months asked for
+        cohort_end = last.shifted(-12).end()
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
-            later = self._violent_arrivals(conn, site, start)
+            hashes = {
+                r.nhs_number_hash for r in rows if r.nhs_number_hash and r.arrival_at < cohort_end
+            }
+            later = self._violent_arrivals(conn, hashes, start)
         facts = []
         for r in rows:
+            in_cohort = bool(r.nhs_number_hash) and r.arrival_at < cohort_end
             facts.append(
                 ReportFacts(
                     site=site,
@@ -99,9 +108,8 @@ class SqlFacts:
                     sex=r.sex,
                     candidate_rule=_signal_kind(r.detection_reasons_json),
                     injury_category=_injury(r.injury_category),
-                    reattended_violent_12m=_reattended(
-                        later.get(r.nhs_number_hash, ()), r.arrival_at
-                    ),
+                    reattended_violent_12m=in_cohort
+                    and _reattended(later.get(r.nhs_number_hash, ()), r.arrival_at),
                     assault=True,
                 )
             )
@@ -141,33 +149,28 @@ class SqlFacts:
             )
         return facts
 
-    def _violent_arrivals(self, conn: Any, site: str, since: datetime) -> dict[str, list[datetime]]:
-        """Arrivals with an assault signal, at any site, of the patients (by NHS-number
-        hash) who were candidates at `site` since `since`."""
-        cohort = (
-            select(ATTENDANCE.c.nhs_number_hash)
-            .select_from(REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id))
-            .where(
-                REFERRAL.c.site == site,
-                ATTENDANCE.c.arrival_at >= since,
-                ATTENDANCE.c.nhs_number_hash.is_not(None),
-            )
-        )
-        stmt = select(ATTENDANCE.c.nhs_number_hash, ATTENDANCE.c.arrival_at).where(
-            ATTENDANCE.c.nhs_number_hash.in_(cohort),
-            ATTENDANCE.c.arrival_at > since,
-            ATTENDANCE.c.status != "cancelled",
-            or_(
-                ATTENDANCE.c.detection_rule == ASSAULT_RULE,
-                and_(
-                    ATTENDANCE.c.detection_rule.is_not(None),
-                    ATTENDANCE.c.detection_json.like(_ASSAULT_REASON),
-                ),
-            ),
-        )
+    def _violent_arrivals(
+        self, conn: Any, hashes: set[str], since: datetime
+    ) -> dict[str, list[datetime]]:
+        """Arrivals since `since` with an assault signal, at any site, of the patients with
+        these NHS-number hashes. Looked up by hash in chunks, so the database walks the hash
+        index instead of scanning a year of attendances."""
         found: defaultdict[str, list[datetime]] = defaultdict(list)
-        for h, arrival in conn.execute(stmt):
-            found[h].append(arrival)
+        ordered = sorted(hashes)
+        for i in range(0, len(ordered), _HASH_CHUNK):
+            stmt = select(
+                ATTENDANCE.c.nhs_number_hash,
+                ATTENDANCE.c.arrival_at,
+                ATTENDANCE.c.detection_rule,
+                ATTENDANCE.c.detection_json,
+            ).where(
+                ATTENDANCE.c.nhs_number_hash.in_(ordered[i : i + _HASH_CHUNK]),
+                ATTENDANCE.c.arrival_at > since,
+                ATTENDANCE.c.status != "cancelled",
+            )
+            for h, arrival, rule, detection in conn.execute(stmt):
+                if rule == ASSAULT_RULE or _ASSAULT_MARK in (detection or ""):
+                    found[h].append(arrival)
         return found
 
 
@@ -183,6 +186,7 @@ def _one_year_on(moment: datetime) -> datetime:
         return moment.replace(year=moment.year + 1, month=3, day=1)
 
 
+@functools.lru_cache(maxsize=4096)
 def _signal_kind(reasons_json: str) -> str:
     """The kind of the first assault signal: 'snomed', 'icd10', 'ecds' or 'text'."""
     for reason in json.loads(reasons_json or "[]"):
