@@ -209,7 +209,7 @@ def main() -> int:
         print(
             f"{platform.python_implementation()} {platform.python_version()}, "
             f"{engine.dialect.name}, {args.attendances:,} attendances, "
-            f"{args.candidates:,} candidates"
+            f"{args.candidates:,} candidates (+{args.prior_candidates:,} the year before)"
         )
         load = generate(engine, args.attendances, args.candidates, args.prior_candidates)
         print(f"loaded in {load:.1f} s")
