@@ -24,9 +24,12 @@ from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
+from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.audit_store import AuditStore, anchor_for
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.inbox import InboxStore
+from referral_gateway.storage.keystore import check_keyring, open_keyring
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,8 @@ class Gateway:
     worker: PipelineWorker
     watch: ProcessingWatch
     clock: Clock
+    audit: AuditStore
+    sharing: Sharing
     referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
     _started: bool = False
 
@@ -99,14 +104,24 @@ def build_gateway(
 ) -> Gateway:
     """Everything but the listeners: storage (migrated), key ring, intake, pipeline."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if keyring is None:
-        path = settings.resolved_keyring_file
-        keyring = KeyRing.load_or_create(path) if create_keyring else KeyRing.load(path)
     if engine is None:
         engine = make_engine(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
     migrate(engine)
+    # a missing ring is never replaced while the database holds ciphertexts; a wrong ring
+    # fails on the canary (KeyRingError, saying what to do)
+    try:
+        if keyring is None:
+            keyring = open_keyring(
+                engine, settings.resolved_keyring_file, create=create_keyring, now=clock()
+            )
+        else:
+            check_keyring(engine, keyring, now=clock())
+    except Exception:
+        engine.dispose()
+        raise
+    audit = AuditStore(anchor_for(settings.data_dir))
     inbox = InboxStore(engine, keyring)
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
@@ -141,6 +156,8 @@ def build_gateway(
         worker=worker,
         watch=watch,
         clock=clock,
+        audit=audit,
+        sharing=Sharing(engine, keyring, audit),
     )
     holder["gw"] = gateway
     return gateway

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from consent.errors import KeyRingError
+from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -94,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=200, help="attendances to send (0 = for ever)")
     demo.add_argument("--rate", type=float, default=5.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=None)
+
+    consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
     return parser
 
 
@@ -126,11 +129,13 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.jobs import start_jobs
     from referral_gateway.services.report_wiring import build_reports
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
-    reports = build_reports(settings, gateway.engine, gateway.clock)
+    scheduler = start_jobs(gateway)  # retention
+    reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
     tls = None
     if settings.mllp_tls_cert:
@@ -179,7 +184,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
-        reports.jobs.stop()
+        scheduler.shutdown(wait=False)
         gateway.stop()
 
 
@@ -294,6 +299,7 @@ _COMMANDS = {
     "report": _cmd_reports,
     "report-push": _cmd_reports,
     "hub": _cmd_reports,
+    **consent_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

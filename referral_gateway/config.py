@@ -35,6 +35,10 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     processing_batch: int = 100
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
+    retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided
+    retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed
+    retention_adult_years: int = 8  # consented, 18+ when support ended
+    retention_interval_minutes: int = 60  # how often the retention jobs run
     programme_endpoint: str = ""  # URL the monthly report is pushed to (empty: not pushed)
     programme_key_id: str = ""  # key id the programme hub knows this site's secret by
     programme_secret: str = field(default="", repr=False)  # shared HMAC secret, >= 32 chars

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from apscheduler.schedulers.base import BaseScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
@@ -70,6 +71,7 @@ def build_reports(
     clock: Clock,
     *,
     facts: FactsRepository | None = None,
+    scheduler: BaseScheduler | None = None,
 ) -> Reports:
     store = ReportStore(engine)
     service = ReportService(facts or SqlFacts(engine))
@@ -80,7 +82,7 @@ def build_reports(
         push_sender(settings, clock),
         clock=clock,
     )
-    return Reports(store, service, push, ReportJobs(push), hub_keys(settings))
+    return Reports(store, service, push, ReportJobs(push, scheduler), hub_keys(settings))
 
 
 def mount_reports(
