@@ -5,10 +5,15 @@ signal that made it a candidate ("by rule": snomed, icd10, ecds or text), the in
 category, and re-attendance with a violent injury within 12 months, matched across sites by
 the keyed NHS-number hash. ED attendances screened are counted in SQL, month by month.
 
-NOT YET READ: the approach, consent, contact, engagement, signposting, onward referral,
-closure and follow-up fields. They live in the consent and queue tables, which are not on
-this branch yet; until `_casework_facts` reads them, every candidate reports as "awaiting
-an outcome" and those figures are 0. See the README's reporting section.
+From the consent records (`consent_record`): the outcome of the approach (given if consent
+was ever given, else declined, else not approached with the latest reason), who consented,
+whether a safeguarding override was ever recorded, and when the youth worker first recorded
+an approach (the first given, declined or withdrawn record: its recording time stands in
+for the time of the approach).
+
+NOT YET READ: first contact method, engagement, signposting, onward referrals, closure and
+the 6-month follow-up. They live in the queue's casework tables, which are not on this
+branch yet; until they are read those figures are 0. See the README's reporting section.
 """
 
 from __future__ import annotations
@@ -17,15 +22,25 @@ import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Engine
 
-from referral_gateway.domain.report_facts import AssaultDetail, InjuryCategory, ReportFacts
+from referral_gateway.domain.report_facts import (
+    AssaultDetail,
+    ConsentGiver,
+    ConsentOutcome,
+    InjuryCategory,
+    ReportFacts,
+)
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
+from referral_gateway.storage.consent_tables import ConsentRecordRow
+
+CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
 
 NOT_SCREENED_RULES = ("not_emergency", "cancelled")
 ASSAULT_RULE = "assault_signal"
@@ -72,8 +87,16 @@ class SqlFacts:
 
     def report_facts(self, site: str, first: ReportMonth, last: ReportMonth) -> list[ReportFacts]:
         start, end = first.shifted(-12).start(), last.end()
+        joined = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        in_range = (
+            REFERRAL.c.site == site,
+            REFERRAL.c.status != "voided",
+            ATTENDANCE.c.arrival_at >= start,
+            ATTENDANCE.c.arrival_at < end,
+        )
         stmt = (
             select(
+                REFERRAL.c.id,
                 ATTENDANCE.c.arrival_at,
                 ATTENDANCE.c.age_at_arrival,
                 ATTENDANCE.c.sex,
@@ -81,18 +104,28 @@ class SqlFacts:
                 REFERRAL.c.detection_reasons_json,
                 REFERRAL.c.injury_category,
             )
-            .select_from(REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id))
-            .where(
-                REFERRAL.c.site == site,
-                REFERRAL.c.status != "voided",
-                ATTENDANCE.c.arrival_at >= start,
-                ATTENDANCE.c.arrival_at < end,
+            .select_from(joined)
+            .where(*in_range)
+        )
+        consent_stmt = (
+            select(
+                CONSENT.c.referral_id,
+                CONSENT.c.outcome,
+                CONSENT.c.giver,
+                CONSENT.c.not_approached_reason,
+                CONSENT.c.recorded_at,
             )
+            .select_from(CONSENT.join(joined, REFERRAL.c.id == CONSENT.c.referral_id))
+            .where(*in_range)
+            .order_by(CONSENT.c.referral_id, CONSENT.c.seq)
         )
         # re-attendance is read only for the cohorts a year before the months asked for
         cohort_end = last.shifted(-12).end()
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
+            histories: defaultdict[str, list[Any]] = defaultdict(list)
+            for record in conn.execute(consent_stmt):
+                histories[record.referral_id].append(record)
             hashes = {
                 r.nhs_number_hash for r in rows if r.nhs_number_hash and r.arrival_at < cohort_end
             }
@@ -100,6 +133,7 @@ class SqlFacts:
         facts = []
         for r in rows:
             in_cohort = bool(r.nhs_number_hash) and r.arrival_at < cohort_end
+            consent = _approach(histories.get(r.id, ()))
             facts.append(
                 ReportFacts(
                     site=site,
@@ -108,6 +142,11 @@ class SqlFacts:
                     sex=r.sex,
                     candidate_rule=_signal_kind(r.detection_reasons_json),
                     injury_category=_injury(r.injury_category),
+                    approached_at=consent.approached_at,
+                    consent_outcome=consent.outcome,
+                    consent_giver=consent.giver,
+                    not_approached_reason=consent.not_approached_reason,
+                    safeguarding_override=consent.override,
                     reattended_violent_12m=in_cohort
                     and _reattended(later.get(r.nhs_number_hash, ()), r.arrival_at),
                     assault=True,
@@ -172,6 +211,39 @@ class SqlFacts:
                 if rule == ASSAULT_RULE or _ASSAULT_MARK in (detection or ""):
                     found[h].append(arrival)
         return found
+
+
+@dataclass(frozen=True)
+class _Approach:
+    outcome: ConsentOutcome | None = None
+    giver: ConsentGiver | None = None
+    not_approached_reason: str | None = None
+    override: bool = False
+    approached_at: datetime | None = None
+
+
+def _approach(history: Iterable[Any]) -> _Approach:
+    """A referral's consent history (in order) as the report counts it."""
+    records = list(history)
+    if not records:
+        return _Approach()
+    outcomes = [r.outcome for r in records]
+    approached = [r.recorded_at for r in records if r.outcome in _APPROACH_OUTCOMES]
+    override = ConsentOutcome.SAFEGUARDING_OVERRIDE.value in outcomes
+    if ConsentOutcome.GIVEN.value in outcomes:
+        first_given = next(r for r in records if r.outcome == ConsentOutcome.GIVEN.value)
+        giver = ConsentGiver(first_given.giver) if first_given.giver in _GIVERS else None
+        return _Approach(ConsentOutcome.GIVEN, giver, None, override, min(approached))
+    if ConsentOutcome.DECLINED.value in outcomes:
+        return _Approach(ConsentOutcome.DECLINED, None, None, override, min(approached))
+    if ConsentOutcome.NOT_APPROACHED.value in outcomes:
+        reason = [r.not_approached_reason for r in records if r.outcome == "not_approached"][-1]
+        return _Approach(ConsentOutcome.NOT_APPROACHED, None, reason, override, None)
+    return _Approach(None, None, None, override, None)
+
+
+_APPROACH_OUTCOMES = frozenset({"given", "declined", "withdrawn"})
+_GIVERS = frozenset(g.value for g in ConsentGiver)
 
 
 def _reattended(arrivals: Iterable[datetime], arrival: datetime) -> bool:

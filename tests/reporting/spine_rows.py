@@ -8,12 +8,13 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
+from referral_gateway.storage.report_facts import CONSENT
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Visit:
     nhs_hash: str | None = None
     status: str = "discharged"
     referral_status: str = "new"
+    # consent history: (outcome, giver, not-approached reason, minutes after arrival)
+    consent: tuple[tuple[str, str | None, str | None, int], ...] = ()
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -134,4 +137,21 @@ def _write(engine: Engine, visits: list[Visit], now: datetime) -> int:
             )
         if referrals:
             conn.execute(insert(REFERRAL), referrals)
+        records = []
+        for ref, v in zip(referrals, candidates, strict=True):
+            for seq, (outcome, giver, reason, minutes) in enumerate(v.consent, start=1):
+                records.append(
+                    {
+                        "referral_id": ref["id"],
+                        "seq": seq,
+                        "outcome": outcome,
+                        "recorded_by": "yw-1",
+                        "recorded_at": v.arrival + timedelta(minutes=minutes),
+                        "giver": giver,
+                        "not_approached_reason": reason,
+                        "supersedes": seq - 1 if seq > 1 else None,
+                    }
+                )
+        if records:
+            conn.execute(insert(CONSENT), records)
     return len(visits)

@@ -80,3 +80,60 @@ def test_istv_rows_cover_assaults_at_any_age_and_nothing_else(engine):
         ("2024-10-04", "02:00", "bladed"),
     ]
     assert all(r.assault_date == "" and r.location_type == "" for r in rows)
+
+
+def test_the_outcome_of_the_approach_comes_from_the_consent_records(engine):
+    base = at("2024-10-10T10:00")
+    write(
+        engine,
+        [
+            # consent given by the young person 45 minutes after arrival, later withdrawn
+            assault(
+                SITE,
+                base,
+                consent=(
+                    ("given", "young_person_16_plus", None, 45),
+                    ("withdrawn", None, None, 600),
+                ),
+            ),
+            # declined first, consent by a parent the next day: counts as given, timed at 30 min
+            assault(
+                SITE,
+                base,
+                age=14,
+                consent=(("declined", None, None, 30), ("given", "parent_guardian", None, 1440)),
+            ),
+            # declined
+            assault(SITE, base, consent=(("declined", None, None, 90),)),
+            # not approached, then not approached again for another reason: the latest counts
+            assault(
+                SITE,
+                base,
+                consent=(
+                    ("not_approached", None, "too_unwell", 20),
+                    ("not_approached", None, "discharged_before_approach", 300),
+                ),
+            ),
+            # a safeguarding override, no consent
+            assault(SITE, base, consent=(("safeguarding_override", None, None, 60),)),
+            # nothing recorded yet
+            assault(SITE, base),
+        ],
+    )
+    report = ReportService(SqlFacts(engine)).monthly_report(SITE, OCTOBER)
+    assert report.count("candidates") == 6
+    assert report.breakdown("consent_given", "giver") == {
+        "young_person_16_plus": 1,
+        "gillick_competent_under_16": 0,
+        "parent_guardian": 1,
+        "not_recorded": 0,
+    }
+    assert (
+        report.count("declined"),
+        report.count("override_without_consent"),
+        report.count("awaiting_outcome"),
+    ) == (1, 1, 1)
+    assert report.breakdown("not_approached", "reason") == {"discharged_before_approach": 1}
+    assert report.count("approached") == 3
+    times = report.approach_times  # 30, 45, 90 minutes
+    assert (times.count, times.median_minutes, times.p90_minutes) == (3, 45.0, 90)
