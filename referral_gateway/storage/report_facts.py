@@ -44,8 +44,7 @@ CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
 
 NOT_SCREENED_RULES = ("not_emergency", "cancelled")
 ASSAULT_RULE = "assault_signal"
-_ASSAULT_MARK = '"kind": "assault"'  # json.dumps of a DetectionReason of kind assault
-_ASSAULT_REASON = f"%{_ASSAULT_MARK}%"
+_ASSAULT_REASON = '%"kind": "assault"%'  # json.dumps of a DetectionReason of kind assault
 _HASH_CHUNK = 500
 
 
@@ -88,11 +87,14 @@ class SqlFacts:
     def report_facts(self, site: str, first: ReportMonth, last: ReportMonth) -> list[ReportFacts]:
         start, end = first.shifted(-12).start(), last.end()
         joined = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        # Drive the join from the site's referrals (thousands), not from the arrival index
+        # (every attendance of every site): coalesce() keeps the planner off that index.
+        arrival = func.coalesce(ATTENDANCE.c.arrival_at, ATTENDANCE.c.arrival_at)
         in_range = (
             REFERRAL.c.site == site,
             REFERRAL.c.status != "voided",
-            ATTENDANCE.c.arrival_at >= start,
-            ATTENDANCE.c.arrival_at < end,
+            arrival >= start,
+            arrival < end,
         )
         stmt = (
             select(
@@ -197,19 +199,17 @@ class SqlFacts:
         found: defaultdict[str, list[datetime]] = defaultdict(list)
         ordered = sorted(hashes)
         for i in range(0, len(ordered), _HASH_CHUNK):
-            stmt = select(
-                ATTENDANCE.c.nhs_number_hash,
-                ATTENDANCE.c.arrival_at,
-                ATTENDANCE.c.detection_rule,
-                ATTENDANCE.c.detection_json,
-            ).where(
+            stmt = select(ATTENDANCE.c.nhs_number_hash, ATTENDANCE.c.arrival_at).where(
                 ATTENDANCE.c.nhs_number_hash.in_(ordered[i : i + _HASH_CHUNK]),
                 ATTENDANCE.c.arrival_at > since,
                 ATTENDANCE.c.status != "cancelled",
+                or_(
+                    ATTENDANCE.c.detection_rule == ASSAULT_RULE,
+                    ATTENDANCE.c.detection_json.like(_ASSAULT_REASON),
+                ),
             )
-            for h, arrival, rule, detection in conn.execute(stmt):
-                if rule == ASSAULT_RULE or _ASSAULT_MARK in (detection or ""):
-                    found[h].append(arrival)
+            for h, arrival in conn.execute(stmt):
+                found[h].append(arrival)
         return found
 
 
