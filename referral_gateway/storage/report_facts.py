@@ -45,7 +45,6 @@ CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
 NOT_SCREENED_RULES = ("not_emergency", "cancelled")
 ASSAULT_RULE = "assault_signal"
 _ASSAULT_REASON = '%"kind": "assault"%'  # json.dumps of a DetectionReason of kind assault
-_HASH_CHUNK = 500
 
 
 class SqlFacts:
@@ -87,9 +86,12 @@ class SqlFacts:
     def report_facts(self, site: str, first: ReportMonth, last: ReportMonth) -> list[ReportFacts]:
         start, end = first.shifted(-12).start(), last.end()
         joined = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
-        # Drive the join from the site's referrals (thousands), not from the arrival index
-        # (every attendance of every site): coalesce() keeps the planner off that index.
-        arrival = func.coalesce(ATTENDANCE.c.arrival_at, ATTENDANCE.c.arrival_at)
+        # SQLite: drive the join from the site's referrals (thousands), not from the arrival
+        # index (every attendance of every site); coalesce() keeps its planner off that index.
+        # PostgreSQL estimates this well on its own and hash-joins.
+        arrival: Any = ATTENDANCE.c.arrival_at
+        if self.engine.dialect.name == "sqlite":
+            arrival = func.coalesce(ATTENDANCE.c.arrival_at, ATTENDANCE.c.arrival_at)
         in_range = (
             REFERRAL.c.site == site,
             REFERRAL.c.status != "voided",
@@ -102,7 +104,6 @@ class SqlFacts:
                 ATTENDANCE.c.arrival_at,
                 ATTENDANCE.c.age_at_arrival,
                 ATTENDANCE.c.sex,
-                ATTENDANCE.c.nhs_number_hash,
                 REFERRAL.c.detection_reasons_json,
                 REFERRAL.c.injury_category,
             )
@@ -128,13 +129,10 @@ class SqlFacts:
             histories: defaultdict[str, list[Any]] = defaultdict(list)
             for record in conn.execute(consent_stmt):
                 histories[record.referral_id].append(record)
-            hashes = {
-                r.nhs_number_hash for r in rows if r.nhs_number_hash and r.arrival_at < cohort_end
-            }
-            later = self._violent_arrivals(conn, hashes, start)
+            later = self._violent_returns(conn, site, in_range[1], arrival, start, cohort_end)
         facts = []
         for r in rows:
-            in_cohort = bool(r.nhs_number_hash) and r.arrival_at < cohort_end
+            in_cohort = r.arrival_at < cohort_end
             consent = _approach(histories.get(r.id, ()))
             facts.append(
                 ReportFacts(
@@ -150,7 +148,7 @@ class SqlFacts:
                     not_approached_reason=consent.not_approached_reason,
                     safeguarding_override=consent.override,
                     reattended_violent_12m=in_cohort
-                    and _reattended(later.get(r.nhs_number_hash, ()), r.arrival_at),
+                    and _reattended(later.get(r.id, ()), r.arrival_at),
                     assault=True,
                 )
             )
@@ -190,26 +188,42 @@ class SqlFacts:
             )
         return facts
 
-    def _violent_arrivals(
-        self, conn: Any, hashes: set[str], since: datetime
+    def _violent_returns(
+        self,
+        conn: Any,
+        site: str,
+        not_voided: Any,
+        arrival: Any,
+        cohort_start: datetime,
+        cohort_end: datetime,
     ) -> dict[str, list[datetime]]:
-        """Arrivals since `since` with an assault signal, at any site, of the patients with
-        these NHS-number hashes. Looked up by hash in chunks, so the database walks the hash
-        index instead of scanning a year of attendances."""
-        found: defaultdict[str, list[datetime]] = defaultdict(list)
-        ordered = sorted(hashes)
-        for i in range(0, len(ordered), _HASH_CHUNK):
-            stmt = select(ATTENDANCE.c.nhs_number_hash, ATTENDANCE.c.arrival_at).where(
-                ATTENDANCE.c.nhs_number_hash.in_(ordered[i : i + _HASH_CHUNK]),
-                ATTENDANCE.c.arrival_at > since,
-                ATTENDANCE.c.status != "cancelled",
+        """Per candidate referral arriving in the cohort window, the later arrivals of the
+        same patient (same keyed NHS-number hash, any site) with an assault signal. One
+        query; the database walks the hash index from each candidate."""
+        later = ATTENDANCE.alias("later")
+        stmt = (
+            select(REFERRAL.c.id, later.c.arrival_at)
+            .select_from(
+                REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id).join(
+                    later, later.c.nhs_number_hash == ATTENDANCE.c.nhs_number_hash
+                )
+            )
+            .where(
+                REFERRAL.c.site == site,
+                not_voided,
+                arrival >= cohort_start,
+                arrival < cohort_end,
+                later.c.arrival_at > ATTENDANCE.c.arrival_at,
+                later.c.status != "cancelled",
                 or_(
-                    ATTENDANCE.c.detection_rule == ASSAULT_RULE,
-                    ATTENDANCE.c.detection_json.like(_ASSAULT_REASON),
+                    later.c.detection_rule == ASSAULT_RULE,
+                    later.c.detection_json.like(_ASSAULT_REASON),
                 ),
             )
-            for h, arrival in conn.execute(stmt):
-                found[h].append(arrival)
+        )
+        found: defaultdict[str, list[datetime]] = defaultdict(list)
+        for referral_id, when in conn.execute(stmt):
+            found[referral_id].append(when)
         return found
 
 
