@@ -47,8 +47,13 @@ _MARK = (
         error_stage=bindparam("error_stage"),
         error_detail=bindparam("error_detail"),
         processed_at=bindparam("processed_at"),
-        attempts=INBOX.c.attempts + 1,
     )
+)
+_CLAIM = (
+    update(INBOX)
+    .where(INBOX.c.id.in_(bindparam("ids", expanding=True)), INBOX.c.state == "pending")
+    .values(attempts=INBOX.c.attempts + 1)
+    .returning(INBOX.c.id)
 )
 
 
@@ -130,6 +135,8 @@ class Pipeline:
             return self._process_group([message])
         except Exception as exc:
             with self.engine.begin() as conn:
+                if not conn.execute(_CLAIM, {"ids": [message.id]}).scalars().all():
+                    return BatchResult(0, 0, 0, 0)
                 self._mark(
                     conn,
                     message.id,
@@ -154,7 +161,11 @@ class Pipeline:
         states: list[tuple[int, str]] = []
         decoded = [(message, self._decode(message)) for message in messages]  # no lock held
         with self.engine.begin() as conn:
+            # Claim first: a message another worker finished meanwhile is not done twice.
+            owned = set(conn.execute(_CLAIM, {"ids": [m.id for m, _ in decoded]}).scalars())
             for message, events in decoded:
+                if message.id not in owned:
+                    continue
                 key = (message.channel, message.sender, now.date())
                 if isinstance(events, MessageRejected):
                     self._mark(conn, message.id, "error", None, events.stage, events.detail)
@@ -187,9 +198,7 @@ class Pipeline:
                 ],
                 keys=["channel", "sender", "day", "metric"],
             )
-        return BatchResult(
-            len(messages), candidates, errors, filtered, tuple(new_ids), tuple(states)
-        )
+        return BatchResult(len(owned), candidates, errors, filtered, tuple(new_ids), tuple(states))
 
     def _decode(self, message: PendingMessage) -> Sequence[AttendanceEvent] | MessageRejected:
         decoder = self.decoders.get(message.channel)
