@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
 
+    from referral_gateway.report_cli import add_report_commands
+
+    add_report_commands(sub, _settings_args)
+
     demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=2575)
@@ -131,10 +135,13 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
     from referral_gateway.jobs import start_jobs
+    from referral_gateway.services.report_wiring import build_reports
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
     scheduler = start_jobs(gateway)  # retention
+    reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
+    reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -155,7 +162,12 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     await mllp.start()
     from referral_gateway.web.options import WebOptions
 
-    app = build_app(gateway, ops_token=settings.ops_token or None, web=WebOptions.from_env())
+    app = build_app(
+        gateway,
+        ops_token=settings.ops_token or None,
+        web=WebOptions.from_env(),
+        reports=reports,
+    )
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -303,6 +315,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reports(args: argparse.Namespace) -> int:
+    from referral_gateway.report_cli import run_report_command
+
+    return run_report_command(args, _settings(args))
+
+
 _COMMANDS = {
     "serve": _cmd_serve,
     "replay": _cmd_replay,
@@ -312,6 +330,9 @@ _COMMANDS = {
     "errors": _cmd_errors,
     "demo": _cmd_demo,
     "users": _cmd_users,
+    "report": _cmd_reports,
+    "report-push": _cmd_reports,
+    "hub": _cmd_reports,
     **consent_commands.commands(_settings),
 }
 

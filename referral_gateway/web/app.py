@@ -10,13 +10,18 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from referral_gateway.bootstrap import Gateway
+from referral_gateway.services.report_wiring import Reports, mount_reports
 from referral_gateway.storage.views import error_store, feed_counts
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.ui import install_web
 
 
 def build_app(
-    gateway: Gateway, *, ops_token: str | None = None, web: WebOptions | None = None
+    gateway: Gateway,
+    *,
+    ops_token: str | None = None,
+    web: WebOptions | None = None,
+    reports: Reports | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Referral gateway",
@@ -51,6 +56,11 @@ def build_app(
     def errors() -> list[dict[str, Any]]:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(gateway.engine)
+
+    if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
+        from referral_gateway.web.reports import ops_token_actor
+
+        mount_reports(app, reports, ops_token_actor(ops_token), gateway.clock)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
