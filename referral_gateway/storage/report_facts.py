@@ -1,19 +1,37 @@
 """Report facts from the database (the `FactsRepository` of services.reporting).
 
-What the spine tables give today, per candidate referral: arrival, age, sex, the kind of
-signal that made it a candidate ("by rule": snomed, icd10, ecds or text), the injury
-category, and re-attendance with a violent injury within 12 months, matched across sites by
-the keyed NHS-number hash. ED attendances screened are counted in SQL, month by month.
+From the spine tables, per candidate referral: arrival, age, sex, the kind of signal that
+made it a candidate ("by rule": snomed, icd10, ecds, text, or manual for a referral made by
+ED staff), the injury category, and re-attendance with a violent injury within 12 months,
+matched across sites by the keyed NHS-number hash. ED attendances screened are counted in
+SQL, month by month.
 
 From the consent records (`consent_record`): the outcome of the approach (given if consent
 was ever given, else declined, else not approached with the latest reason), who consented,
-whether a safeguarding override was ever recorded, and when the youth worker first recorded
-an approach (the first given, declined or withdrawn record: its recording time stands in
-for the time of the approach).
+and whether a safeguarding override was ever recorded.
 
-NOT YET READ: first contact method, engagement, signposting, onward referrals, closure and
-the 6-month follow-up. They live in the queue's casework tables, which are not on this
-branch yet; until they are read those figures are 0. See the README's reporting section.
+From the queue's casework tables (`storage/casework.py`):
+- `contact_attempt` (time, method, outcome). A contact *reached* the young person when its
+  outcome is `engaged` or `spoke_not_engaged`; no answer, a message left or not available
+  did not. **First contact** is the method (face to face or phone) of the earliest contact
+  that reached them. **Engaged**: a contact with outcome `engaged`, or support started.
+- `referral_case`: the support tier (support started means engaged), the closure time and
+  outcome (**closed by outcome**, counted in the month of closure), and when the 6-month
+  follow-up was recorded (**follow-ups done**, counted in that month).
+- `onward_referral`: **signposted** (any signposting recorded) and **referred on** with the
+  service type of each onward referral (a young person may be referred to several).
+
+**Arrival to approach.** The time of the approach is the earliest of: the time the youth
+worker gave for a contact attempt that reached the young person (what they enter on the
+form, e.g. the face-to-face conversation in the department), and the time the first approach
+outcome (consent given, declined or withdrawn) was recorded. The recording is made at or
+after the conversation, so it is an upper bound that the contact time corrects when it is
+earlier; for a declined approach (no contact attempts are allowed) it is all there is. A
+safeguarding override alone is not an approach; not approached has no approach time.
+
+Closures and follow-ups of referrals that arrived before the window read here (more than
+12 months before the first month asked for) are read too, by a second small query, so a
+month's activity figures do not depend on when its candidates arrived.
 """
 
 from __future__ import annotations
@@ -21,23 +39,25 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, or_, select
+from sqlalchemy import Table, and_, func, or_, select
 from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.report_facts import (
     AssaultDetail,
     ConsentGiver,
     ConsentOutcome,
+    ContactMethod,
     InjuryCategory,
     ReportFacts,
 )
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
+from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD
 from referral_gateway.storage.consent_tables import ConsentRecordRow
 
 CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
@@ -98,17 +118,37 @@ class SqlFacts:
             arrival >= start,
             arrival < end,
         )
-        stmt = (
-            select(
-                REFERRAL.c.id,
-                ATTENDANCE.c.arrival_at,
-                ATTENDANCE.c.age_at_arrival,
-                ATTENDANCE.c.sex,
-                REFERRAL.c.detection_reasons_json,
-                REFERRAL.c.injury_category,
+        columns = (
+            REFERRAL.c.id,
+            ATTENDANCE.c.arrival_at,
+            ATTENDANCE.c.age_at_arrival,
+            ATTENDANCE.c.sex,
+            REFERRAL.c.detection_reasons_json,
+            REFERRAL.c.injury_category,
+            CASES.c.support_tier,
+            CASES.c.closed_at,
+            CASES.c.closure_outcome,
+            CASES.c.follow_up_done_at,
+        )
+        with_case = joined.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
+        stmt = select(*columns).select_from(with_case).where(*in_range)
+        # activity in the months by referrals that arrived before the window
+        months_start = first.start()
+        earlier_stmt = (
+            select(*columns)
+            .select_from(joined.join(CASES, CASES.c.referral_id == REFERRAL.c.id))
+            .where(
+                REFERRAL.c.site == site,
+                REFERRAL.c.status != "voided",
+                arrival < start,
+                or_(
+                    and_(CASES.c.closed_at >= months_start, CASES.c.closed_at < end),
+                    and_(
+                        CASES.c.follow_up_done_at >= months_start,
+                        CASES.c.follow_up_done_at < end,
+                    ),
+                ),
             )
-            .select_from(joined)
-            .where(*in_range)
         )
         consent_stmt = (
             select(
@@ -122,18 +162,37 @@ class SqlFacts:
             .where(*in_range)
             .order_by(CONSENT.c.referral_id, CONSENT.c.seq)
         )
+        contact_stmt = (
+            select(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.method, CONTACTS.c.outcome)
+            .select_from(CONTACTS.join(joined, REFERRAL.c.id == CONTACTS.c.referral_id))
+            .where(*in_range, CONTACTS.c.outcome.in_(_REACHED | {_ENGAGED}))
+            .order_by(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.id)
+        )
+        onward_stmt = (
+            select(ONWARD.c.referral_id, ONWARD.c.kind, ONWARD.c.service_type)
+            .select_from(ONWARD.join(joined, REFERRAL.c.id == ONWARD.c.referral_id))
+            .where(*in_range)
+        )
         # re-attendance is read only for the cohorts a year before the months asked for
         cohort_end = last.shifted(-12).end()
         with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+            rows = [*conn.execute(stmt), *conn.execute(earlier_stmt)]
             histories: defaultdict[str, list[Any]] = defaultdict(list)
             for record in conn.execute(consent_stmt):
                 histories[record.referral_id].append(record)
+            contacts: defaultdict[str, list[Any]] = defaultdict(list)
+            for contact in conn.execute(contact_stmt):
+                contacts[contact.referral_id].append(contact)
+            onwards: defaultdict[str, list[Any]] = defaultdict(list)
+            for onward in conn.execute(onward_stmt):
+                onwards[onward.referral_id].append(onward)
             later = self._violent_returns(conn, site, in_range[1], arrival, start, cohort_end)
         facts = []
         for r in rows:
-            in_cohort = r.arrival_at < cohort_end
+            in_cohort = start <= r.arrival_at < cohort_end
             consent = _approach(histories.get(r.id, ()))
+            work = _casework(contacts.get(r.id, ()), onwards.get(r.id, ()), r.support_tier)
+            approached_at = _earliest(consent.approached_at, work.reached_at)
             facts.append(
                 ReportFacts(
                     site=site,
@@ -142,11 +201,18 @@ class SqlFacts:
                     sex=r.sex,
                     candidate_rule=_signal_kind(r.detection_reasons_json),
                     injury_category=_injury(r.injury_category),
-                    approached_at=consent.approached_at,
+                    approached_at=approached_at,
                     consent_outcome=consent.outcome,
                     consent_giver=consent.giver,
                     not_approached_reason=consent.not_approached_reason,
                     safeguarding_override=consent.override,
+                    engaged=work.engaged,
+                    first_contact_method=work.first_method,
+                    signposted=work.signposted,
+                    onward_referrals=work.referred_to,
+                    closed_at=r.closed_at,
+                    closed_outcome=r.closure_outcome,
+                    follow_up_done_at=r.follow_up_done_at,
                     reattended_violent_12m=in_cohort
                     and _reattended(later.get(r.id, ()), r.arrival_at),
                     assault=True,
@@ -257,6 +323,51 @@ def _approach(history: Iterable[Any]) -> _Approach:
 
 
 _APPROACH_OUTCOMES = frozenset({"given", "declined", "withdrawn"})
+
+# contact outcomes (domain.casework.ContactOutcome values) in which the worker reached them
+_ENGAGED = "engaged"
+_REACHED = frozenset({_ENGAGED, "spoke_not_engaged"})
+
+
+@dataclass(frozen=True)
+class _Casework:
+    reached_at: datetime | None = None
+    first_method: ContactMethod | None = None
+    engaged: bool = False
+    signposted: bool = False
+    referred_to: tuple[str, ...] = ()
+
+
+def _casework(
+    contacts: Sequence[Any], onwards: Sequence[Any], support_tier: str | None
+) -> _Casework:
+    """A referral's contacts that reached the young person (in time order), its onward
+    referrals and signposting, and its support tier, as the report counts them."""
+    first = contacts[0] if contacts else None
+    return _Casework(
+        reached_at=first.at if first is not None else None,
+        first_method=_method(first.method) if first is not None else None,
+        engaged=support_tier is not None or any(c.outcome == _ENGAGED for c in contacts),
+        signposted=any(o.kind == _SIGNPOST for o in onwards),
+        referred_to=tuple(o.service_type for o in onwards if o.kind == _REFERRAL),
+    )
+
+
+_SIGNPOST, _REFERRAL = "signpost", "referral"  # domain.casework.OnwardKind values
+
+
+def _method(value: str) -> ContactMethod | None:
+    try:
+        return ContactMethod(value)
+    except ValueError:
+        return None
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    known = [m for m in moments if m is not None]
+    return min(known) if known else None
+
+
 _GIVERS = frozenset(g.value for g in ConsentGiver)
 
 

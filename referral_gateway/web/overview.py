@@ -1,5 +1,9 @@
 """Aggregates for programme leads (and team leads): referrals per site and status, with
-small numbers suppressed. No referral, no approach card, nothing identifiable."""
+small numbers suppressed by the one disclosure control (`domain.disclosure`). No referral,
+no approach card, nothing identifiable.
+
+The page shows no totals, so no figure can be worked out from the others: primary
+suppression alone (0 stays 0, 1 to 7 show as `*`, the rest round to the nearest 5)."""
 
 from __future__ import annotations
 
@@ -8,21 +12,12 @@ from fastapi.responses import Response
 
 from consent.policy import Role
 from referral_gateway.domain.casework import STATUS_LABELS
+from referral_gateway.domain.disclosure import disclose
 from referral_gateway.storage.queue import status_counts
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CtxDep, PageError, SessionDep
 
 router = APIRouter(include_in_schema=False)
-
-
-def disclosed(n: int) -> str:
-    """NHS disclosure control for counts below national level: 0 stays 0, 1 to 7 show as
-    '*', the rest are rounded to the nearest 5."""
-    if n == 0:
-        return "0"
-    if n <= 7:
-        return "*"
-    return str(5 * round(n / 5))
 
 
 @router.get("/overview")
@@ -35,7 +30,9 @@ def overview(request: Request, ctx: CtxDep, session: SessionDep) -> Response:
     with ctx.engine.connect() as conn:
         counts = status_counts(conn, user.sites)
     sites = sorted(user.sites)
-    rows = [
-        (site, [disclosed(counts.get((site, s.value), 0)) for s in STATUS_LABELS]) for site in sites
-    ]
+    cells = {
+        (site, s.value): counts.get((site, s.value), 0) for site in sites for s in STATUS_LABELS
+    }
+    shown = disclose(cells).shown
+    rows = [(site, [str(shown[(site, s.value)]) for s in STATUS_LABELS]) for site in sites]
     return render(ctx, request, "overview.html", rows=rows, statuses=list(STATUS_LABELS.values()))

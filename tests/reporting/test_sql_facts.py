@@ -41,7 +41,7 @@ def test_screened_candidates_and_breakdowns_come_from_the_database(engine):
     assert report.breakdown("candidates", "rule") == {"snomed": 8, "text": 1}
     assert report.count("candidates", "injury", "body_part") == 1
     assert report.count("candidates", "age_band", "10_to_15") == 1
-    assert report.count("awaiting_outcome") == 9  # consent and queue tables not read yet
+    assert report.count("awaiting_outcome") == 9  # nobody has recorded an approach yet
 
 
 def test_re_attendance_with_a_violent_injury_within_12_months_is_matched_by_hash(engine):
