@@ -3,9 +3,14 @@
 Synthetic data: 500,000 ED attendances over one calendar year at one site, 20,000 of them
 candidate referrals (assault signal, aged 11-25), 20,000 more candidates the year before
 (whose re-attendance the year's reports show), a further 2% adult assaults, patients
-drawn from a pool so that some come back (re-attendance by keyed hash). Then times, a few
-times over, what the dashboard and the 06:00 push do for a year: the facts query, the
-monthly screened counts, building the 12 reports and applying disclosure control.
+drawn from a pool so that some come back (re-attendance by keyed hash). Each candidate has
+what the youth workers would have recorded: consent records (about 60% given, 15% declined,
+15% not approached, 3% safeguarding overrides), and for those given or overridden the
+queue's casework rows: 1 to 3 contact attempts (face to face or phone), support, onward
+referrals and signposting, closure with an outcome, 6-month follow-ups. Then times, a few
+times over, what the dashboard and the 06:00 push do for a year: the facts query (with the
+consent and casework joins), the monthly screened counts, building the 12 reports and
+applying disclosure control.
 
 Run: python bench/bench_reports.py [--attendances 500000] [--candidates 20000]
                                    [--database-url URL]   (default: a temporary SQLite file)
@@ -25,18 +30,20 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, insert, text  # noqa: E402
+from sqlalchemy import Table, create_engine, insert, text  # noqa: E402
 
 from referral_gateway.domain.report_period import ReportMonth  # noqa: E402
 from referral_gateway.domain.report_published import publish  # noqa: E402
-from referral_gateway.services.reporting import ReportService  # noqa: E402
+from referral_gateway.services.reporting import ReportService, gc_pacing  # noqa: E402
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL  # noqa: E402
+from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD  # noqa: E402
 from referral_gateway.storage.database import make_engine, migrate  # noqa: E402
-from referral_gateway.storage.report_facts import SqlFacts  # noqa: E402
+from referral_gateway.storage.report_facts import CONSENT, SqlFacts  # noqa: E402
 
 SITE = "RBENCH"
 YEAR = 2025
@@ -50,6 +57,7 @@ SIGNALS = [
 ]
 INJURIES = ["bladed", "body_part", "body_part", "other", "firearm", "sexual", "exploitation"]
 CHUNK = 10_000
+PROCESSING = timedelta(seconds=2)  # arrival to the row's creation, as the pipeline does it
 
 
 def generate(engine, attendances: int, candidates: int, prior: int, seed: int = 7) -> float:
@@ -61,9 +69,10 @@ def generate(engine, attendances: int, candidates: int, prior: int, seed: int = 
     candidate_ids = set(rng.sample(range(1, attendances + 1), candidates))
     candidate_ids |= set(range(attendances + 1, attendances + prior + 1))
     pool = [uuid.uuid4().hex + uuid.uuid4().hex for _ in range(attendances * 3 // 5)]
-    stamp = datetime(2020, 1, 1, tzinfo=UTC)
     began = time.perf_counter()
-    rows, refs = [], []
+    rows: list[dict[str, Any]] = []
+    refs: list[dict[str, Any]] = []
+    work: list[tuple[Table, dict[str, Any]]] = []
     for i in range(1, attendances + prior + 1):
         arrival = start + timedelta(seconds=rng.randrange(seconds))
         if i > attendances:  # the year before
@@ -107,14 +116,16 @@ def generate(engine, attendances: int, candidates: int, prior: int, seed: int = 
                     }
                 ),
                 "nhs_number_hash": rng.choice(pool),
-                "created_at": stamp,
-                "updated_at": stamp,
+                "created_at": arrival + PROCESSING,
+                "updated_at": arrival + PROCESSING,
             }
         )
         if is_candidate:
+            referral_id = str(uuid.uuid4())
+            work.extend(_casework(rng, referral_id, arrival))
             refs.append(
                 {
-                    "id": str(uuid.uuid4()),
+                    "id": referral_id,
                     "attendance_id": i,
                     "site": SITE,
                     "status": "new",
@@ -122,26 +133,119 @@ def generate(engine, attendances: int, candidates: int, prior: int, seed: int = 
                     "detection_reasons_json": json.dumps(reasons),
                     "injury_category": injury,
                     "valueset_version": "bench",
-                    "created_at": stamp,
-                    "updated_at": stamp,
+                    "created_at": arrival + PROCESSING,
+                    "updated_at": arrival + PROCESSING,
                 }
             )
         if len(rows) >= CHUNK:
-            _flush(engine, rows, refs)
-            rows, refs = [], []
-    _flush(engine, rows, refs)
+            _flush(engine, rows, refs, work)
+            rows, refs, work = [], [], []
+    _flush(engine, rows, refs, work)
     # fresh statistics (and, on PostgreSQL, a visibility map), as autovacuum would leave them
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE" if conn.dialect.name == "postgresql" else "ANALYZE"))
     return time.perf_counter() - began
 
 
-def _flush(engine, rows, refs) -> None:
+def _flush(engine, rows, refs, work) -> None:
     with engine.begin() as conn:
         if rows:
             conn.execute(insert(ATTENDANCE), rows)
         if refs:
             conn.execute(insert(REFERRAL), refs)
+        for table in (CONSENT, CASES, CONTACTS, ONWARD):
+            batch = [values for t, values in work if t is table]
+            if batch:
+                keys = {k for values in batch for k in values}
+                conn.execute(insert(table), [dict.fromkeys(keys) | v for v in batch])
+
+
+NOT_APPROACHED = ["discharged_before_approach", "too_unwell", "in_police_custody"]
+CLOSURES = ["support_completed", "referred_on", "signposted", "disengaged", "no_contact"]
+SERVICES = ["mental_health", "substance_misuse", "education_employment", "youth_services"]
+CONTACT_OUTCOMES = ["engaged", "engaged", "spoke_not_engaged", "no_answer", "message_left"]
+
+
+def _casework(rng: random.Random, rid: str, arrival: datetime) -> list[tuple[Table, dict]]:
+    """What the youth workers recorded for one candidate, as rows for the consent and
+    casework tables (the shapes `services.casework` writes)."""
+    out: list[tuple[Table, dict]] = []
+    roll = rng.random()
+    minutes = rng.randint(5, 240)
+    recorded = arrival + timedelta(minutes=minutes)
+    record = {"referral_id": rid, "seq": 1, "recorded_by": "yw-1", "recorded_at": recorded}
+    if roll < 0.07:
+        return out  # awaiting an outcome
+    if roll < 0.22:
+        reason = rng.choice(NOT_APPROACHED)
+        out.append(
+            (CONSENT, record | {"outcome": "not_approached", "not_approached_reason": reason})
+        )
+        return out
+    if roll < 0.37:
+        out.append((CONSENT, record | {"outcome": "declined"}))
+        return out
+    if roll < 0.40:
+        out.append(
+            (CONSENT, record | {"outcome": "safeguarding_override", "override_at": recorded})
+        )
+    else:
+        out.append((CONSENT, record | {"outcome": "given", "giver": "young_person_16_plus"}))
+    at = arrival + timedelta(minutes=rng.randint(5, minutes))
+    for _ in range(rng.randint(1, 3)):
+        out.append(
+            (
+                CONTACTS,
+                {
+                    "referral_id": rid,
+                    "at": at,
+                    "method": rng.choice(("face_to_face", "phone")),
+                    "outcome": rng.choice(CONTACT_OUTCOMES),
+                    "recorded_by": "yw-1",
+                    "recorded_at": at + timedelta(minutes=30),
+                },
+            )
+        )
+        at += timedelta(days=rng.randint(1, 5))
+    for _ in range(rng.choice((0, 0, 0, 1, 2))):
+        out.append(
+            (
+                ONWARD,
+                {
+                    "referral_id": rid,
+                    "kind": rng.choice(("referral", "signpost")),
+                    "service_type": rng.choice(SERVICES),
+                    "on_date": (at + timedelta(days=7)).date(),
+                    "recorded_by": "yw-1",
+                    "recorded_at": at + timedelta(days=7),
+                },
+            )
+        )
+    supported = rng.random() < 0.4
+    closed = at + timedelta(days=rng.randint(14, 90)) if rng.random() < 0.7 else None
+    followed = (
+        closed + timedelta(days=rng.randint(180, 200)) if closed and rng.random() < 0.3 else None
+    )
+    out.append(
+        (
+            CASES,
+            {
+                "referral_id": rid,
+                "version": 3,
+                "assigned_to": "yw-1",
+                "claimed_at": recorded,
+                "support_tier": "short" if supported else None,
+                "support_started_on": recorded.date() if supported else None,
+                "closed_at": closed,
+                "closure_outcome": rng.choice(CLOSURES) if closed else None,
+                "follow_up_due_on": (closed + timedelta(days=183)).date() if closed else None,
+                "follow_up_done_at": followed,
+                "follow_up_outcome": "reached_no_further_need" if followed else None,
+                "updated_at": closed or recorded,
+            },
+        )
+    )
+    return out
 
 
 def year_of_reports(engine) -> dict[str, float]:
@@ -155,9 +259,12 @@ def year_of_reports(engine) -> dict[str, float]:
     t1 = time.perf_counter()
     screened = facts.screened_counts(SITE, months[0], months[-1])
     t2 = time.perf_counter()
-    facts.report_facts(SITE, months[0], months[-1])
+    with gc_pacing.batch():  # as the report service runs it
+        facts.report_facts(SITE, months[0], months[-1])
     t3 = time.perf_counter()
     assert sum(screened.values()) == sum(r.count("screened") for r in reports.values())
+    for measure in ("consent_given", "contacted", "engaged", "referred_on", "closed"):
+        assert sum(r.count(measure) for r in reports.values()) > 0, measure  # joins at work
     assert len(published) == 12
     return {
         "year_of_reports_s": t1 - t0,

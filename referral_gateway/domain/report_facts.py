@@ -99,10 +99,10 @@ class ReportFacts:
     assault_detail: AssaultDetail | None = None
 
     def __post_init__(self) -> None:
-        for name in ("arrival", "approached_at", "closed_at", "follow_up_done_at"):
-            moment = getattr(self, name)
+        # no getattr by name: a year's report builds some 40,000 of these
+        for moment in (self.arrival, self.approached_at, self.closed_at, self.follow_up_done_at):
             if moment is not None and moment.utcoffset() is None:
-                raise ValueError(f"ReportFacts.{name} must be timezone-aware")
+                raise ValueError("ReportFacts times must be timezone-aware")
 
     @property
     def is_candidate(self) -> bool:

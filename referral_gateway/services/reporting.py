@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import gc
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +20,42 @@ from referral_gateway.domain.report_published import PublishedReport, publish
 from referral_gateway.domain.reporting import MonthlyReport, build_monthly_reports
 
 TREND_MONTHS = 12
+GC_BATCH_THRESHOLD = 100_000
+
+
+class _GcPacing:
+    """Fewer passes of the cyclic garbage collector while a report is built.
+
+    A year's report allocates some half a million short-lived objects (rows, datetimes,
+    facts, tallies), none of them in reference cycles; with the default first-generation
+    threshold (700) the collector walks them hundreds of times, a quarter of the time
+    taken. While any report is being built the threshold is raised; the first caller saves
+    the thresholds and the last one restores them (threads build reports concurrently)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved: tuple[int, int, int] | None = None
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._saved = gc.get_threshold()
+                first, *rest = self._saved
+                gc.set_threshold(max(first, GC_BATCH_THRESHOLD), *rest)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0 and self._saved is not None:
+                    gc.set_threshold(*self._saved)
+                    self._saved = None
+
+
+gc_pacing = _GcPacing()
 
 
 class FactsRepository(Protocol):
@@ -78,12 +117,13 @@ class ReportService:
         self, site: str, months: Sequence[ReportMonth]
     ) -> dict[ReportMonth, MonthlyReport]:
         first, last = min(months), max(months)
-        return build_monthly_reports(
-            site,
-            months,
-            self.facts.report_facts(site, first, last),
-            screened=self.facts.screened_counts(site, first, last),
-        )
+        with gc_pacing.batch():
+            return build_monthly_reports(
+                site,
+                months,
+                self.facts.report_facts(site, first, last),
+                screened=self.facts.screened_counts(site, first, last),
+            )
 
     def monthly_report(self, site: str, month: ReportMonth) -> MonthlyReport:
         return self.monthly_reports(site, [month])[month]

@@ -29,9 +29,15 @@ after the conversation, so it is an upper bound that the contact time corrects w
 earlier; for a declined approach (no contact attempts are allowed) it is all there is. A
 safeguarding override alone is not an approach; not approached has no approach time.
 
-Closures and follow-ups of referrals that arrived before the window read here (more than
-12 months before the first month asked for) are read too, by a second small query, so a
-month's activity figures do not depend on when its candidates arrived.
+**How it is read** (a year of reports for a large site in well under 2 s, see
+bench/bench_reports.py): one pass over the referrals and their attendances for the window
+(the months asked for and the 12 months before them, for the re-attendance cohorts); then
+the consent and casework rows of those referrals, found through the referral's own creation
+time (bounded by the window's referrals, so the attendances are not read again) and matched
+by referral id. The approach and what followed it are read for the months' own arrivals; of
+the year before, only engagement. Closures and follow-ups are read by when they happened,
+so a month's activity counts referrals that arrived at any time (one more small query for
+those that arrived before the window).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select
+from sqlalchemy import Table, and_, false, func, or_, select
 from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.report_facts import (
@@ -105,102 +111,67 @@ class SqlFacts:
 
     def report_facts(self, site: str, first: ReportMonth, last: ReportMonth) -> list[ReportFacts]:
         start, end = first.shifted(-12).start(), last.end()
-        joined = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        months_start = first.start()
+        cohort_end = last.shifted(-12).end()  # re-attendance: the cohorts a year before
         # SQLite: drive the join from the site's referrals (thousands), not from the arrival
         # index (every attendance of every site); coalesce() keeps its planner off that index.
         # PostgreSQL estimates this well on its own and hash-joins.
         arrival: Any = ATTENDANCE.c.arrival_at
         if self.engine.dialect.name == "sqlite":
             arrival = func.coalesce(ATTENDANCE.c.arrival_at, ATTENDANCE.c.arrival_at)
-        in_range = (
-            REFERRAL.c.site == site,
-            REFERRAL.c.status != "voided",
-            arrival >= start,
-            arrival < end,
-        )
-        columns = (
-            REFERRAL.c.id,
-            ATTENDANCE.c.arrival_at,
-            ATTENDANCE.c.age_at_arrival,
-            ATTENDANCE.c.sex,
-            REFERRAL.c.detection_reasons_json,
-            REFERRAL.c.injury_category,
-            CASES.c.support_tier,
-            CASES.c.closed_at,
-            CASES.c.closure_outcome,
-            CASES.c.follow_up_done_at,
-        )
-        with_case = joined.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
-        stmt = select(*columns).select_from(with_case).where(*in_range)
-        # activity in the months by referrals that arrived before the window
-        months_start = first.start()
-        earlier_stmt = (
-            select(*columns)
-            .select_from(joined.join(CASES, CASES.c.referral_id == REFERRAL.c.id))
-            .where(
-                REFERRAL.c.site == site,
-                REFERRAL.c.status != "voided",
-                arrival < start,
-                or_(
-                    and_(CASES.c.closed_at >= months_start, CASES.c.closed_at < end),
-                    and_(
-                        CASES.c.follow_up_done_at >= months_start,
-                        CASES.c.follow_up_done_at < end,
-                    ),
-                ),
-            )
-        )
-        consent_stmt = (
-            select(
-                CONSENT.c.referral_id,
-                CONSENT.c.outcome,
-                CONSENT.c.giver,
-                CONSENT.c.not_approached_reason,
-                CONSENT.c.recorded_at,
-            )
-            .select_from(CONSENT.join(joined, REFERRAL.c.id == CONSENT.c.referral_id))
-            .where(*in_range)
-            .order_by(CONSENT.c.referral_id, CONSENT.c.seq)
-        )
-        contact_stmt = (
-            select(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.method, CONTACTS.c.outcome)
-            .select_from(CONTACTS.join(joined, REFERRAL.c.id == CONTACTS.c.referral_id))
-            .where(*in_range, CONTACTS.c.outcome.in_(_REACHED | {_ENGAGED}))
-            .order_by(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.id)
-        )
-        onward_stmt = (
-            select(ONWARD.c.referral_id, ONWARD.c.kind, ONWARD.c.service_type)
-            .select_from(ONWARD.join(joined, REFERRAL.c.id == ONWARD.c.referral_id))
-            .where(*in_range)
-        )
-        # re-attendance is read only for the cohorts a year before the months asked for
-        cohort_end = last.shifted(-12).end()
+        of_site = (REFERRAL.c.site == site, REFERRAL.c.status != "voided")
         with self.engine.connect() as conn:
-            rows = [*conn.execute(stmt), *conn.execute(earlier_stmt)]
-            histories: defaultdict[str, list[Any]] = defaultdict(list)
-            for record in conn.execute(consent_stmt):
-                histories[record.referral_id].append(record)
-            contacts: defaultdict[str, list[Any]] = defaultdict(list)
-            for contact in conn.execute(contact_stmt):
-                contacts[contact.referral_id].append(contact)
-            onwards: defaultdict[str, list[Any]] = defaultdict(list)
-            for onward in conn.execute(onward_stmt):
-                onwards[onward.referral_id].append(onward)
-            later = self._violent_returns(conn, site, in_range[1], arrival, start, cohort_end)
+            window = conn.execute(
+                select(*_CANDIDATE, REFERRAL.c.created_at)
+                .select_from(_WITH_ATTENDANCE)
+                .where(*of_site, arrival >= start, arrival < end)
+            ).all()
+            # Consent and casework rows are found through their referral's creation time,
+            # bounded by the window's referrals (no second pass over the attendances), and
+            # matched to the window by referral id. The approach and what followed it are
+            # read for the months' own arrivals; of the year before, only engagement.
+            made = _Span.of(r.created_at for r in window)
+            made_in_months = _Span.of(r.created_at for r in window if r.arrival_at >= months_start)
+            histories = _by_referral(conn, _consent_stmt(of_site, made_in_months))
+            contacts = _by_referral(conn, _contact_stmt(of_site, made))
+            onwards = _by_referral(conn, _onward_stmt(of_site, made_in_months))
+            supported = set(conn.execute(_support_stmt(of_site, made)).scalars())
+            activity = {r[0]: r for r in conn.execute(_activity_stmt(of_site, months_start, end))}
+            later = self._violent_returns(conn, site, of_site[1], arrival, start, cohort_end)
+            in_window = {r.id for r in window}
+            # closed or followed up in the months, but arrived before the window
+            earlier = conn.execute(
+                select(*_CANDIDATE)
+                .select_from(_WITH_ATTENDANCE)
+                .where(
+                    REFERRAL.c.id.in_(sorted(set(activity) - in_window)),
+                    ATTENDANCE.c.arrival_at.is_not(None),
+                )
+            ).all()
         facts = []
-        for r in rows:
-            in_cohort = start <= r.arrival_at < cohort_end
-            consent = _approach(histories.get(r.id, ()))
-            work = _casework(contacts.get(r.id, ()), onwards.get(r.id, ()), r.support_tier)
-            approached_at = _earliest(consent.approached_at, work.reached_at)
+        # rows unpacked, not read by attribute: this loop runs once per candidate
+        for rid, arrived, age, sex, reasons, injury, *_made in (*window, *earlier):
+            reached = contacts.get(rid, ())
+            engaged = rid in supported or any(c.outcome == _ENGAGED_OUTCOME for c in reached)
+            if arrived >= months_start:
+                consent = _approach(histories.get(rid, ()))
+                work = _casework(reached, onwards.get(rid, ()), engaged)
+            else:
+                consent, work = _NO_APPROACH, _ENGAGED_ONLY if engaged else _NO_CASEWORK
+            approached_at = consent.approached_at
+            if work.reached_at is not None and (
+                approached_at is None or work.reached_at < approached_at
+            ):
+                approached_at = work.reached_at
+            _, closed_at, closure, followed = activity.get(rid, _NO_ACTIVITY)
             facts.append(
                 ReportFacts(
                     site=site,
-                    arrival=r.arrival_at,
-                    age_at_arrival=r.age_at_arrival,
-                    sex=r.sex,
-                    candidate_rule=_signal_kind(r.detection_reasons_json),
-                    injury_category=_injury(r.injury_category),
+                    arrival=arrived,
+                    age_at_arrival=age,
+                    sex=sex,
+                    candidate_rule=_signal_kind(reasons),
+                    injury_category=_injury(injury),
                     approached_at=approached_at,
                     consent_outcome=consent.outcome,
                     consent_giver=consent.giver,
@@ -210,11 +181,11 @@ class SqlFacts:
                     first_contact_method=work.first_method,
                     signposted=work.signposted,
                     onward_referrals=work.referred_to,
-                    closed_at=r.closed_at,
-                    closed_outcome=r.closure_outcome,
-                    follow_up_done_at=r.follow_up_done_at,
-                    reattended_violent_12m=in_cohort
-                    and _reattended(later.get(r.id, ()), r.arrival_at),
+                    closed_at=closed_at,
+                    closed_outcome=closure,
+                    follow_up_done_at=followed,
+                    reattended_violent_12m=start <= arrived < cohort_end
+                    and _reattended(later.get(rid, ()), arrived),
                     assault=True,
                 )
             )
@@ -288,9 +259,111 @@ class SqlFacts:
             )
         )
         found: defaultdict[str, list[datetime]] = defaultdict(list)
-        for referral_id, when in conn.execute(stmt):
+        for referral_id, when in conn.execute(stmt).all():
             found[referral_id].append(when)
         return found
+
+
+_WITH_ATTENDANCE = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+_CANDIDATE = (
+    REFERRAL.c.id,
+    ATTENDANCE.c.arrival_at,
+    ATTENDANCE.c.age_at_arrival,
+    ATTENDANCE.c.sex,
+    REFERRAL.c.detection_reasons_json,
+    REFERRAL.c.injury_category,
+)
+_NO_ACTIVITY = (None, None, None, None)
+
+
+def _consent_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
+    return (
+        select(
+            CONSENT.c.referral_id,
+            CONSENT.c.outcome,
+            CONSENT.c.giver,
+            CONSENT.c.not_approached_reason,
+            CONSENT.c.recorded_at,
+        )
+        .select_from(CONSENT.join(REFERRAL, REFERRAL.c.id == CONSENT.c.referral_id))
+        .where(*of_site, *_made_within(made))
+        .order_by(CONSENT.c.referral_id, CONSENT.c.seq)
+    )
+
+
+def _contact_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
+    """The contacts that reached the young person, in time order."""
+    return (
+        select(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.method, CONTACTS.c.outcome)
+        .select_from(CONTACTS.join(REFERRAL, REFERRAL.c.id == CONTACTS.c.referral_id))
+        .where(*of_site, *_made_within(made), CONTACTS.c.outcome.in_(_REACHED))
+        .order_by(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.id)
+    )
+
+
+def _onward_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
+    return (
+        select(ONWARD.c.referral_id, ONWARD.c.kind, ONWARD.c.service_type)
+        .select_from(ONWARD.join(REFERRAL, REFERRAL.c.id == ONWARD.c.referral_id))
+        .where(*of_site, *_made_within(made))
+    )
+
+
+def _support_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
+    """Referrals whose young person started support (which counts as engaged)."""
+    return (
+        select(CASES.c.referral_id)
+        .select_from(CASES.join(REFERRAL, REFERRAL.c.id == CASES.c.referral_id))
+        .where(*of_site, *_made_within(made), CASES.c.support_tier.is_not(None))
+    )
+
+
+def _activity_stmt(of_site: tuple[Any, ...], since: datetime, until: datetime) -> Any:
+    """Closures and 6-month follow-ups between `since` and `until`, whenever the referral
+    arrived."""
+    return (
+        select(
+            CASES.c.referral_id,
+            CASES.c.closed_at,
+            CASES.c.closure_outcome,
+            CASES.c.follow_up_done_at,
+        )
+        .select_from(CASES.join(REFERRAL, REFERRAL.c.id == CASES.c.referral_id))
+        .where(
+            *of_site,
+            or_(
+                and_(CASES.c.closed_at >= since, CASES.c.closed_at < until),
+                and_(CASES.c.follow_up_done_at >= since, CASES.c.follow_up_done_at < until),
+            ),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class _Span:
+    """The first and last creation time of a set of referrals."""
+
+    first: datetime
+    last: datetime
+
+    @classmethod
+    def of(cls, moments: Iterable[datetime]) -> _Span | None:
+        known = list(moments)
+        return cls(min(known), max(known)) if known else None
+
+
+def _made_within(made: _Span | None) -> tuple[Any, ...]:
+    if made is None:
+        return (false(),)
+    return (REFERRAL.c.created_at >= made.first, REFERRAL.c.created_at <= made.last)
+
+
+def _by_referral(conn: Any, stmt: Any) -> dict[str, list[Any]]:
+    """The statement's rows grouped by their first column, the referral id, in order."""
+    grouped: defaultdict[str, list[Any]] = defaultdict(list)
+    for row in conn.execute(stmt).all():
+        grouped[row[0]].append(row)
+    return grouped
 
 
 @dataclass(frozen=True)
@@ -302,31 +375,45 @@ class _Approach:
     approached_at: datetime | None = None
 
 
-def _approach(history: Iterable[Any]) -> _Approach:
+def _approach(records: Sequence[Any]) -> _Approach:
     """A referral's consent history (in order) as the report counts it."""
-    records = list(history)
     if not records:
-        return _Approach()
+        return _NO_APPROACH
     outcomes = [r.outcome for r in records]
-    approached = [r.recorded_at for r in records if r.outcome in _APPROACH_OUTCOMES]
-    override = ConsentOutcome.SAFEGUARDING_OVERRIDE.value in outcomes
-    if ConsentOutcome.GIVEN.value in outcomes:
-        first_given = next(r for r in records if r.outcome == ConsentOutcome.GIVEN.value)
-        giver = ConsentGiver(first_given.giver) if first_given.giver in _GIVERS else None
-        return _Approach(ConsentOutcome.GIVEN, giver, None, override, min(approached))
-    if ConsentOutcome.DECLINED.value in outcomes:
-        return _Approach(ConsentOutcome.DECLINED, None, None, override, min(approached))
-    if ConsentOutcome.NOT_APPROACHED.value in outcomes:
-        reason = [r.not_approached_reason for r in records if r.outcome == "not_approached"][-1]
+    override = _OVERRIDE in outcomes
+    if _GIVEN in outcomes:
+        first_given = next(r for r in records if r.outcome == _GIVEN)
+        giver = _GIVERS.get(first_given.giver)
+        return _Approach(ConsentOutcome.GIVEN, giver, None, override, _first_approach(records))
+    if _DECLINED in outcomes:
+        return _Approach(ConsentOutcome.DECLINED, None, None, override, _first_approach(records))
+    if _NOT_APPROACHED in outcomes:
+        reason = [r.not_approached_reason for r in records if r.outcome == _NOT_APPROACHED][-1]
         return _Approach(ConsentOutcome.NOT_APPROACHED, None, reason, override, None)
     return _Approach(None, None, None, override, None)
 
 
-_APPROACH_OUTCOMES = frozenset({"given", "declined", "withdrawn"})
+def _first_approach(records: Sequence[Any]) -> datetime:
+    first: datetime = min(r.recorded_at for r in records if r.outcome in _APPROACH_OUTCOMES)
+    return first
+
+
+_NO_APPROACH = _Approach()
+_GIVEN, _DECLINED, _NOT_APPROACHED, _OVERRIDE = (
+    o.value
+    for o in (
+        ConsentOutcome.GIVEN,
+        ConsentOutcome.DECLINED,
+        ConsentOutcome.NOT_APPROACHED,
+        ConsentOutcome.SAFEGUARDING_OVERRIDE,
+    )
+)
+_APPROACH_OUTCOMES = frozenset({_GIVEN, _DECLINED, ConsentOutcome.WITHDRAWN.value})
+_GIVERS = {g.value: g for g in ConsentGiver}
 
 # contact outcomes (domain.casework.ContactOutcome values) in which the worker reached them
-_ENGAGED = "engaged"
-_REACHED = frozenset({_ENGAGED, "spoke_not_engaged"})
+_ENGAGED_OUTCOME = "engaged"
+_REACHED = frozenset({_ENGAGED_OUTCOME, "spoke_not_engaged"})
 
 
 @dataclass(frozen=True)
@@ -338,22 +425,24 @@ class _Casework:
     referred_to: tuple[str, ...] = ()
 
 
-def _casework(
-    contacts: Sequence[Any], onwards: Sequence[Any], support_tier: str | None
-) -> _Casework:
-    """A referral's contacts that reached the young person (in time order), its onward
-    referrals and signposting, and its support tier, as the report counts them."""
+def _casework(contacts: Sequence[Any], onwards: Sequence[Any], engaged: bool) -> _Casework:
+    """A referral's contacts that reached the young person (in time order) and its onward
+    referrals and signposting, as the report counts them."""
+    if not contacts and not onwards:
+        return _ENGAGED_ONLY if engaged else _NO_CASEWORK
     first = contacts[0] if contacts else None
     return _Casework(
         reached_at=first.at if first is not None else None,
         first_method=_method(first.method) if first is not None else None,
-        engaged=support_tier is not None or any(c.outcome == _ENGAGED for c in contacts),
+        engaged=engaged,
         signposted=any(o.kind == _SIGNPOST for o in onwards),
         referred_to=tuple(o.service_type for o in onwards if o.kind == _REFERRAL),
     )
 
 
 _SIGNPOST, _REFERRAL = "signpost", "referral"  # domain.casework.OnwardKind values
+_NO_CASEWORK = _Casework()
+_ENGAGED_ONLY = _Casework(engaged=True)
 
 
 def _method(value: str) -> ContactMethod | None:
@@ -361,14 +450,6 @@ def _method(value: str) -> ContactMethod | None:
         return ContactMethod(value)
     except ValueError:
         return None
-
-
-def _earliest(*moments: datetime | None) -> datetime | None:
-    known = [m for m in moments if m is not None]
-    return min(known) if known else None
-
-
-_GIVERS = frozenset(g.value for g in ConsentGiver)
 
 
 def _reattended(arrivals: Iterable[datetime], arrival: datetime) -> bool:
@@ -397,7 +478,7 @@ def _has_assault_reason(detection: Mapping[str, Any]) -> bool:
 
 
 def _injury(value: str | None) -> InjuryCategory | None:
-    try:
-        return InjuryCategory(value) if value else None
-    except ValueError:
-        return InjuryCategory.OTHER
+    return _INJURIES.get(value, InjuryCategory.OTHER) if value else None
+
+
+_INJURIES = {c.value: c for c in InjuryCategory}
