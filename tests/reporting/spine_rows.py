@@ -8,13 +8,15 @@ import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.report_facts import CONSENT
+
+PROCESSING = timedelta(seconds=2)  # arrival to the rows' creation, as the pipeline does it
 
 
 @dataclass
@@ -61,20 +63,19 @@ def assault(
 
 
 def write(engine: Engine, visits: Iterable[Visit], *, chunk: int = 5000) -> int:
-    now = datetime(2020, 1, 1, tzinfo=UTC)
     written = 0
     batch: list[Visit] = []
     for v in visits:
         batch.append(v)
         if len(batch) >= chunk:
-            written += _write(engine, batch, now)
+            written += _write(engine, batch)
             batch = []
     if batch:
-        written += _write(engine, batch, now)
+        written += _write(engine, batch)
     return written
 
 
-def _write(engine: Engine, visits: list[Visit], now: datetime) -> int:
+def _write(engine: Engine, visits: list[Visit]) -> int:
     with engine.begin() as conn:
         rows = []
         for v in visits:
@@ -106,8 +107,8 @@ def _write(engine: Engine, visits: list[Visit], now: datetime) -> int:
                         }
                     ),
                     "nhs_number_hash": v.nhs_hash,
-                    "created_at": now,
-                    "updated_at": now,
+                    "created_at": v.arrival + PROCESSING,
+                    "updated_at": v.arrival + PROCESSING,
                 }
             )
         ids = []
@@ -131,8 +132,8 @@ def _write(engine: Engine, visits: list[Visit], now: datetime) -> int:
                     "detection_reasons_json": json.dumps(reasons),
                     "injury_category": v.injury,
                     "valueset_version": "synthetic",
-                    "created_at": now,
-                    "updated_at": now,
+                    "created_at": v.arrival + PROCESSING,
+                    "updated_at": v.arrival + PROCESSING,
                 }
             )
         if referrals:
