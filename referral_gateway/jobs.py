@@ -49,10 +49,11 @@ def run_identifiable_retention(gateway: Gateway, policy: RetentionPolicy) -> Non
         log.error("identifiable-data retention failed: %s", type(exc).__name__)
         return
     log.info(
-        "retention: identifiable data erased for %d referral(s) %s and %d other "
-        "attendance(s); %d consented referral(s) need a birth date",
+        "retention: identifiable data erased for %d referral(s) %s (%d case note(s)) and %d "
+        "other attendance(s); %d consented referral(s) need a birth date",
         result.referrals_erased,
         dict(result.referrals),
+        result.case_notes,
         result.attendances,
         len(result.needs_birth_date),
     )

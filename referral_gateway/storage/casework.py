@@ -134,7 +134,8 @@ class CaseNote:
     id: int
     author: str
     at: datetime
-    body: str
+    body: str  # "" once erased
+    erased: bool = False  # retention took the body; the note's author and time stay
 
     def __repr__(self) -> str:  # a note is about a young person
         return f"CaseNote(id={self.id}, at={self.at.isoformat()})"
@@ -320,6 +321,7 @@ class CaseStore:
                 self.keyring.decrypt_text(r.body_enc, context=NOTE_CONTEXT)
                 if r.body_enc is not None
                 else "",
+                erased=r.body_enc is None,
             )
             for r in rows
         ]
