@@ -19,6 +19,7 @@ from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.referral import ReferralUpdate
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
@@ -28,7 +29,7 @@ from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.audit_store import AuditStore, anchor_for
 from referral_gateway.storage.casework import assigned_to
-from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.database import make_derived_engine, make_engine, migrate
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
 
@@ -57,7 +58,8 @@ class Gateway:
     clock: Clock
     audit: AuditStore
     sharing: Sharing
-    referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    # (referral id, what happened): the pipeline's news and the escalation job's
+    referral_listeners: list[Callable[[str, ReferralUpdate], None]] = field(default_factory=list)
     _started: bool = False
 
     def start(self) -> Gateway:
@@ -73,11 +75,14 @@ class Gateway:
             self.worker.stop()
             self._started = False
         self.engine.dispose()
+        self.pipeline.engine.dispose()
+        self.inbox.engine.dispose()
 
-    def _announce(self, referral_id: str) -> None:
+    def announce(self, referral_id: str, update: ReferralUpdate) -> None:
+        """Tell the listeners (the live queue) after a commit. Never raises."""
         for listener in list(self.referral_listeners):
             try:
-                listener(referral_id)
+                listener(referral_id, update)
             except Exception as exc:  # a listener must never stop the pipeline
                 log.warning("referral listener failed: %s", type(exc).__name__)
 
@@ -109,6 +114,16 @@ def build_gateway(
         engine = make_engine(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
+        # the pipeline's effects can be recomputed from the durable inbox: no flush per commit;
+        # its connection also does the WAL checkpoints, so the acknowledging one never waits
+        pipeline_engine = make_derived_engine(settings.resolved_database_url)
+        intake_engine: Engine | None = make_engine(
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_checkpoints=False,
+        )
+    else:
+        pipeline_engine, intake_engine = engine, None
     migrate(engine)
     # a missing ring is never replaced while the database holds ciphertexts; a wrong ring
     # fails on the canary (KeyRingError, saying what to do)
@@ -121,9 +136,12 @@ def build_gateway(
             check_keyring(engine, keyring, now=clock())
     except Exception:
         engine.dispose()
+        pipeline_engine.dispose()
+        if intake_engine is not None:
+            intake_engine.dispose()
         raise
     audit = AuditStore(anchor_for(settings.data_dir))
-    inbox = InboxStore(engine, keyring)
+    inbox = InboxStore(intake_engine or engine, keyring)
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
     valuesets = bundled_valuesets()
@@ -131,7 +149,7 @@ def build_gateway(
     holder: dict[str, Gateway] = {}
     watch = ProcessingWatch(inbox.state_of)
     pipeline = Pipeline(
-        engine,
+        pipeline_engine,
         inbox,
         attendances,
         decoders,
@@ -139,7 +157,7 @@ def build_gateway(
         valuesets,
         clock,
         batch_size=settings.processing_batch,
-        on_referral=lambda rid: holder["gw"]._announce(rid),
+        on_referral=lambda rid, update: holder["gw"].announce(rid, update),
         on_processed=watch.completed,
     )
     worker = PipelineWorker(pipeline)
