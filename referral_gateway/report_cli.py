@@ -159,15 +159,14 @@ def _hub(settings: Settings) -> int:
 
     from referral_gateway.services.report_wiring import hub_keys
     from referral_gateway.storage.reports import ReportStore
-    from referral_gateway.web.hub import build_hub_app
-    from referral_gateway.web.reports import ops_token_actor
+    from referral_gateway.web.hub import build_hub_app, hub_token_actor
 
     keys = hub_keys(settings)
     if keys is None:
         raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
     engine = _engine(settings)
     app = build_hub_app(
-        ReportStore(engine), keys, ops_token_actor(settings.ops_token or None), _now
+        ReportStore(engine), keys, hub_token_actor(settings.ops_token or None), _now
     )
     try:
         uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")

@@ -16,7 +16,6 @@ from apscheduler.schedulers.base import BaseScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from consent.policy import Actor
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.report_signing import SigningKey, SigningKeyError
 from referral_gateway.services.hub import HubConfigError, HubKey, load_hub_keys
@@ -86,17 +85,18 @@ def build_reports(
 
 
 def mount_reports(
-    app: FastAPI, reports: Reports, actor_dependency: Callable[..., Actor], clock: Clock
+    app: FastAPI, reports: Reports, clock: Clock, *, ops_token: str | None = None
 ) -> None:
+    """The dashboard at /reports (and the hub at /hub with RG_HUB_KEYS_FILE) on the gateway's
+    app, read by its signed-in staff (`install_web` provides the sessions); the ops token, when
+    set, also reads the CSV and JSON downloads."""
     from referral_gateway.web.hub import build_hub_router
-    from referral_gateway.web.reports import build_reports_router
+    from referral_gateway.web.reports import build_reports_router, page_reader
 
     app.include_router(
         build_reports_router(
-            reports.service, reports.store, actor_dependency, clock, push=reports.push
+            reports.service, reports.store, clock, push=reports.push, ops_token=ops_token
         )
     )
     if reports.hub_keys is not None:
-        app.include_router(
-            build_hub_router(reports.store, reports.hub_keys, actor_dependency, clock)
-        )
+        app.include_router(build_hub_router(reports.store, reports.hub_keys, page_reader, clock))

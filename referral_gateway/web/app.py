@@ -58,9 +58,7 @@ def build_app(
         return error_store(gateway.engine)
 
     if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
-        from referral_gateway.web.reports import ops_token_actor
-
-        mount_reports(app, reports, ops_token_actor(ops_token), gateway.clock)
+        mount_reports(app, reports, gateway.clock, ops_token=ops_token)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

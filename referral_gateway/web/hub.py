@@ -8,6 +8,7 @@
 `referral-gateway hub` serves), for a programme office that runs no ED feed.
 """
 
+import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,19 +17,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from consent.policy import Actor
-from referral_gateway.domain.disclosure import SUPPRESSED, Shown
-from referral_gateway.domain.report_charts import (
-    FUNNEL_MEASURES,
-    TREND_MEASURES,
-    FunnelStage,
-    funnel_svg,
-    trend_svg,
-)
+from consent.policy import Actor, Role
 from referral_gateway.domain.report_period import ReportMonth, trailing_months
 from referral_gateway.domain.report_published import (
     PublishedReport,
-    TotalFigure,
     cross_site_totals,
 )
 from referral_gateway.domain.report_render import reports_csv, totals_csv
@@ -79,18 +71,9 @@ def build_hub_router(
         totals = cross_site_totals([r.report for r in rows])
         by_cell = {t.cell: t for t in totals}
         months = trailing_months(m, 12)
-        series: dict[str, list[Shown | None]] = {k: [] for k in TREND_MEASURES}
-        for past in months:
-            past_totals = {
-                t.cell: t for t in cross_site_totals([r.report for r in month_rows(past)])
-            }
-            for measure in series:
-                t = past_totals.get(Cell(measure))
-                series[measure].append(None if t is None else _total_value(t))
-        stages: list[FunnelStage] = []
-        for measure in FUNNEL_MEASURES:
-            t = by_cell.get(Cell(measure))
-            stages.append((measure, t.known if t else 0, t.display() if t else "0"))
+        charts = report_pages.combined_charts(
+            "all sites", months, [[r.report for r in month_rows(past)] for past in months]
+        )
         page = report_pages.render(
             "hub_dashboard.html",
             base=prefix,
@@ -105,8 +88,8 @@ def build_hub_router(
                 measure: (by_cell[Cell(measure)].display() if Cell(measure) in by_cell else "0")
                 for measure, _ in report_pages.headline()
             },
-            funnel=report_pages._svg(funnel_svg(f"All sites, {m}", stages)),
-            trend=report_pages._svg(trend_svg(f"All sites, 12 months to {m}", months, series)),
+            funnel=charts["funnel"],
+            trend=charts["trend"],
         )
         return HTMLResponse(page)
 
@@ -174,12 +157,27 @@ def build_hub_app(
     return app
 
 
+def hub_token_actor(ops_token: str | None) -> Callable[[Request], Actor]:
+    """Who reads the hub when it runs alone (`referral-gateway hub`: no staff accounts).
+    With an ops token configured its bearer is a programme lead of every site and everyone
+    else gets 401; without one (loopback, for development) everyone is. The hub holds only
+    disclosure-controlled figures. Inside the gateway the hub is read by signed-in staff."""
+
+    def actor(request: Request) -> Actor:
+        if not ops_token:
+            return Actor(user_id="local", role=Role.PROGRAMME_LEAD, sites=frozenset())
+        given = request.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
+            return Actor(user_id="ops", role=Role.PROGRAMME_LEAD, sites=frozenset())
+        raise HTTPException(
+            status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    return actor
+
+
 def _row(receipt: Receipt) -> ReceivedRow:
     return ReceivedRow(receipt.snapshot.report(), receipt.received_at, receipt.snapshot.checksum)
-
-
-def _total_value(total: TotalFigure) -> Shown:
-    return SUPPRESSED if total.suppressed_sites else total.known
 
 
 def _lead(actor: Actor) -> None:

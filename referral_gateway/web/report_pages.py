@@ -1,6 +1,10 @@
-"""HTML for the reports: the site dashboard, a site's month, the push status, the hub, and
-the standalone page the command line writes. Jinja2 with autoescape; the SVG charts are
-made by `domain.report_charts`, which escapes every text it draws."""
+"""HTML for the reports: the dashboard, a site's month, the push status, the hub, and the
+standalone page the command line writes. Jinja2 with autoescape; the SVG charts are made by
+`domain.report_charts`, which escapes every text it draws.
+
+The dashboard, site and push pages are pages of the web app (`base.html`: navigation,
+sign-out, the app's style sheets, no inline style or script under its content security
+policy); the standalone page and the hub keep their own self-contained layout."""
 
 from __future__ import annotations
 
@@ -13,15 +17,22 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from referral_gateway.domain.disclosure import Shown
+from referral_gateway.domain.disclosure import SUPPRESSED, Shown
 from referral_gateway.domain.report_charts import (
+    FUNNEL_MEASURES,
+    TREND_MEASURES,
+    FunnelStage,
     funnel_stages,
     funnel_svg,
     trend_series,
     trend_svg,
 )
 from referral_gateway.domain.report_period import LONDON, ReportMonth
-from referral_gateway.domain.report_published import PublishedReport
+from referral_gateway.domain.report_published import (
+    CONTROLLED,
+    PublishedReport,
+    cross_site_totals,
+)
 from referral_gateway.domain.report_render import breakdown_label, display
 from referral_gateway.domain.reporting import (
     APPROACHED,
@@ -31,6 +42,7 @@ from referral_gateway.domain.reporting import (
     RATES,
     REFERRED_ON,
     SCREENED,
+    Cell,
     category_label,
     measure_label,
 )
@@ -113,14 +125,65 @@ def render(template: str, **context: Any) -> str:
     return _env.get_template(template).render(**context)
 
 
+def combined_charts(
+    title: str, months: Sequence[ReportMonth], monthly: Sequence[Sequence[PublishedReport]]
+) -> dict[str, Markup]:
+    """The funnel (of the last month) and the 12-month trend over several sites' reports.
+
+    Disclosure-controlled reports add up as shown: a figure some sites hid is drawn from
+    the sites that showed it and labelled "40 + 1 x *" in the funnel, and the trend breaks
+    there (`*`); never an estimate of the hidden ones. Raw reports (administrators) add up
+    exactly."""
+    series: dict[str, list[Shown | None]] = {m: [] for m in TREND_MEASURES}
+    totals: dict[str, tuple[int, str, Shown]] = {}
+    for reports in monthly:
+        totals = _totals(reports)
+        for measure, values in series.items():
+            values.append(totals[measure][2] if reports else None)
+    stages: list[FunnelStage] = [
+        (m, totals[m][0] if m in totals else 0, totals[m][1] if m in totals else "0")
+        for m in FUNNEL_MEASURES
+    ]
+    last = months[-1] if months else None
+    return {
+        "funnel": _svg(funnel_svg(f"From candidate to support, {title}, {last}", stages)),
+        "trend": _svg(trend_svg(f"12 months to {last}, {title}", months, series)),
+    }
+
+
+def _totals(reports: Sequence[PublishedReport]) -> dict[str, tuple[int, str, Shown]]:
+    """Per headline measure: the bar length, the label, and the value for the trend."""
+    out: dict[str, tuple[int, str, Shown]] = {}
+    measures = {*TREND_MEASURES, *FUNNEL_MEASURES}
+    if reports and all(r.disclosure == CONTROLLED for r in reports):
+        for t in cross_site_totals(reports):
+            if t.cell.measure in measures and t.cell == Cell(t.cell.measure):
+                value: Shown = SUPPRESSED if t.suppressed_sites else t.known
+                out[t.cell.measure] = (t.known, t.display(), value)
+    else:
+        for measure in measures:
+            n = sum(int(r.value(measure)) for r in reports)
+            out[measure] = (n, str(n), n)
+    for measure in measures:
+        out.setdefault(measure, (0, "0", 0))
+    return out
+
+
 def dashboard_page(
     *,
     base: str,
     month: ReportMonth,
     latest: ReportMonth,
-    reports: Sequence[PublishedReport],
+    trends: Mapping[str, Sequence[PublishedReport]],
     raw: bool,
+    session: Any = None,
 ) -> str:
+    """One row per site for `month`, and the funnel and trend over the sites shown.
+    `trends`: per site, its reports for the 12 months to `month` (oldest first)."""
+    reports = [trend[-1] for trend in trends.values() if trend]
+    months = next((tuple(r.month for r in t) for t in trends.values() if t), (month,))
+    monthly = [[t[i] for t in trends.values() if len(t) > i] for i in range(len(months))]
+    title = reports[0].site if len(reports) == 1 else f"{len(reports)} sites"
     return render(
         "reports_dashboard.html",
         base=base,
@@ -130,11 +193,18 @@ def dashboard_page(
         reports=reports,
         headline=headline(),
         raw=raw,
+        charts=combined_charts(title, months, monthly) if reports else None,
+        **_page(session),
     )
 
 
 def site_page(
-    *, base: str, report: PublishedReport, trend: Sequence[PublishedReport], raw: bool
+    *,
+    base: str,
+    report: PublishedReport,
+    trend: Sequence[PublishedReport],
+    raw: bool,
+    session: Any = None,
 ) -> str:
     return render(
         "reports_site.html",
@@ -145,6 +215,7 @@ def site_page(
         rates=rate_rows(report),
         raw=raw,
         **site_charts(report, trend),
+        **_page(session),
     )
 
 
@@ -154,10 +225,28 @@ def admin_page(
     snapshots: Sequence[Any],
     states: Mapping[tuple[str, ReportMonth], Any],
     configured: bool,
+    session: Any = None,
+    done_message: str = "",
 ) -> str:
+    unsent = any(p.status.value != "sent" for p in states.values()) or len(states) < len(snapshots)
     return render(
-        "reports_admin.html", base=base, snapshots=snapshots, states=states, configured=configured
+        "reports_admin.html",
+        base=base,
+        snapshots=snapshots,
+        states=states,
+        configured=configured,
+        unsent=unsent,
+        **_page(session, done_message),
     )
+
+
+def _page(session: Any, done_message: str = "") -> dict[str, Any]:
+    """What `base.html` needs: who is signed in, their form token, a notice."""
+    return {
+        "user": session.user if session is not None else None,
+        "csrf_token": session.csrf_token if session is not None else "",
+        "done_message": done_message,
+    }
 
 
 def standalone_page(

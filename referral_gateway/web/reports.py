@@ -1,25 +1,32 @@
 """Report pages and downloads for programme leads, and the push status for administrators.
 
-    GET  /reports?month=YYYY-MM[&raw=1]          one row per site, month picker
-    GET  /reports/site/{site}?month=             funnel, 12-month trend, every figure
+    GET  /reports?month=YYYY-MM[&raw=1]          one row per site, funnel and 12-month trend
+    GET  /reports/site/{site}?month=             one site: funnel, trend, every figure
     GET  /reports/download.csv|json?month=[&site=][&raw=1]
     GET  /reports/istv.csv?month=&site=           Cardiff Model extract
     GET  /reports/admin                           snapshots, sent / failed   (administrators)
+    GET  /reports/admin/pushes                    the same as JSON            (administrators)
     POST /reports/admin/retry                     retry unsent pushes now     (administrators)
 
-Who is asking comes from `actor_dependency`, a FastAPI dependency returning a
-`consent.policy.Actor`: the web accounts plug theirs in. Programme leads see disclosure-
-controlled figures for their sites (all sites when they have none listed); administrators
-may add `raw=1` for exact counts. Everyone else is refused.
+Who is asking is the web queue's signed-in member of staff (`web.security`): programme
+leads see disclosure-controlled figures for their sites, administrators see every site and
+may add `raw=1` for exact counts; youth workers and team leads are refused (403). Signed
+out, a page sends the browser to the sign-in page; a download answers 401.
+
+Machine access: with an ops token configured (`RG_OPS_TOKEN`), `Authorization: Bearer
+<token>` reads the CSV and JSON downloads of every site, disclosure-controlled only (the
+token is no person, so never raw counts). Pages, the ISTV extract and the push status need
+a session; the retry is a form, with the session's CSRF token.
 """
 
+
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Actor, Role
 from referral_gateway.domain.istv import istv_csv
@@ -28,13 +35,24 @@ from referral_gateway.domain.report_period import (
     ReportMonthError,
     latest_finished_month,
 )
+from referral_gateway.domain.report_published import PublishedReport
 from referral_gateway.domain.report_render import reports_csv, reports_json
 from referral_gateway.services.report_push import MonthlyPush
 from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.security import (
+    SESSION,
+    CsrfDep,
+    CtxDep,
+    PageError,
+    SessionDep,
+    read_cookie,
+)
 
 REPORT_ROLES = frozenset({Role.PROGRAMME_LEAD, Role.ADMINISTRATOR})
+MACHINE = "ops-token"  # the Actor.user_id of a request signed with the ops token
+DONE = {"retried": "Unsent months were pushed again; their status is below."}
 
 
 def parse_month(value: str | None, now: datetime) -> ReportMonth:
@@ -46,24 +64,69 @@ def parse_month(value: str | None, now: datetime) -> ReportMonth:
         raise HTTPException(status_code=422, detail="month must be YYYY-MM") from None
 
 
+def _not_for_your_role() -> PageError:
+    return PageError(
+        403,
+        "Not available to your role",
+        "Monthly reports are for programme leads and administrators.",
+    )
+
+
+def page_reader(session: SessionDep) -> Actor:
+    """The signed-in reader of a report page (signed out: to the sign-in page)."""
+    if session.user.role not in REPORT_ROLES:
+        raise _not_for_your_role()
+    return session.user.as_actor()
+
+
+def download_reader(ops_token: str | None) -> Callable[..., Actor]:
+    """The reader of a download: the ops token's bearer (disclosure-controlled figures of
+    every site), else the signed-in member of staff; else 401."""
+
+    def reader(request: Request, ctx: CtxDep) -> Actor:
+        given = request.headers.get("authorization", "")
+        if (
+            ops_token
+            and given
+            and hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode())
+        ):
+            return Actor(user_id=MACHINE, role=Role.PROGRAMME_LEAD, sites=frozenset())
+        session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock())
+        if session is None:
+            raise HTTPException(
+                status_code=401,
+                detail="sign in, or send the ops token as a bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        request.state.session = session
+        if session.user.role not in REPORT_ROLES:
+            raise HTTPException(status_code=403, detail="reports are for programme leads")
+        return session.user.as_actor()
+
+    return reader
+
+
 def build_reports_router(
     service: ReportService,
     store: ReportStore,
-    actor_dependency: Callable[..., Actor],
     clock: Callable[[], datetime],
     *,
     push: MonthlyPush | None = None,
+    ops_token: str | None = None,
     prefix: str = "/reports",
 ) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["reports"])
-    ActorDep = Annotated[Actor, Depends(actor_dependency)]
+    PageActor = Annotated[Actor, Depends(page_reader)]
+    DownloadActor = Annotated[Actor, Depends(download_reader(ops_token))]
+    SessionActor = Annotated[Actor, Depends(download_reader(None))]  # JSON, people only
 
-    def allowed(actor: Actor, raw: bool) -> Actor:
-        if actor.role not in REPORT_ROLES:
-            raise HTTPException(status_code=403, detail="reports are for programme leads")
+    def check_raw(actor: Actor, raw: bool, *, page: bool) -> None:
         if raw and actor.role is not Role.ADMINISTRATOR:
+            if page:
+                raise PageError(
+                    403, "Raw counts are for administrators", "Leave out raw=1 from the address."
+                )
             raise HTTPException(status_code=403, detail="raw counts are for administrators")
-        return actor
 
     def sites_for(actor: Actor, site: str | None = None) -> list[str]:
         sites = service.sites()
@@ -81,46 +144,61 @@ def build_reports_router(
             raise HTTPException(status_code=422, detail="that month has not started")
         return month
 
+    def page(body: str) -> HTMLResponse:
+        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+    def session_of(request: Request) -> Any:
+        return getattr(request.state, "session", None)
+
     @router.get("", response_class=HTMLResponse)
     def dashboard(
-        actor: ActorDep, month: str | None = None, raw: Annotated[bool, Query()] = False
+        request: Request,
+        actor: PageActor,
+        month: str | None = None,
+        raw: Annotated[bool, Query()] = False,
     ) -> HTMLResponse:
-        allowed(actor, raw)
+        check_raw(actor, raw, page=True)
         m = month_of(month)
-        reports = [service.published(s, m, raw=raw) for s in sites_for(actor)]
-        return HTMLResponse(
+        trends: dict[str, Sequence[PublishedReport]] = {
+            s: service.trend(s, m, raw=raw) for s in sites_for(actor)
+        }
+        return page(
             report_pages.dashboard_page(
                 base=prefix,
                 month=m,
                 latest=ReportMonth.of(clock()),
-                reports=reports,
+                trends=trends,
                 raw=raw,
-            )
+                session=session_of(request),
+            ),
         )
 
     @router.get("/site/{site}", response_class=HTMLResponse)
     def site_page(
+        request: Request,
         site: str,
-        actor: ActorDep,
+        actor: PageActor,
         month: str | None = None,
         raw: Annotated[bool, Query()] = False,
     ) -> HTMLResponse:
-        allowed(actor, raw)
+        check_raw(actor, raw, page=True)
         m = month_of(month)
         (site,) = sites_for(actor, site)
         trend = service.trend(site, m, raw=raw)
-        return HTMLResponse(
-            report_pages.site_page(base=prefix, report=trend[-1], trend=trend, raw=raw)
+        return page(
+            report_pages.site_page(
+                base=prefix, report=trend[-1], trend=trend, raw=raw, session=session_of(request)
+            ),
         )
 
     @router.get("/download.csv")
     def download_csv(
-        actor: ActorDep,
+        actor: DownloadActor,
         month: str | None = None,
         site: str | None = None,
         raw: Annotated[bool, Query()] = False,
     ) -> Response:
-        allowed(actor, raw)
+        check_raw(actor, raw, page=False)
         m = month_of(month)
         reports = [service.published(s, m, raw=raw) for s in sites_for(actor, site)]
         name = f"throughput-{m}{'-' + site if site else ''}{'-raw' if raw else ''}.csv"
@@ -130,12 +208,12 @@ def build_reports_router(
 
     @router.get("/download.json")
     def download_json(
-        actor: ActorDep,
+        actor: DownloadActor,
         month: str | None = None,
         site: str | None = None,
         raw: Annotated[bool, Query()] = False,
     ) -> Response:
-        allowed(actor, raw)
+        check_raw(actor, raw, page=False)
         m = month_of(month)
         reports = [service.published(s, m, raw=raw) for s in sites_for(actor, site)]
         name = f"throughput-{m}{'-' + site if site else ''}{'-raw' if raw else ''}.json"
@@ -146,8 +224,7 @@ def build_reports_router(
         )
 
     @router.get("/istv.csv")
-    def istv(actor: ActorDep, site: str, month: str | None = None) -> Response:
-        allowed(actor, False)
+    def istv(actor: PageActor, site: str, month: str | None = None) -> Response:
         m = month_of(month)
         (site,) = sites_for(actor, site)
         return Response(
@@ -157,21 +234,24 @@ def build_reports_router(
         )
 
     @router.get("/admin", response_class=HTMLResponse)
-    def admin(actor: ActorDep) -> HTMLResponse:
+    def admin(request: Request, actor: PageActor, done: str = "") -> HTMLResponse:
         _admin(actor)
         states = {(p.site, p.month): p for p in store.push_states()}
-        return HTMLResponse(
+        return page(
             report_pages.admin_page(
                 base=prefix,
                 snapshots=store.snapshots(),
                 states=states,
                 configured=push is not None and push.sender is not None,
-            )
+                session=session_of(request),
+                done_message=DONE.get(done, ""),
+            ),
         )
 
     @router.get("/admin/pushes")
-    def pushes(actor: ActorDep) -> list[dict[str, Any]]:
-        _admin(actor)
+    def pushes(actor: SessionActor) -> list[dict[str, Any]]:
+        if actor.role is not Role.ADMINISTRATOR:
+            raise HTTPException(status_code=403, detail="administrators only")
         return [
             {
                 "site": p.site,
@@ -187,40 +267,25 @@ def build_reports_router(
         ]
 
     @router.post("/admin/retry")
-    def retry(actor: ActorDep) -> JSONResponse:
+    def retry(actor: PageActor, _: CsrfDep) -> Response:
         _admin(actor)
         if push is None or push.sender is None:
-            raise HTTPException(status_code=409, detail="no programme endpoint configured")
-        outcomes = push.retry_unsent()
-        return JSONResponse(
-            [{"site": o.site, "month": str(o.month), "result": o.result.value} for o in outcomes]
-        )
+            raise PageError(
+                409,
+                "No programme endpoint",
+                "Set RG_PROGRAMME_ENDPOINT, RG_PROGRAMME_KEY_ID and RG_PROGRAMME_SECRET to push "
+                "the monthly reports.",
+            )
+        push.retry_unsent()
+        return RedirectResponse(f"{prefix}/admin?done=retried", status_code=303)
 
     return router
 
 
 def _admin(actor: Actor) -> None:
     if actor.role is not Role.ADMINISTRATOR:
-        raise HTTPException(status_code=403, detail="administrators only")
+        raise PageError(403, "Administrators only", "The push status is for administrators.")
 
 
 def _attachment(name: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
-
-
-def ops_token_actor(ops_token: str | None) -> Callable[[Request], Actor]:
-    """Stand-in until staff accounts reach the reports: with an ops token configured, its
-    bearer is an administrator and everyone else is refused; without one (loopback, for
-    development) everyone is a programme lead and sees disclosure-controlled figures."""
-
-    def actor(request: Request) -> Actor:
-        if not ops_token:
-            return Actor(user_id="local", role=Role.PROGRAMME_LEAD, sites=frozenset())
-        given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
-            return Actor(user_id="ops", role=Role.ADMINISTRATOR, sites=frozenset())
-        raise HTTPException(
-            status_code=401, detail="sign in required", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-    return actor
