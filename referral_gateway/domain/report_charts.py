@@ -28,6 +28,7 @@ from referral_gateway.domain.reporting import (
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 TREND_MEASURES = (CANDIDATES, APPROACHED, CONSENT_GIVEN, ENGAGED)
 FUNNEL_MEASURES = (CANDIDATES, APPROACHED, CONSENT_GIVEN, ENGAGED, REFERRED_ON, SIGNPOSTED)
+CHART_WIDTH = 440  # drawn small enough to stay legible when a phone scales it to 330 px
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
 
@@ -43,11 +44,14 @@ def trend_svg(
     months: Sequence[ReportMonth],
     series: Mapping[str, Sequence[Shown | None]],
     *,
-    width: int = 640,
-    height: int = 280,
+    width: int = CHART_WIDTH,
+    plot_height: int = 180,
 ) -> str:
-    left, right, top, bottom = 48, 16, 36, 64
-    plot_w, plot_h = width - left - right, height - top - bottom
+    left, right, top = 40, 16, 36
+    legend = _legend_rows([measure_label(m) for m in series], width - 16)
+    bottom = 40 + 18 * len(legend)
+    height = top + plot_height + bottom
+    plot_w, plot_h = width - left - right, plot_height
     known = [v for values in series.values() for v in values if isinstance(v, int)]
     y_max = _nice_ceiling(max(known, default=0))
     n = len(months)
@@ -100,12 +104,14 @@ def trend_svg(
                         f"suppressed (1 to 7)</title></text>"
                     )
         parts.append(_polyline(run, colour))
-        lx = left + s * (plot_w // max(len(series), 1))
-        parts.append(
-            f'<rect x="{lx}" y="{height - 22}" width="12" height="12" fill="{colour}"/>'
-            f'<text x="{lx + 16}" y="{height - 12}" font-size="11">'
-            f"{escape(measure_label(measure))}</text>"
-        )
+    for row, items in enumerate(legend):
+        ly = top + plot_h + 40 + 18 * row
+        for lx, s, label in items:
+            colour = PALETTE[s % len(PALETTE)]
+            parts.append(
+                f'<rect x="{8 + lx}" y="{ly}" width="12" height="12" fill="{colour}"/>'
+                f'<text x="{8 + lx + 16}" y="{ly + 10}" font-size="11">{escape(label)}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -122,19 +128,19 @@ def funnel_stages(report: PublishedReport) -> list[FunnelStage]:
     return stages
 
 
-def funnel_svg(title: str, stages: Sequence[FunnelStage], *, width: int = 640) -> str:
+def funnel_svg(title: str, stages: Sequence[FunnelStage], *, width: int = CHART_WIDTH) -> str:
     """Horizontal bars from candidates down to engagement and what followed. A stage
     without a number (suppressed) gets its label and no bar."""
-    row_h, label_w, top = 30, 190, 34
+    row_h, label_w, top = 30, 180, 34
     height = top + row_h * len(stages) + 10
     biggest = max((bar for _, bar, _ in stages if bar is not None), default=0) or 1
-    bar_w = width - label_w - 110
+    bar_w = width - label_w - 90
     desc = "; ".join(f"{measure_label(m)}: {label}" for m, _, label in stages)
     parts = [_open(width, height, title, desc)]
     for i, (measure, bar, label) in enumerate(stages):
         y = top + i * row_h
         parts.append(
-            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" font-size="12">'
+            f'<text x="{label_w - 8}" y="{y + 18}" text-anchor="end" font-size="11">'
             f"{escape(measure_label(measure))}</text>"
         )
         w = bar_w * bar / biggest if bar is not None else 0.0
@@ -168,6 +174,21 @@ def _trend_desc(months: Sequence[ReportMonth], series: Mapping[str, Sequence[Sho
         )
         lines.append(f"{measure_label(measure)}: {points}")
     return "; ".join(lines)
+
+
+def _legend_rows(labels: Sequence[str], width: int) -> list[list[tuple[int, int, str]]]:
+    """The legend's items (x, series index, label) in as many rows as the width needs,
+    at about 6 px per character of an 11 px label."""
+    rows: list[list[tuple[int, int, str]]] = [[]]
+    x = 0
+    for i, label in enumerate(labels):
+        item_w = 16 + 6 * len(label) + 14
+        if rows[-1] and x + item_w > width:
+            rows.append([])
+            x = 0
+        rows[-1].append((x, i, label))
+        x += item_w
+    return rows if rows[0] else []
 
 
 def _polyline(points: list[str], colour: str) -> str:

@@ -193,9 +193,23 @@ def dashboard_page(
         reports=reports,
         headline=headline(),
         raw=raw,
-        charts=combined_charts(title, months, monthly) if reports else None,
+        charts=_dashboard_charts(trends, title, months, monthly),
         **_page(session),
     )
+
+
+def _dashboard_charts(
+    trends: Mapping[str, Sequence[PublishedReport]],
+    title: str,
+    months: Sequence[ReportMonth],
+    monthly: Sequence[Sequence[PublishedReport]],
+) -> dict[str, Any] | None:
+    shown = [t for t in trends.values() if t]
+    if not shown:
+        return None
+    if len(shown) == 1:  # one site: its own figures, as its page draws them
+        return site_charts(shown[0][-1], shown[0])
+    return combined_charts(title, months, monthly)
 
 
 def site_page(

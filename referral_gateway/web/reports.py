@@ -19,7 +19,6 @@ token is no person, so never raw counts). Pages, the ISTV extract and the push s
 a session; the retry is a form, with the session's CSRF token.
 """
 
-
 import hmac
 from collections.abc import Callable, Sequence
 from datetime import datetime
