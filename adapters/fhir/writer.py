@@ -1,0 +1,464 @@
+"""Storing FHIR writes: store first, then answer; many requests share one commit.
+
+A `WriteUnit` is what one request asks for: a single create or update, a transaction (all
+or nothing), a batch (each entry on its own) or resources fetched from a source server. One
+thread takes whatever units are waiting, applies them in one database transaction and
+commits; only then does each request get its answer. Every resource version written is,
+in the same transaction, an inbox row for the pipeline (`channel = "fhir"`,
+`message_key = "Type/id/_history/version"`), so nothing is acknowledged that is not durable
+and nothing durable is left unprocessed.
+
+Being the only writer also makes version checks simple: `If-Match` and `If-None-Exist` are
+decided against what the same thread has just written. Preconditions are checked for a
+whole unit before it writes anything, so a failed transaction leaves no trace (SQLite's
+driver makes savepoints unreliable, so they are not used).
+
+A repeat of a resource's current content (same content apart from meta) writes nothing and
+answers with the current version: a retried request, or a source polled twice over the same
+window, is not processed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import queue
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from adapters.fhir.channel import CHANNEL, REOPENED
+from adapters.fhir.errors import (
+    BadRequest,
+    FhirError,
+    Issue,
+    PreconditionFailed,
+    StorageUnavailable,
+)
+from adapters.fhir.mapping import reference_of
+from referral_gateway.storage.fhir_store import (
+    FhirResourceStore,
+    ResourceWrite,
+    count_messages,
+    store_arrivals,
+)
+from referral_gateway.storage.inbox import Arrival
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One create (POST) or update (PUT) of a validated resource."""
+
+    method: str  # "POST" | "PUT"
+    resource_type: str
+    resource: dict[str, Any]
+    resource_id: str | None = None  # PUT only
+    if_none_exist: str | None = None  # POST only, e.g. "identifier=system|value"
+    if_match: str | None = None  # PUT only, e.g. 'W/"3"'
+    full_url: str | None = None  # a Bundle entry's fullUrl (urn:uuid:... references)
+    warnings: tuple[Issue, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Interaction({self.method} {self.resource_type}/{self.resource_id or ''})"
+
+
+@dataclass(frozen=True)
+class WriteUnit:
+    site: str
+    sender: str
+    interactions: tuple[Interaction, ...]
+    atomic: bool = True
+    rejected: tuple[Arrival, ...] = ()  # unreadable input to keep in the error store
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of one interaction."""
+
+    status: int  # 201 created, 200 updated / unchanged / matched, or the error's status
+    resource_type: str
+    resource_id: str | None = None
+    version: int | None = None
+    last_updated: datetime | None = None
+    resource: dict[str, Any] | None = None
+    changed: bool = False  # False: nothing new was stored (no-op update, conditional match)
+    error: FhirError | None = None
+    warnings: tuple[Issue, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Written({self.status} {self.resource_type}/{self.resource_id})"
+
+
+UnitResult = list[Written]
+
+
+class FhirWriter:
+    def __init__(
+        self,
+        store: FhirResourceStore,
+        clock: Clock,
+        *,
+        on_committed: Callable[[], None] | None = None,
+        max_group: int = 200,
+    ) -> None:
+        self.store = store
+        self.engine = store.engine
+        self.clock = clock
+        self.on_committed = on_committed
+        self.max_group = max_group
+        self._queue: queue.SimpleQueue[tuple[WriteUnit, Future[UnitResult]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="fhir-writer", daemon=True)
+        self._stopping = False
+
+    # -- the queue ------------------------------------------------------------------------
+    def start(self) -> FhirWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def submit(self, unit: WriteUnit) -> Future[UnitResult]:
+        if self._stopping:
+            raise StorageUnavailable("the gateway is stopping; try again later")
+        fut: Future[UnitResult] = Future()
+        self._queue.put((unit, fut))
+        return fut
+
+    def write(self, unit: WriteUnit, timeout: float = 30.0) -> UnitResult:
+        """Store a unit and wait until it is committed. Raises the unit's FhirError when an
+        atomic unit fails a precondition."""
+        return self.submit(unit).result(timeout)
+
+    async def write_async(self, unit: WriteUnit) -> UnitResult:
+        return await asyncio.wrap_future(self.submit(unit))
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stop_after = False
+            while len(group) < self.max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop_after = True
+                    break
+                group.append(item)
+            self._commit(group)
+            if stop_after:
+                return
+
+    def _commit(self, group: list[tuple[WriteUnit, Future[UnitResult]]]) -> None:
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                results = [_UnitWriter(self.store, conn, now).apply(unit) for unit, _ in group]
+        except Exception as exc:
+            if len(group) > 1:  # find the culprit: everyone else still gets stored
+                log.warning(
+                    "a group of %d FHIR writes failed (%s); retrying one by one",
+                    len(group),
+                    type(exc).__name__,
+                )
+                for item in group:
+                    self._commit([item])
+                return
+            log.error("storing a FHIR write failed: %s", type(exc).__name__)
+            group[0][1].set_exception(
+                StorageUnavailable("the write could not be stored; try again later")
+            )
+            return
+        for (_, fut), result in zip(group, results, strict=True):
+            if isinstance(result, FhirError):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+        if self.on_committed is not None:
+            self.on_committed()
+
+
+# -- applying one unit inside the writer's transaction ---------------------------------------
+@dataclass
+class _Planned:
+    index: int
+    interaction: Interaction
+    resource_id: str
+    matched: bool = False  # conditional create found the resource: nothing to write
+    error: FhirError | None = None
+    resource: dict[str, Any] = field(default_factory=dict)  # references resolved
+
+
+@dataclass
+class _UnitWriter:
+    store: FhirResourceStore
+    conn: Any
+    now: datetime
+    counts: Counter[tuple[str, str, date, str]] = field(default_factory=Counter)
+
+    def apply(self, unit: WriteUnit) -> UnitResult | FhirError:
+        if unit.atomic:
+            try:
+                planned = self._plan(unit, unit.interactions, atomic=True)
+            except FhirError as err:
+                return err
+            results = self._write(unit, planned)
+        else:
+            planned = self._plan(unit, unit.interactions, atomic=False)
+            results = self._write(unit, planned)
+        if unit.rejected:
+            store_arrivals(self.conn, self.store.keyring, unit.rejected)
+        count_messages(self.conn, self.counts)
+        return results
+
+    def _plan(
+        self, unit: WriteUnit, interactions: Sequence[Interaction], *, atomic: bool
+    ) -> list[_Planned]:
+        planned: list[_Planned] = []
+        seen: set[str] = set()
+        for index, it in enumerate(interactions):
+            try:
+                p = self._plan_one(unit, index, it)
+                key = f"{it.resource_type}/{p.resource_id}"
+                if key in seen:
+                    raise BadRequest(
+                        f"{key} appears twice in the same request",
+                        expression=[f"Bundle.entry[{index}]"],
+                    )
+                seen.add(key)
+            except FhirError as err:
+                if atomic:
+                    raise
+                p = _Planned(index, it, it.resource_id or "", error=err)
+            planned.append(p)
+        refs = {
+            p.interaction.full_url: f"{p.interaction.resource_type}/{p.resource_id}"
+            for p in planned
+            if p.interaction.full_url and p.error is None
+        }
+        for p in planned:  # a copy: a retried group plans again from the request as sent
+            p.resource = (
+                copy.deepcopy(p.interaction.resource) if refs else dict(p.interaction.resource)
+            )
+            if refs:
+                _rewrite_references(p.resource, refs)
+        return planned
+
+    def _plan_one(self, unit: WriteUnit, index: int, it: Interaction) -> _Planned:
+        if it.method == "POST":
+            if it.if_none_exist:
+                system, value = parse_if_none_exist(it.if_none_exist)
+                ids = self.store.ids_by_identifier(
+                    self.conn, unit.site, it.resource_type, system, value
+                )
+                if len(ids) > 1:
+                    raise PreconditionFailed(
+                        "If-None-Exist matches more than one resource",
+                        code="multiple-matches",
+                    )
+                if ids:
+                    return _Planned(index, it, ids[0], matched=True)
+            return _Planned(index, it, str(uuid.uuid4()))
+        if it.resource_id is None:
+            raise BadRequest("an update needs the resource id in its URL")
+        if it.if_match is not None:
+            wanted = parse_etag(it.if_match)
+            current = self.store.version_of(self.conn, unit.site, it.resource_type, it.resource_id)
+            if current is None or current.version != wanted:
+                raise PreconditionFailed(
+                    "If-Match does not name the current version of the resource",
+                    code="conflict",
+                )
+        return _Planned(index, it, it.resource_id)
+
+    def _write(self, unit: WriteUnit, planned: list[_Planned]) -> UnitResult:
+        results: list[Written | None] = [None] * len(planned)
+        arrivals: list[Arrival] = []
+        for p in sorted(planned, key=lambda p: (p.interaction.method != "POST", p.index)):
+            it = p.interaction
+            if p.error is not None:
+                results[p.index] = Written(p.error.status, it.resource_type, error=p.error)
+                continue
+            if p.matched:
+                found = self.store.current(self.conn, unit.site, it.resource_type, p.resource_id)
+                assert found is not None
+                self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+                results[p.index] = Written(
+                    200,
+                    it.resource_type,
+                    p.resource_id,
+                    found.version,
+                    found.last_updated,
+                    found.content,
+                    changed=False,
+                    warnings=it.warnings,
+                )
+                continue
+            results[p.index] = self._write_one(unit, p, arrivals)
+        if arrivals:
+            store_arrivals(self.conn, self.store.keyring, arrivals)
+        return [r for r in results if r is not None]
+
+    def _write_one(self, unit: WriteUnit, p: _Planned, arrivals: list[Arrival]) -> Written:
+        it = p.interaction
+        resource = p.resource
+        resource["id"] = p.resource_id
+        meta = {
+            k: v
+            for k, v in (resource.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated")
+        }
+        if meta:
+            resource["meta"] = meta
+        else:
+            resource.pop("meta", None)
+        content_hash = self.store.content_hash(
+            json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        )
+        current = self.store.version_of(self.conn, unit.site, it.resource_type, p.resource_id)
+        if current is not None and current.content_hash == content_hash:
+            found = self.store.current(self.conn, unit.site, it.resource_type, p.resource_id)
+            assert found is not None
+            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+            return Written(
+                200,
+                it.resource_type,
+                p.resource_id,
+                found.version,
+                found.last_updated,
+                found.content,
+                changed=False,
+                warnings=it.warnings,
+            )
+        version = current.version + 1 if current else 1
+        resource["meta"] = {
+            **meta,
+            "versionId": str(version),
+            "lastUpdated": fhir_instant(self.now),
+        }
+        status = resource.get("status") if isinstance(resource.get("status"), str) else None
+        self.store.write(
+            self.conn,
+            ResourceWrite(
+                site=unit.site,
+                resource_type=it.resource_type,
+                resource_id=p.resource_id,
+                version=version,
+                last_updated=self.now,
+                status=status[:30] if status else None,
+                content_hash=content_hash,
+                content=resource,
+                identifiers=tuple(_identifiers(resource)),
+                subject=reference_of(resource.get("subject") or resource.get("patient")),
+                encounter=reference_of(resource.get("encounter") or resource.get("context")),
+                sender=unit.sender,
+            ),
+        )
+        message_type = it.resource_type
+        if (
+            it.resource_type == "Encounter"
+            and current is not None
+            and current.status == "finished"
+            and status not in ("finished", "cancelled", "entered-in-error")
+        ):
+            message_type += REOPENED
+        arrivals.append(
+            Arrival(
+                channel=CHANNEL,
+                sender=unit.sender,
+                message_key=f"{it.resource_type}/{p.resource_id}/_history/{version}",
+                message_type=message_type,
+                site=unit.site,
+                payload=json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode(),
+                received_at=self.now,
+            )
+        )
+        return Written(
+            201 if version == 1 else 200,
+            it.resource_type,
+            p.resource_id,
+            version,
+            self.now,
+            resource,
+            changed=True,
+            warnings=it.warnings,
+        )
+
+
+def _identifiers(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for identifier in resource.get("identifier") or ():
+        if isinstance(identifier, dict) and identifier.get("value"):
+            yield str(identifier.get("system") or ""), str(identifier["value"])
+
+
+def _rewrite_references(node: Any, refs: dict[str, str]) -> None:
+    """Point references at fullUrls of the same Bundle to the ids they were given."""
+    if isinstance(node, dict):
+        ref = node.get("reference")
+        if isinstance(ref, str) and ref in refs:
+            node["reference"] = refs[ref]
+        for value in node.values():
+            if isinstance(value, dict | list):
+                _rewrite_references(value, refs)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict | list):
+                _rewrite_references(item, refs)
+
+
+def parse_if_none_exist(query: str) -> tuple[str | None, str]:
+    """`identifier=system|value` (or `identifier=value`, any system) from If-None-Exist."""
+    params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
+        raise BadRequest(
+            "If-None-Exist supports exactly one parameter, identifier=[system|]value",
+            code="not-supported",
+        )
+    raw = params[0][1]
+    if "|" in raw:
+        system, value = raw.split("|", 1)
+        if not value:
+            raise BadRequest("If-None-Exist identifier has no value", code="invalid")
+        return system, value
+    return None, raw
+
+
+def parse_etag(value: str) -> int:
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise BadRequest('If-Match must name a version, e.g. W/"3"', code="invalid")
+    return int(text)
+
+
+def fhir_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def with_warnings(interaction: Interaction, warnings: Sequence[Issue]) -> Interaction:
+    return replace(interaction, warnings=tuple(warnings))

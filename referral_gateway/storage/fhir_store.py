@@ -1,0 +1,540 @@
+"""FHIR resources as the gateway keeps them, API clients of sending systems, poll watermarks.
+
+Resources are partitioned by site (the ODS code an API token or a configured source is bound
+to): `Encounter/123` from one ED is not `Encounter/123` from another. Only the current
+version of each resource is kept; every version that was written is also an inbox row
+(`channel = "fhir"`, `message_key = "Type/id/_history/version"`), which is what the pipeline
+processes.
+
+Content is encrypted (`fhir_resource.content`: a Patient is identifiable, and Encounters and
+Conditions carry free text). The keys the gateway searches on are keyed hashes: identifiers
+(`identifier=system|value` for conditional create) and the references that tie a Condition
+or Observation to its Encounter and an Encounter to its Patient.
+
+API tokens are random 256-bit secrets; only their SHA-256 is stored (a slow password hash
+adds nothing for secrets of that strength and would cost every request).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, LargeBinary, Table, delete, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Field, SQLModel
+
+from consent.keyring import KeyRing
+from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
+from referral_gateway.storage.inbox import COUNTS, INBOX, PAYLOAD_CONTEXT, Arrival, Stored
+from referral_gateway.storage.types import UtcDateTime
+
+CONTENT_CONTEXT = "fhir_resource.content"
+_IDENTIFIER_PURPOSE = "fhir_identifier"
+_REFERENCE_PURPOSE = "fhir_reference"
+_CONTENT_PURPOSE = "fhir_content"
+
+
+class FhirResourceRow(SQLModel, table=True):
+    """The current version of one resource at one site."""
+
+    __tablename__ = "fhir_resource"
+    __table_args__ = (
+        Index("ix_fhir_resource_subject", "site", "resource_type", "subject_key"),
+        Index("ix_fhir_resource_encounter", "site", "resource_type", "encounter_key"),
+    )
+
+    site: str = Field(primary_key=True, max_length=40)
+    resource_type: str = Field(primary_key=True, max_length=40)
+    resource_id: str = Field(primary_key=True, max_length=64)
+    version: int
+    last_updated: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    status: str | None = Field(default=None, max_length=30)  # a code, never identifiable
+    content_hash: str = Field(max_length=64)  # keyed: a repeat of the same content is no write
+    subject_key: str | None = Field(default=None, max_length=64)
+    encounter_key: str | None = Field(default=None, max_length=64)
+    content_enc: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_id: str = Field(max_length=32)
+    sender: str = Field(max_length=200)
+
+
+class FhirIdentifierRow(SQLModel, table=True):
+    """Keyed hashes of a resource's identifiers, for `identifier=` lookups."""
+
+    __tablename__ = "fhir_identifier"
+
+    site: str = Field(primary_key=True, max_length=40)
+    resource_type: str = Field(primary_key=True, max_length=40)
+    key_hash: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+
+
+class FhirApiClientRow(SQLModel, table=True):
+    """A sending system: its name, the site it speaks for and its token's hash."""
+
+    __tablename__ = "fhir_api_client"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True)
+    site: str = Field(max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+
+
+class FhirPollStateRow(SQLModel, table=True):
+    """Where polling of one configured source has got to."""
+
+    __tablename__ = "fhir_poll_state"
+
+    source: str = Field(primary_key=True, max_length=100)
+    watermark: str | None = Field(default=None, max_length=40)  # a FHIR instant, as served
+    failures: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+    last_run_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+    last_success_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+    last_error: str | None = Field(default=None, max_length=300)
+
+
+RESOURCE: Table = FhirResourceRow.__table__  # type: ignore[attr-defined]
+IDENTIFIER: Table = FhirIdentifierRow.__table__  # type: ignore[attr-defined]
+API_CLIENT: Table = FhirApiClientRow.__table__  # type: ignore[attr-defined]
+POLL_STATE: Table = FhirPollStateRow.__table__  # type: ignore[attr-defined]
+
+
+# -- resources ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StoredResource:
+    site: str
+    resource_type: str
+    resource_id: str
+    version: int
+    last_updated: datetime
+    content_hash: str
+    content: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return (
+            f"StoredResource({self.resource_type}/{self.resource_id}/_history/{self.version}, "
+            f"site={self.site!r})"
+        )
+
+
+@dataclass(frozen=True)
+class CurrentVersion:
+    version: int
+    content_hash: str
+    status: str | None
+
+
+@dataclass(frozen=True)
+class ResourceWrite:
+    """A new version of a resource, ready to store. `content` already carries its meta."""
+
+    site: str
+    resource_type: str
+    resource_id: str
+    version: int
+    last_updated: datetime
+    status: str | None
+    content_hash: str
+    content: dict[str, Any]
+    identifiers: tuple[tuple[str, str], ...]  # (system, value); system "" when absent
+    subject: str | None  # "Patient/123"
+    encounter: str | None  # "Encounter/456"
+    sender: str
+
+    def __repr__(self) -> str:
+        return f"ResourceWrite({self.resource_type}/{self.resource_id}/_history/{self.version})"
+
+
+class FhirResourceStore:
+    """Reads and writes resources. Writes happen inside a caller's transaction (the FHIR
+    writer's); reads are also offered on their own connection for the pipeline's decoder."""
+
+    def __init__(self, engine: Engine, keyring: KeyRing) -> None:
+        self.engine = engine
+        self.keyring = keyring
+
+    # keyed hashes ------------------------------------------------------------------------
+    def content_hash(self, canonical: str) -> str:
+        return self.keyring.blind_index(canonical, purpose=_CONTENT_PURPOSE)
+
+    def identifier_keys(self, site: str, resource_type: str, system: str, value: str) -> list[str]:
+        """A resource's identifier is found by `system|value` and by `value` alone."""
+        keys = [self._identifier_key(site, resource_type, "*", value)]
+        keys.append(self._identifier_key(site, resource_type, system, value))
+        return keys
+
+    def _identifier_key(self, site: str, resource_type: str, system: str, value: str) -> str:
+        return self.keyring.blind_index(
+            f"{site}|{resource_type}|{system}|{value}", purpose=_IDENTIFIER_PURPOSE
+        )
+
+    def reference_key(self, site: str, reference: str) -> str:
+        return self.keyring.blind_index(f"{site}|{reference}", purpose=_REFERENCE_PURPOSE)
+
+    # reads -------------------------------------------------------------------------------
+    def current(
+        self, conn: Connection, site: str, resource_type: str, resource_id: str
+    ) -> StoredResource | None:
+        row = conn.execute(
+            select(RESOURCE).where(
+                RESOURCE.c.site == site,
+                RESOURCE.c.resource_type == resource_type,
+                RESOURCE.c.resource_id == resource_id,
+            )
+        ).first()
+        return self._to_stored(row._mapping) if row is not None else None
+
+    def version_of(
+        self, conn: Connection, site: str, resource_type: str, resource_id: str
+    ) -> CurrentVersion | None:
+        """The current version, content hash and status, without decrypting anything."""
+        row = conn.execute(
+            select(RESOURCE.c.version, RESOURCE.c.content_hash, RESOURCE.c.status).where(
+                RESOURCE.c.site == site,
+                RESOURCE.c.resource_type == resource_type,
+                RESOURCE.c.resource_id == resource_id,
+            )
+        ).first()
+        if row is None:
+            return None
+        return CurrentVersion(int(row.version), str(row.content_hash), row.status)
+
+    def ids_by_identifier(
+        self, conn: Connection, site: str, resource_type: str, system: str | None, value: str
+    ) -> list[str]:
+        """Ids of resources with this identifier; `system` None matches any system."""
+        key = self._identifier_key(site, resource_type, "*" if system is None else system, value)
+        rows = conn.execute(
+            select(IDENTIFIER.c.resource_id).where(
+                IDENTIFIER.c.site == site,
+                IDENTIFIER.c.resource_type == resource_type,
+                IDENTIFIER.c.key_hash == key,
+            )
+        ).all()
+        return sorted({r.resource_id for r in rows})
+
+    def referencing(
+        self,
+        conn: Connection,
+        site: str,
+        resource_type: str,
+        *,
+        subject: str | None = None,
+        encounter: str | None = None,
+        limit: int = 50,
+    ) -> list[StoredResource]:
+        """Resources of `resource_type` whose subject (or encounter) is the given reference,
+        newest first."""
+        stmt = select(RESOURCE).where(
+            RESOURCE.c.site == site, RESOURCE.c.resource_type == resource_type
+        )
+        if subject is not None:
+            stmt = stmt.where(RESOURCE.c.subject_key == self.reference_key(site, subject))
+        if encounter is not None:
+            stmt = stmt.where(RESOURCE.c.encounter_key == self.reference_key(site, encounter))
+        stmt = stmt.order_by(RESOURCE.c.last_updated.desc()).limit(limit)
+        return [self._to_stored(r._mapping) for r in conn.execute(stmt)]
+
+    # writes ------------------------------------------------------------------------------
+    def write(self, conn: Connection, w: ResourceWrite) -> None:
+        """Store `w` as the current version (insert when version 1, else update)."""
+        values: dict[str, Any] = {
+            "version": w.version,
+            "last_updated": w.last_updated,
+            "status": w.status,
+            "content_hash": w.content_hash,
+            "subject_key": self.reference_key(w.site, w.subject) if w.subject else None,
+            "encounter_key": self.reference_key(w.site, w.encounter) if w.encounter else None,
+            "content_enc": self.keyring.encrypt(_dumps(w.content), context=CONTENT_CONTEXT),
+            "key_id": self.keyring.active_key_id,
+            "sender": w.sender,
+        }
+        where = (
+            (RESOURCE.c.site == w.site)
+            & (RESOURCE.c.resource_type == w.resource_type)
+            & (RESOURCE.c.resource_id == w.resource_id)
+        )
+        if w.version == 1:
+            conn.execute(
+                insert(RESOURCE).values(
+                    site=w.site,
+                    resource_type=w.resource_type,
+                    resource_id=w.resource_id,
+                    **values,
+                )
+            )
+        else:
+            conn.execute(update(RESOURCE).where(where).values(values))
+            conn.execute(
+                delete(IDENTIFIER).where(
+                    IDENTIFIER.c.site == w.site,
+                    IDENTIFIER.c.resource_type == w.resource_type,
+                    IDENTIFIER.c.resource_id == w.resource_id,
+                )
+            )
+        keys = {
+            key
+            for system, value in w.identifiers
+            for key in self.identifier_keys(w.site, w.resource_type, system, value)
+        }
+        if keys:
+            conn.execute(
+                insert(IDENTIFIER),
+                [
+                    {
+                        "site": w.site,
+                        "resource_type": w.resource_type,
+                        "key_hash": k,
+                        "resource_id": w.resource_id,
+                    }
+                    for k in sorted(keys)
+                ],
+            )
+
+    # the lookups the pipeline's decoder uses, each on its own connection ---------------------
+    def get(self, site: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            found = self.current(conn, site, resource_type, resource_id)
+        return found.content if found else None
+
+    def find_by_identifier(
+        self, site: str, resource_type: str, system: str | None, value: str
+    ) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            ids = self.ids_by_identifier(conn, site, resource_type, system, value)
+            found = [self.current(conn, site, resource_type, i) for i in ids]
+        return [f.content for f in found if f is not None]
+
+    def referencing_content(
+        self,
+        site: str,
+        resource_type: str,
+        *,
+        subject: str | None = None,
+        encounter: str | None = None,
+        limit: int = 50,
+    ) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            found = self.referencing(
+                conn, site, resource_type, subject=subject, encounter=encounter, limit=limit
+            )
+        return [f.content for f in found]
+
+    def _to_stored(self, row: Any) -> StoredResource:
+        content = json.loads(self.keyring.decrypt(row["content_enc"], context=CONTENT_CONTEXT))
+        return StoredResource(
+            site=row["site"],
+            resource_type=row["resource_type"],
+            resource_id=row["resource_id"],
+            version=row["version"],
+            last_updated=row["last_updated"],
+            content_hash=row["content_hash"],
+            content=content,
+        )
+
+
+def _dumps(content: dict[str, Any]) -> bytes:
+    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# -- the inbox, inside the FHIR writer's transaction --------------------------------------
+def store_arrivals(conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]) -> list[Stored]:
+    """Insert arrivals into the inbox within `conn`'s transaction, counting them per sender
+    and day. A repeat of (channel, sender, message_key) is reported as a duplicate.
+
+    The same rules as `InboxStore.store_batch`, which commits on its own; the FHIR writer
+    needs the resource and its inbox row in one transaction.
+    """
+    results: list[Stored] = []
+    counts: Counter[tuple[str, str, date, str]] = Counter()
+    stmt = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]).returning(
+        INBOX.c.id
+    )
+    for a in arrivals:
+        row = conn.execute(
+            stmt,
+            {
+                "channel": a.channel,
+                "sender": a.sender,
+                "message_key": a.message_key,
+                "message_type": a.message_type,
+                "site": a.site,
+                "received_at": a.received_at,
+                "payload_enc": keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT),
+                "key_id": keyring.active_key_id,
+                "state": a.state,
+                "error_stage": a.error_stage,
+                "error_detail": a.error_detail,
+                "attempts": 0,
+            },
+        ).first()
+        day = a.received_at.date()
+        if row is not None:
+            results.append(Stored(row[0], duplicate=False))
+            counts[(a.channel, a.sender, day, "received")] += 1
+            if a.state == "error":
+                counts[(a.channel, a.sender, day, "errored")] += 1
+        else:
+            existing = conn.execute(
+                select(INBOX.c.id).where(
+                    INBOX.c.channel == a.channel,
+                    INBOX.c.sender == a.sender,
+                    INBOX.c.message_key == a.message_key,
+                )
+            ).scalar_one()
+            results.append(Stored(existing, duplicate=True))
+            counts[(a.channel, a.sender, day, "duplicate")] += 1
+    count_messages(conn, counts)
+    return results
+
+
+def count_messages(conn: Connection, counts: Counter[tuple[str, str, date, str]]) -> None:
+    add_counts(
+        conn,
+        COUNTS,
+        [
+            {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
+            for (c, s, d, m), n in counts.items()
+        ],
+        keys=["channel", "sender", "day", "metric"],
+    )
+
+
+# -- API clients ---------------------------------------------------------------------------
+TOKEN_PREFIX = "rgf_"  # noqa: S105  (marks our tokens in logs and secret scanners)
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    id: int
+    name: str
+    site: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class ApiClientError(Exception):
+    """A client cannot be created or changed as asked; the message says why."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class ApiClientStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(self, *, name: str, site: str, now: datetime) -> tuple[ApiClient, str]:
+        """A new client and its token. The token is returned once and never stored."""
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            taken = conn.execute(select(API_CLIENT.c.id).where(API_CLIENT.c.name == name)).first()
+            if taken is not None:
+                raise ApiClientError(f"a client named {name!r} already exists")
+            key = conn.execute(
+                insert(API_CLIENT).values(
+                    name=name, site=site, token_hash=hash_token(token), created_at=now
+                )
+            ).inserted_primary_key
+            assert key is not None
+            new_id = key[0]
+        return ApiClient(int(new_id), name, site, now, None), token
+
+    def authenticate(self, token: str) -> ApiClient | None:
+        """The client holding `token`, revoked or not; None for an unknown token."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(API_CLIENT).where(API_CLIENT.c.token_hash == hash_token(token))
+            ).first()
+        return _client(row) if row is not None else None
+
+    def revoke(self, name: str, now: datetime) -> bool:
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(API_CLIENT)
+                .where(API_CLIENT.c.name == name, API_CLIENT.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount
+        return bool(n)
+
+    def all(self) -> list[ApiClient]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(API_CLIENT).order_by(API_CLIENT.c.name)).all()
+        return [_client(r) for r in rows]
+
+
+def _client(row: Any) -> ApiClient:
+    return ApiClient(
+        id=row.id,
+        name=row.name,
+        site=row.site,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+# -- poll watermarks -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PollState:
+    source: str
+    watermark: str | None = None
+    failures: int = 0
+    next_attempt_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+
+
+class PollStateStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def load(self, source: str) -> PollState:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(POLL_STATE).where(POLL_STATE.c.source == source)).first()
+        if row is None:
+            return PollState(source)
+        return PollState(
+            source=row.source,
+            watermark=row.watermark,
+            failures=row.failures,
+            next_attempt_at=row.next_attempt_at,
+            last_run_at=row.last_run_at,
+            last_success_at=row.last_success_at,
+            last_error=row.last_error,
+        )
+
+    def save(self, state: PollState) -> None:
+        values = {
+            "watermark": state.watermark,
+            "failures": state.failures,
+            "next_attempt_at": state.next_attempt_at,
+            "last_run_at": state.last_run_at,
+            "last_success_at": state.last_success_at,
+            "last_error": state.last_error[:300] if state.last_error else None,
+        }
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(POLL_STATE).where(POLL_STATE.c.source == state.source).values(values)
+            ).rowcount
+            if not n:
+                conn.execute(insert(POLL_STATE).values(source=state.source, **values))
+
+    def all(self) -> Iterable[PollState]:
+        with self.engine.connect() as conn:
+            names = [r.source for r in conn.execute(select(POLL_STATE.c.source))]
+        return [self.load(n) for n in names]
