@@ -15,6 +15,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from adapters.fhir.channel import CHANNEL as FHIR_CHANNEL
+from adapters.fhir.wiring import FhirChannel, build_fhir_channel, load_fhir_sources
 from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
@@ -49,12 +51,14 @@ class Gateway:
     intake: IntakeWriter
     worker: PipelineWorker
     clock: Clock
+    fhir: FhirChannel
     referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
     _started: bool = False
 
     def start(self) -> Gateway:
         if not self._started:
             self.intake.start()
+            self.fhir.start()
             self.worker.start()
             self._started = True
         return self
@@ -62,6 +66,7 @@ class Gateway:
     def stop(self) -> None:
         if self._started:
             self.intake.stop()
+            self.fhir.stop()
             self.worker.stop()
             self._started = False
         self.engine.dispose()
@@ -109,7 +114,10 @@ def build_gateway(
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
     valuesets = bundled_valuesets()
-    decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7}
+    fhir = build_fhir_channel(
+        engine, keyring, clock, sources=load_fhir_sources(settings.config_file)
+    )
+    decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7, FHIR_CHANNEL: fhir.decoder}
     holder: dict[str, Gateway] = {}
     pipeline = Pipeline(
         engine, inbox, attendances, decoders, sites, valuesets, clock,
@@ -118,10 +126,11 @@ def build_gateway(
     )
     worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
+    fhir.writer.on_committed = worker.wake
     gateway = Gateway(
         settings=settings, engine=engine, keyring=keyring, inbox=inbox,
         attendances=attendances, sites=sites, valuesets=valuesets, pipeline=pipeline,
-        intake=intake, worker=worker, clock=clock,
+        intake=intake, worker=worker, clock=clock, fhir=fhir,
     )
     holder["gw"] = gateway
     return gateway

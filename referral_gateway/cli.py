@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from adapters.fhir.cli import add_token_commands, run_tokens
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     errors = sub.add_parser("errors", help="list the error store")
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
+
+    add_token_commands(sub, _settings_args)
 
     demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
     demo.add_argument("--host", default="127.0.0.1")
@@ -230,6 +233,10 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tokens(args: argparse.Namespace) -> int:
+    return run_tokens(args, _settings(args))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from adapters.hl7.demo import run_demo_feed
 
@@ -245,6 +252,7 @@ _COMMANDS = {
     "referrals": _cmd_referrals,
     "counts": _cmd_counts,
     "errors": _cmd_errors,
+    "tokens": _cmd_tokens,
     "demo": _cmd_demo,
 }
 
