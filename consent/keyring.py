@@ -21,13 +21,11 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from consent.errors import KeyRingError as KeyRingError  # re-exported: raised from here
+
 _MAGIC = b"rg1"
 _NONCE_BYTES = 12
-
-
-class KeyRingError(Exception):
-    """The key ring is missing, unreadable or does not match the data. The message says what
-    to do; it never contains key material."""
+_TAG_BYTES = 16
 
 
 @dataclass
@@ -71,12 +69,16 @@ class KeyRing:
                 index_key=base64.b64decode(raw["index_key"]),
                 path=path,
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise KeyRingError(
                 f"The key ring at {path} is unreadable ({type(exc).__name__}). Restore it from "
                 "your backup."
             ) from None
-        if ring.active_key_id not in ring.keys or any(len(k) != 32 for k in keys.values()):
+        if (
+            ring.active_key_id not in ring.keys
+            or any(len(k) != 32 for k in keys.values())
+            or len(ring.index_key) != 32
+        ):
             raise KeyRingError(f"The key ring at {path} is damaged. Restore it from your backup.")
         return ring
 
@@ -98,6 +100,7 @@ class KeyRing:
         )
         tmp = self.path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
             fh.flush()
@@ -111,6 +114,20 @@ class KeyRing:
         self.active_key_id = key_id
         self.save()
         return key_id
+
+    def retire_key(self, key_id: str) -> None:
+        """Remove a key once nothing is encrypted with it any more (after every ciphertext
+        it made went through `reencrypt`). Ciphertexts it made become unreadable."""
+        if key_id == self.active_key_id:
+            raise KeyRingError(
+                f"Key {key_id!r} is the active key. Add a new active key and re-encrypt "
+                "before retiring it."
+            )
+        if key_id not in self.keys:
+            raise KeyRingError(f"Key {key_id!r} is not in the key ring.")
+        del self.keys[key_id]
+        self._aead.pop(key_id, None)
+        self.save()
 
     # -- encryption ----------------------------------------------------------------------
     def encrypt(self, plaintext: bytes, *, context: str) -> bytes:
@@ -147,6 +164,18 @@ class KeyRing:
     def key_id_of(token: bytes) -> str:
         return _split(token)[0]
 
+    # -- rotation ------------------------------------------------------------------------
+    def needs_reencryption(self, token: bytes) -> bool:
+        """True when `token` was made with a key other than the active one."""
+        return self.key_id_of(token) != self.active_key_id
+
+    def reencrypt(self, token: bytes, *, context: str) -> bytes:
+        """`token` encrypted again with the active key (unchanged if it already is). The
+        plaintext never leaves this method."""
+        if not self.needs_reencryption(token):
+            return token
+        return self.encrypt(self.decrypt(token, context=context), context=context)
+
     # -- keyed hashes ----------------------------------------------------------------------
     def blind_index(self, value: str, *, purpose: str) -> str:
         """A keyed hash for equality lookups without storing the plain value."""
@@ -165,10 +194,16 @@ def _new_key_id() -> str:
 
 
 def _split(token: bytes) -> tuple[str, bytes, bytes]:
+    not_ours = KeyRingError("A stored value is not a ciphertext made by this gateway.")
     if not token.startswith(_MAGIC) or len(token) < len(_MAGIC) + 2:
-        raise KeyRingError("A stored value is not a ciphertext made by this gateway.")
+        raise not_ours
     n = token[len(_MAGIC)]
     start = len(_MAGIC) + 1
-    key_id = token[start : start + n].decode("ascii")
+    if len(token) < start + n + _NONCE_BYTES + _TAG_BYTES:
+        raise not_ours
+    try:
+        key_id = token[start : start + n].decode("ascii")
+    except UnicodeDecodeError:
+        raise not_ours from None
     nonce = token[start + n : start + n + _NONCE_BYTES]
     return key_id, nonce, token[start + n + _NONCE_BYTES :]

@@ -120,7 +120,13 @@ def build_gateway(
     decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7, FHIR_CHANNEL: fhir.decoder}
     holder: dict[str, Gateway] = {}
     pipeline = Pipeline(
-        engine, inbox, attendances, decoders, sites, valuesets, clock,
+        engine,
+        inbox,
+        attendances,
+        decoders,
+        sites,
+        valuesets,
+        clock,
         batch_size=settings.processing_batch,
         on_referral=lambda rid: holder["gw"]._announce(rid),
     )
@@ -128,9 +134,18 @@ def build_gateway(
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     fhir.writer.on_committed = worker.wake
     gateway = Gateway(
-        settings=settings, engine=engine, keyring=keyring, inbox=inbox,
-        attendances=attendances, sites=sites, valuesets=valuesets, pipeline=pipeline,
-        intake=intake, worker=worker, clock=clock, fhir=fhir,
+        settings=settings,
+        engine=engine,
+        keyring=keyring,
+        inbox=inbox,
+        attendances=attendances,
+        sites=sites,
+        valuesets=valuesets,
+        pipeline=pipeline,
+        intake=intake,
+        worker=worker,
+        clock=clock,
+        fhir=fhir,
     )
     holder["gw"] = gateway
     return gateway

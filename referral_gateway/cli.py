@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from adapters.fhir.cli import add_token_commands, run_tokens
 from referral_gateway.config import ConfigError, Settings
@@ -28,8 +29,16 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    names = ["data_dir", "database_url", "config_file", "keyring_file", "http_host",
-             "http_port", "mllp_host", "mllp_port"]
+    names = [
+        "data_dir",
+        "database_url",
+        "config_file",
+        "keyring_file",
+        "http_host",
+        "http_port",
+        "mllp_host",
+        "mllp_port",
+    ]
     return Settings.from_env().with_overrides(**{n: getattr(args, n, None) for n in names})
 
 
@@ -46,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, help="RG_HTTP_PORT (default 8080)")
     serve.add_argument("--mllp-host", help="RG_MLLP_HOST (default 127.0.0.1)")
     serve.add_argument("--mllp-port", type=int, help="RG_MLLP_PORT (default 2575)")
-    serve.add_argument("--demo", action="store_true",
-                       help="also drive a synthetic ED feed into this gateway")
+    serve.add_argument(
+        "--demo", action="store_true", help="also drive a synthetic ED feed into this gateway"
+    )
 
     replay = sub.add_parser("replay", help="run HL7 files through the same pipeline")
     _settings_args(replay)
@@ -56,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     reprocess = sub.add_parser("reprocess", help="run messages in the error store again")
     _settings_args(reprocess)
-    reprocess.add_argument("--id", type=int, action="append", dest="ids",
-                           help="only this message id (repeatable)")
+    reprocess.add_argument(
+        "--id", type=int, action="append", dest="ids", help="only this message id (repeatable)"
+    )
 
     referrals = sub.add_parser("referrals", help="current referrals, no identifiable fields")
     _settings_args(referrals)
@@ -132,15 +143,22 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     server = uvicorn.Server(
         uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     )
-    log.info("MLLP listening on %s:%d, HTTP on http://%s:%d/", settings.mllp_host, mllp.port,
-             settings.http_host, settings.http_port)
-    tasks = [asyncio.create_task(server.serve())]
+    log.info(
+        "MLLP listening on %s:%d, HTTP on http://%s:%d/",
+        settings.mllp_host,
+        mllp.port,
+        settings.http_host,
+        settings.http_port,
+    )
+    tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve())]
     if demo:
         from adapters.hl7.demo import run_demo_feed
 
-        tasks.append(asyncio.create_task(
-            asyncio.to_thread(run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0)
-        ))
+        tasks.append(
+            asyncio.create_task(
+                asyncio.to_thread(run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0)
+            )
+        )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
@@ -191,8 +209,10 @@ def _cmd_referrals(args: argparse.Namespace) -> int:
     else:
         print(f"{'id':36}  {'site':8} {'age':>3}  {'injury':12} {'status':14} rule")
         for r in rows:
-            print(f"{r['id']:36}  {r['site']:8} {r['age'] or '':>3}  "
-                  f"{r['injury_category'] or '':12} {r['status']:14} {r['detection_rule']}")
+            print(
+                f"{r['id']:36}  {r['site']:8} {r['age'] or '':>3}  "
+                f"{r['injury_category'] or '':12} {r['status']:14} {r['detection_rule']}"
+            )
     return 0
 
 
@@ -210,8 +230,10 @@ def _cmd_counts(args: argparse.Namespace) -> int:
         return 0
     print(f"{'day':10} {'channel':6} {'sender':30} " + " ".join(f"{m:>9}" for m in METRICS))
     for r in rows:
-        print(f"{r['day']:10} {r['channel']:6} {r['sender'][:30]:30} "
-              + " ".join(f"{r[m]:>9}" for m in METRICS))
+        print(
+            f"{r['day']:10} {r['channel']:6} {r['sender'][:30]:30} "
+            + " ".join(f"{r[m]:>9}" for m in METRICS)
+        )
     return 0
 
 
@@ -228,8 +250,10 @@ def _cmd_errors(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"#{r['id']} {r['received_at']} {r['sender']} {r['message_type']} "
-                  f"[{r['stage']}] {r['error']}")
+            print(
+                f"#{r['id']} {r['received_at']} {r['sender']} {r['message_type']} "
+                f"[{r['stage']}] {r['error']}"
+            )
     return 0
 
 

@@ -14,7 +14,9 @@ from referral_gateway.config import Settings
 from referral_gateway.storage.inbox import Stored
 
 
-def replay_files(settings: Settings, files: Sequence[Path], *, progress: bool = True) -> dict[str, Any]:
+def replay_files(
+    settings: Settings, files: Sequence[Path], *, progress: bool = True
+) -> dict[str, Any]:
     gateway = build_gateway(settings)
     gateway.intake.start()
     try:

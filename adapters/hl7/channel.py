@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from adapters.hl7.ack import AckError, ack_plan, build_ack
+from adapters.hl7.ack import AckError, ErrorCode, ack_plan, build_ack
 from adapters.hl7.diagnose import diagnose
 from adapters.hl7.er7 import Er7Message, MessageHeader, decode_message, read_header, split_messages
 from adapters.hl7.errors import Hl7Error, UnmappableMessage, UnreadableMessage
@@ -109,21 +109,29 @@ class Hl7Intake:
                 error_detail=why[:1000],
             ),
             header=None,
-            problem=AckError(code="100", text=why),
+            problem=AckError(code=ErrorCode.SEGMENT_SEQUENCE_ERROR, message=why),
         )
 
     def acknowledge(self, item: Received, stored_ok: bool) -> str | None:
         """The ACK for one message, or None where the sender asked for none."""
         control_id = f"{self._prefix}{next(self._ids)}"
         if item.header is None:
-            return build_ack(None, "AR", now=self.clock(), control_id=control_id,
-                             error=item.problem)
+            return build_ack(
+                None, "AR", now=self.clock(), control_id=control_id, error=item.problem
+            )
         plan = ack_plan(item.header, stored_ok)
-        if plan.code is None:
+        if plan.send_now is None:
             return None
-        error = None if stored_ok else AckError(code="207", text="message could not be stored")
-        return build_ack(item.header, plan.code, now=self.clock(), control_id=control_id,
-                         error=error)
+        error = (
+            None
+            if stored_ok
+            else AckError(
+                code=ErrorCode.APPLICATION_INTERNAL_ERROR, message="message could not be stored"
+            )
+        )
+        return build_ack(
+            item.header, plan.send_now, now=self.clock(), control_id=control_id, error=error
+        )
 
     async def __call__(self, frame: bytes, peer: Peer) -> list[bytes]:
         replies: list[bytes] = []
@@ -132,8 +140,7 @@ class Hl7Intake:
                 await self.intake.store_async(item.arrival)
                 ok = True
             except Exception as exc:
-                log.error("storage failed for a message from %s: %s", peer.host,
-                          type(exc).__name__)
+                log.error("storage failed for a message from %s: %s", peer.host, type(exc).__name__)
                 ok = False
             ack = self.acknowledge(item, ok)
             if ack is not None:

@@ -10,8 +10,9 @@ from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import SyntheticEd
 
 
-def run_demo_feed(host: str, port: int, *, count: int = 200, rate: float = 5.0,
-                  seed: int | None = None) -> dict[str, Any]:
+def run_demo_feed(
+    host: str, port: int, *, count: int = 200, rate: float = 5.0, seed: int | None = None
+) -> dict[str, Any]:
     """Send `count` attendances' messages (0 = for ever) at about `rate` messages a second,
     and tally the ACK codes."""
     ed = SyntheticEd(seed=seed)

@@ -9,10 +9,36 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-GIVEN = ["Alex", "Sam", "Jordan", "Casey", "Riley", "Jamie", "Taylor", "Morgan", "Charlie",
-         "Robin", "Avery", "Quinn", "Rowan", "Skyler", "Reese", "Drew"]
-FAMILY = ["Testington", "Sampleford", "Exampleton", "Fictionby", "Madeup", "Placeholder",
-          "Synthwick", "Mockley", "Dummersby", "Inventon"]
+GIVEN = [
+    "Alex",
+    "Sam",
+    "Jordan",
+    "Casey",
+    "Riley",
+    "Jamie",
+    "Taylor",
+    "Morgan",
+    "Charlie",
+    "Robin",
+    "Avery",
+    "Quinn",
+    "Rowan",
+    "Skyler",
+    "Reese",
+    "Drew",
+]
+FAMILY = [
+    "Testington",
+    "Sampleford",
+    "Exampleton",
+    "Fictionby",
+    "Madeup",
+    "Placeholder",
+    "Synthwick",
+    "Mockley",
+    "Dummersby",
+    "Inventon",
+]
 AREAS = ["MAJORS", "MINORS", "RESUS", "PAEDS", "UTC"]
 
 # (system, code, text, mechanism) — signals the detection rules look for
@@ -23,13 +49,27 @@ ASSAULT_DIAGNOSES = [
     ("I10", "X99.9", "Assault by sharp object", "bladed"),
     ("I10", "Y04.0", "Assault by bodily force", "body"),
 ]
-ASSAULT_COMPLAINTS = ["stabbed in left thigh", "assaulted outside club, punched", "GSW to arm",
-                      "glassed in pub", "kicked in head during fight"]
-OTHER_DIAGNOSES = [("SCT", "29857009", "Chest pain"), ("SCT", "217082002", "Fall"),
-                   ("SCT", "21522001", "Abdominal pain"), ("SCT", "276853009", "Self harm"),
-                   ("I10", "S52.5", "Fracture of lower end of radius")]
-OTHER_COMPLAINTS = ["fell off bike", "chest pain", "denies assault, fell down stairs",
-                    "sports injury football", "abdominal pain"]
+ASSAULT_COMPLAINTS = [
+    "stabbed in left thigh",
+    "assaulted outside club, punched",
+    "GSW to arm",
+    "glassed in pub",
+    "kicked in head during fight",
+]
+OTHER_DIAGNOSES = [
+    ("SCT", "29857009", "Chest pain"),
+    ("SCT", "217082002", "Fall"),
+    ("SCT", "21522001", "Abdominal pain"),
+    ("SCT", "276853009", "Self harm"),
+    ("I10", "S52.5", "Fracture of lower end of radius"),
+]
+OTHER_COMPLAINTS = [
+    "fell off bike",
+    "chest pain",
+    "denies assault, fell down stairs",
+    "sports injury football",
+    "abdominal pain",
+]
 
 
 def nhs_number(rng: random.Random) -> str:
@@ -71,15 +111,26 @@ def ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S+0000")
 
 
-def adt(event: str, visit: Visit, control_id: str, *, sent: datetime,
-        discharge: datetime | None = None, structure: str | None = None) -> str:
+def adt(
+    event: str,
+    visit: Visit,
+    control_id: str,
+    *,
+    sent: datetime,
+    discharge: datetime | None = None,
+    structure: str | None = None,
+) -> str:
     """An ER7 ADT message for a visit (`\\r` separated, v2.4)."""
     p = visit.person
-    struct = structure or {"A04": "ADT_A01", "A08": "ADT_A01", "A11": "ADT_A09",
-                           "A13": "ADT_A01", "A03": "ADT_A03"}.get(event, "ADT_A01")
+    struct = structure or {
+        "A04": "ADT_A01",
+        "A08": "ADT_A01",
+        "A11": "ADT_A09",
+        "A13": "ADT_A01",
+        "A03": "ADT_A03",
+    }.get(event, "ADT_A01")
     segs = [
-        f"MSH|^~\\&|EDIS|{visit.site}|RG|RG|{ts(sent)}||ADT^{event}^{struct}|{control_id}|P|2.4"
-        "|||AL|NE||8859/1",
+        f"MSH|^~\\&|EDIS|{visit.site}|RG|RG|{ts(sent)}||ADT^{event}^{struct}|{control_id}|P|2.4",
         f"EVN|{event}|{ts(sent)}",
         f"PID|1||{p.nhs_number}^^^NHS^NH~{p.mrn}^^^{visit.site}^MR||{p.family}^{p.given}||"
         f"{p.birth_date:%Y%m%d}|{p.sex}|||1 Example Street^^Testtown^^ZZ1 1ZZ||07700 900000",
@@ -97,8 +148,14 @@ def adt(event: str, visit: Visit, control_id: str, *, sent: datetime,
 class SyntheticEd:
     """Generates the messages of a stream of ED attendances, in a plausible order."""
 
-    def __init__(self, *, site: str = "RXX01", seed: int | None = None,
-                 start: datetime | None = None, assault_share: float = 0.15) -> None:
+    def __init__(
+        self,
+        *,
+        site: str = "RXX01",
+        seed: int | None = None,
+        start: datetime | None = None,
+        assault_share: float = 0.15,
+    ) -> None:
         self.rng = random.Random(seed)
         self.site = site
         self.now = start or datetime.now(UTC).replace(microsecond=0)

@@ -160,7 +160,8 @@ class Attendance:
             patient=_merge_identity(self.patient, event.patient),
             sex=event.sex if event.sex is not Sex.UNKNOWN else self.sex,
             patient_class=event.patient_class or self.patient_class,
-            is_emergency=event.is_emergency if event.is_emergency is not None
+            is_emergency=event.is_emergency
+            if event.is_emergency is not None
             else self.is_emergency,
             arrival=event.arrival or self.arrival,
             discharge=discharge,

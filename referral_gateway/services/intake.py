@@ -37,9 +37,7 @@ class IntakeWriter:
         self._store_batch = store_batch
         self._max_group = max_group
         self._on_committed = on_committed
-        self._queue: queue.SimpleQueue[tuple[Arrival, Future[Stored]] | None] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[tuple[Arrival, Future[Stored]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
         self._stopping = False
 

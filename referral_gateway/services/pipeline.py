@@ -12,11 +12,11 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection, Engine
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
@@ -81,8 +81,9 @@ class Pipeline:
         try:
             result = self._process_group(pending)
         except Exception as exc:  # a database error in the group: isolate the culprit
-            log.warning("batch of %d failed (%s); retrying one by one", len(pending),
-                        type(exc).__name__)
+            log.warning(
+                "batch of %d failed (%s); retrying one by one", len(pending), type(exc).__name__
+            )
             parts = [self._process_alone(m) for m in pending]
             result = BatchResult(
                 processed=sum(p.processed for p in parts),
@@ -110,10 +111,20 @@ class Pipeline:
             return self._process_group([message])
         except Exception as exc:
             with self.engine.begin() as conn:
-                self._mark(conn, message.id, "error", None, "store",
-                           f"storing the attendance failed ({type(exc).__name__})")
-                add_counts(conn, COUNTS, [_count(message, self.clock().date(), "errored")],
-                           keys=["channel", "sender", "day", "metric"])
+                self._mark(
+                    conn,
+                    message.id,
+                    "error",
+                    None,
+                    "store",
+                    f"storing the attendance failed ({type(exc).__name__})",
+                )
+                add_counts(
+                    conn,
+                    COUNTS,
+                    [_count(message, self.clock().date(), "errored")],
+                    keys=["channel", "sender", "day", "metric"],
+                )
             return BatchResult(1, 0, 1, 0)
 
     def _process_group(self, messages: Sequence[PendingMessage]) -> BatchResult:
@@ -148,10 +159,15 @@ class Pipeline:
                         candidates += 1
                         outcome = "candidate"
                 self._mark(conn, message.id, "processed", outcome, None, None)
-            add_counts(conn, COUNTS, [
-                {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
-                for (c, s, d, m), n in counts.items()
-            ], keys=["channel", "sender", "day", "metric"])
+            add_counts(
+                conn,
+                COUNTS,
+                [
+                    {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
+                    for (c, s, d, m), n in counts.items()
+                ],
+                keys=["channel", "sender", "day", "metric"],
+            )
         return BatchResult(len(messages), candidates, errors, filtered, tuple(new_ids))
 
     # -- one event ---------------------------------------------------------------------
@@ -162,9 +178,7 @@ class Pipeline:
             return self._merge(conn, message_id, event, now), None
         visit_key = event.visit_number or f"message:{message_id}"
         stored = self.attendances.load(conn, event.site, visit_key)
-        attendance = (
-            stored.attendance.apply(event) if stored else Attendance.from_event(event)
-        )
+        attendance = stored.attendance.apply(event) if stored else Attendance.from_event(event)
         detection = self._detect(attendance)
         existing_id = self.attendances.save(
             conn,
@@ -176,13 +190,16 @@ class Pipeline:
             detection=_detection_json(detection),
             nhs_number_valid=(
                 is_valid_nhs_number(attendance.patient.nhs_number)
-                if attendance.patient.nhs_number else None
+                if attendance.patient.nhs_number
+                else None
             ),
             message_id=message_id,
             now=now,
         )
         change = referral_change(
-            attendance, event.kind, detection.is_candidate,
+            attendance,
+            event.kind,
+            detection.is_candidate,
             stored.referral_status if stored else None,
         )
         if change.action is ReferralAction.CREATE:
@@ -212,22 +229,37 @@ class Pipeline:
         for old_id in event.merged_from:
             for attendance_id in self.attendances.attendances_of_patient(conn, event.site, old_id):
                 visit_key, attendance = self.attendances.load_by_id(conn, attendance_id)
-                merged = attendance.apply(
+                updated = attendance.apply(
                     AttendanceEvent(
-                        kind=EventKind.UPDATE, site=event.site, source=event.source,
-                        visit_number=attendance.visit_number, patient=event.patient,
+                        kind=EventKind.UPDATE,
+                        site=event.site,
+                        source=event.source,
+                        visit_number=attendance.visit_number,
+                        patient=event.patient,
                     )
+                )
+                surviving_first = event.patient.local_ids + tuple(
+                    i for i in updated.patient.local_ids if i not in event.patient.local_ids
+                )
+                merged = replace(
+                    updated, patient=replace(updated.patient, local_ids=surviving_first)
                 )
                 detection = self._detect(merged)
                 self.attendances.save(
-                    conn, existing_id=attendance_id, visit_key=visit_key, attendance=merged,
-                    age_at_arrival=detection.age_at_arrival, detection_rule=detection.rule,
+                    conn,
+                    existing_id=attendance_id,
+                    visit_key=visit_key,
+                    attendance=merged,
+                    age_at_arrival=detection.age_at_arrival,
+                    detection_rule=detection.rule,
                     detection=_detection_json(detection),
                     nhs_number_valid=(
                         is_valid_nhs_number(merged.patient.nhs_number)
-                        if merged.patient.nhs_number else None
+                        if merged.patient.nhs_number
+                        else None
                     ),
-                    message_id=message_id, now=now,
+                    message_id=message_id,
+                    now=now,
                 )
                 moved += 1
         return "merged" if moved else "merge_no_match"
@@ -237,23 +269,36 @@ class Pipeline:
         return detect(attendance, rules, self.valuesets.get(rules.valueset_version))
 
     def _mark(
-        self, conn: Connection, message_id: int, state: str, outcome: str | None,
-        stage: str | None, detail: str | None,
+        self,
+        conn: Connection,
+        message_id: int,
+        state: str,
+        outcome: str | None,
+        stage: str | None,
+        detail: str | None,
     ) -> None:
         conn.execute(
             update(INBOX)
             .where(INBOX.c.id == message_id)
             .values(
-                state=state, outcome=outcome, error_stage=stage,
+                state=state,
+                outcome=outcome,
+                error_stage=stage,
                 error_detail=detail[:1000] if detail else None,
-                processed_at=self.clock(), attempts=INBOX.c.attempts + 1,
+                processed_at=self.clock(),
+                attempts=INBOX.c.attempts + 1,
             )
         )
 
 
 def _count(message: PendingMessage, day: date, metric: str) -> dict[str, Any]:
-    return {"channel": message.channel, "sender": message.sender, "day": day,
-            "metric": metric, "n": 1}
+    return {
+        "channel": message.channel,
+        "sender": message.sender,
+        "day": day,
+        "metric": metric,
+        "n": 1,
+    }
 
 
 def _reasons(detection: Detection) -> list[dict[str, str]]:

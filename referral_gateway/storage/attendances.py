@@ -46,7 +46,9 @@ class AttendanceStore:
     def load(self, conn: Connection, site: str, visit_key: str) -> StoredAttendance | None:
         row = conn.execute(
             select(ATTENDANCE, REFERRAL.c.id.label("rid"), REFERRAL.c.status.label("rstatus"))
-            .select_from(ATTENDANCE.outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id))
+            .select_from(
+                ATTENDANCE.outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
+            )
             .where(ATTENDANCE.c.site == site, ATTENDANCE.c.visit_key == visit_key)
         ).first()
         if row is None:
@@ -95,13 +97,18 @@ class AttendanceStore:
             "nhs_number_hash": self.nhs_hash(attendance.patient.nhs_number),
             "nhs_number_valid": nhs_number_valid,
             "patient_key_hash": self.patient_hash(attendance),
-            "birth_year": attendance.patient.birth_date.year if attendance.patient.birth_date else None,
+            "birth_year": attendance.patient.birth_date.year
+            if attendance.patient.birth_date
+            else None,
             "updated_at": now,
             "last_message_id": message_id,
         }
         if existing_id is None:
             values["created_at"] = now
-            return int(conn.execute(insert(ATTENDANCE).values(values)).inserted_primary_key[0])
+            new_id = conn.execute(
+                insert(ATTENDANCE).values(values).returning(ATTENDANCE.c.id)
+            ).scalar_one()
+            return int(new_id)
         conn.execute(update(ATTENDANCE).where(ATTENDANCE.c.id == existing_id).values(values))
         return existing_id
 
@@ -111,9 +118,11 @@ class AttendanceStore:
         return self.keyring.blind_index(nhs_number, purpose="nhs_number")
 
     def patient_hash(self, attendance: Attendance) -> str | None:
-        return self.local_id_hash(attendance.site, attendance.patient.local_ids[0]) if (
-            attendance.patient.local_ids
-        ) else None
+        return (
+            self.local_id_hash(attendance.site, attendance.patient.local_ids[0])
+            if (attendance.patient.local_ids)
+            else None
+        )
 
     def local_id_hash(self, site: str, local_id: str) -> str:
         return self.keyring.blind_index(f"{site}|{local_id}", purpose="local_patient_id")

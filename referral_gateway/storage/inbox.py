@@ -102,15 +102,22 @@ class InboxStore:
                     ).scalar_one()
                     results.append(Stored(existing, duplicate=True))
                     counts[(a.channel, a.sender, day, "duplicate")] += 1
-            add_counts(conn, COUNTS, _count_rows(counts), keys=["channel", "sender", "day", "metric"])
+            add_counts(
+                conn, COUNTS, _count_rows(counts), keys=["channel", "sender", "day", "metric"]
+            )
         return results
 
     def fetch_pending(self, limit: int) -> list[PendingMessage]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    INBOX.c.id, INBOX.c.channel, INBOX.c.sender, INBOX.c.site,
-                    INBOX.c.message_type, INBOX.c.payload_enc, INBOX.c.received_at,
+                    INBOX.c.id,
+                    INBOX.c.channel,
+                    INBOX.c.sender,
+                    INBOX.c.site,
+                    INBOX.c.message_type,
+                    INBOX.c.payload_enc,
+                    INBOX.c.received_at,
                 )
                 .where(INBOX.c.state == "pending")
                 .order_by(INBOX.c.id)
@@ -118,7 +125,10 @@ class InboxStore:
             ).all()
         return [
             PendingMessage(
-                id=r.id, channel=r.channel, sender=r.sender, site=r.site,
+                id=r.id,
+                channel=r.channel,
+                sender=r.sender,
+                site=r.site,
                 message_type=r.message_type,
                 payload=self.keyring.decrypt(r.payload_enc, context=PAYLOAD_CONTEXT),
                 received_at=r.received_at,

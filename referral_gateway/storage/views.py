@@ -38,8 +38,14 @@ def error_store(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(
-                INBOX.c.id, INBOX.c.channel, INBOX.c.sender, INBOX.c.message_type,
-                INBOX.c.received_at, INBOX.c.error_stage, INBOX.c.error_detail, INBOX.c.attempts,
+                INBOX.c.id,
+                INBOX.c.channel,
+                INBOX.c.sender,
+                INBOX.c.message_type,
+                INBOX.c.received_at,
+                INBOX.c.error_stage,
+                INBOX.c.error_detail,
+                INBOX.c.attempts,
             )
             .where(INBOX.c.state == "error")
             .order_by(INBOX.c.id)
@@ -47,9 +53,14 @@ def error_store(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
         ).all()
     return [
         {
-            "id": r.id, "channel": r.channel, "sender": r.sender,
-            "message_type": r.message_type, "received_at": r.received_at.isoformat(),
-            "stage": r.error_stage, "error": r.error_detail, "attempts": r.attempts,
+            "id": r.id,
+            "channel": r.channel,
+            "sender": r.sender,
+            "message_type": r.message_type,
+            "received_at": r.received_at.isoformat(),
+            "stage": r.error_stage,
+            "error": r.error_detail,
+            "attempts": r.attempts,
         }
         for r in rows
     ]
@@ -60,9 +71,16 @@ def referral_summaries(engine: Engine, *, site: str | None = None) -> list[dict[
     phone or free text."""
     stmt = (
         select(
-            REFERRAL.c.id, REFERRAL.c.site, REFERRAL.c.status, REFERRAL.c.injury_category,
-            REFERRAL.c.detection_rule, REFERRAL.c.detection_reasons_json, REFERRAL.c.created_at,
-            ATTENDANCE.c.age_at_arrival, ATTENDANCE.c.visit_key, ATTENDANCE.c.status.label("att"),
+            REFERRAL.c.id,
+            REFERRAL.c.site,
+            REFERRAL.c.status,
+            REFERRAL.c.injury_category,
+            REFERRAL.c.detection_rule,
+            REFERRAL.c.detection_reasons_json,
+            REFERRAL.c.created_at,
+            ATTENDANCE.c.age_at_arrival,
+            ATTENDANCE.c.visit_key,
+            ATTENDANCE.c.status.label("att"),
             ATTENDANCE.c.arrival_at,
         )
         .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)

@@ -29,8 +29,9 @@ def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
             return
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
-            raise HTTPException(status_code=401, detail="ops token required",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise HTTPException(
+                status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
+            )
 
     OpsDep = Annotated[None, Depends(require_ops)]
 

@@ -1,9 +1,9 @@
 """Alembic environment: the gateway hands in an open connection (see storage.database)."""
 
 from alembic import context
+from sqlmodel import SQLModel
 
 import referral_gateway.storage.tables  # noqa: F401  (registers the tables)
-from sqlmodel import SQLModel
 
 config = context.config
 connection = config.attributes["connection"]

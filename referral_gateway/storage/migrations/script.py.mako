@@ -6,7 +6,7 @@ Revises: ${down_revision | comma,n}
 
 from alembic import op
 import sqlalchemy as sa
-import sqlmodel
+
 
 import referral_gateway.storage.types
 ${imports if imports else ""}

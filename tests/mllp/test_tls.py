@@ -1,0 +1,92 @@
+"""MLLP over TLS with a self-signed certificate made for the test."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from adapters.hl7.mllp import Peer
+
+from .fakes import AcceptingHandler, ack, adt_a04, framed, read_replies, read_until_closed
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost / 127.0.0.1 and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def test_messages_over_tls_are_acknowledged_and_the_peer_is_marked_tls(running_server, certificate):
+    cert_file, key_file = certificate
+    handler = AcceptingHandler()
+    server = running_server(handler, ssl_context=server_context(cert_file, key_file))
+    client_context = ssl.create_default_context(cafile=str(cert_file))
+    messages = [adt_a04("TLS1"), adt_a04("TLS2")]
+
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=3) as raw,
+        client_context.wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
+        sock.sendall(b"".join(framed(m) for m in messages))
+        replies = read_replies(sock, 2)
+
+    assert replies == [ack(m) for m in messages]
+    assert [p.tls for p in handler.peers] == [True, True]
+    assert isinstance(handler.peers[0], Peer)
+
+
+def test_plain_text_sender_gets_nothing_from_a_tls_listener(running_server, certificate):
+    handler = AcceptingHandler()
+    server = running_server(handler, ssl_context=server_context(*certificate))
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=3) as sock:
+        sock.sendall(framed(adt_a04("PLAIN1")))
+        rest = read_until_closed(sock)
+
+    assert b"MSA" not in rest
+    assert handler.frames == []

@@ -1,0 +1,72 @@
+"""A whole gateway (storage, intake, pipeline, MLLP listener) running in-process on a free
+port, for tests that talk to it through a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.hl7.channel import Hl7Intake
+from adapters.hl7.mllp import MllpServer
+from referral_gateway.bootstrap import Gateway, build_gateway
+from referral_gateway.config import Settings
+
+
+@dataclass
+class RunningGateway:
+    gateway: Gateway
+    port: int
+    loop: asyncio.AbstractEventLoop
+    server: MllpServer
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.gateway.stop()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.02)
+        return predicate()
+
+
+def start_gateway(data_dir: Path, database_url: str, **settings: object) -> RunningGateway:
+    gateway = build_gateway(
+        Settings(data_dir=data_dir, database_url=database_url, **settings)  # type: ignore[arg-type]
+    ).start()
+    loop = asyncio.new_event_loop()
+    server = MllpServer(Hl7Intake(gateway.intake, gateway.clock), host="127.0.0.1", port=0)
+    ready = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    ready.wait(10)
+    return RunningGateway(gateway, server.port, loop, server, thread)
+
+
+def frame(message: str) -> bytes:
+    return b"\x0b" + message.encode("utf-8") + b"\x1c\r"
+
+
+def msa(ack: str) -> tuple[str, str]:
+    """(code, control id echoed) from an ACK's MSA segment."""
+    for segment in ack.replace("\n", "\r").split("\r"):
+        if segment.startswith("MSA"):
+            fields = segment.split("|")
+            return fields[1], fields[2] if len(fields) > 2 else ""
+    raise AssertionError("no MSA segment in the ACK")
