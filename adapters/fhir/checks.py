@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.fhir.errors import Issue, Unprocessable
+from referral_gateway.domain.nhs_number import is_valid_nhs_number
 
 SUPPORTED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
@@ -133,7 +134,7 @@ def _patient(
     for i, identifier in enumerate(resource.get("identifier") or ()):
         if not isinstance(identifier, Mapping) or identifier.get("system") != NHS_NUMBER_SYSTEM:
             continue
-        if not nhs_number_is_valid(str(identifier.get("value", ""))):
+        if not is_valid_nhs_number(str(identifier.get("value", ""))):
             warnings.append(
                 Issue(
                     "warning",
@@ -166,14 +167,3 @@ def _patient(
 
 def _error(code: str, diagnostics: str, expression: str) -> Issue:
     return Issue("error", code, diagnostics, (expression,))
-
-
-def nhs_number_is_valid(value: str) -> bool:
-    """Ten digits whose modulus 11 check digit is right (spaces and dashes tolerated)."""
-    digits = value.strip().replace(" ", "").replace("-", "")
-    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
-        return False
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    check = 0 if check == 11 else check
-    return check != 10 and check == int(digits[9])

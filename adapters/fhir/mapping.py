@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from adapters.fhir.checks import NHS_NUMBER_SYSTEM, nhs_number_is_valid
+from adapters.fhir.checks import NHS_NUMBER_SYSTEM
 from referral_gateway.domain.attendance import (
     AttendanceEvent,
     Coding,
@@ -42,6 +42,8 @@ from referral_gateway.domain.attendance import (
     Sex,
     Source,
 )
+from referral_gateway.domain.nhs_number import is_valid_nhs_number
+from referral_gateway.domain.valuesets import normalise_coding_system
 
 Json = Mapping[str, Any]
 LONDON = ZoneInfo("Europe/London")
@@ -177,7 +179,7 @@ def nhs_number_of(patient: Json | None) -> str | None:
         for i in _list(patient.get("identifier") if patient else None)
         if i.get("system") == NHS_NUMBER_SYSTEM and str(i.get("value") or "").strip()
     ]
-    valid = [n for n in numbers if nhs_number_is_valid(n)]
+    valid = [n for n in numbers if is_valid_nhs_number(n)]
     chosen = valid or numbers
     return chosen[0] if chosen else None
 
@@ -190,11 +192,11 @@ def _patient(patient: Json | None, subject: Any, flags: list[str]) -> tuple[Pati
         nhs = None
         if isinstance(logical, Mapping) and logical.get("system") == NHS_NUMBER_SYSTEM:
             nhs = "".join(str(logical.get("value") or "").split()) or None
-        if nhs and not nhs_number_is_valid(nhs):
+        if nhs and not is_valid_nhs_number(nhs):
             flags.append("invalid_nhs_number")
         return PatientIdentity(nhs_number=nhs), Sex.UNKNOWN
     nhs_number = nhs_number_of(patient)
-    if nhs_number is not None and not nhs_number_is_valid(nhs_number):
+    if nhs_number is not None and not is_valid_nhs_number(nhs_number):
         flags.append("invalid_nhs_number")
     local_ids = tuple(
         dict.fromkeys(
@@ -317,7 +319,7 @@ def _concept(concept: Any, codings: list[Coding], free_text: list[str]) -> None:
         if code:
             codings.append(
                 Coding(
-                    system=coding_system(coding.get("system")),
+                    system=normalise_coding_system(str(coding.get("system") or "")),
                     code=code,
                     display=str(coding.get("display") or "").strip(),
                 )
@@ -325,18 +327,6 @@ def _concept(concept: Any, codings: list[Coding], free_text: list[str]) -> None:
     text = str(concept.get("text") or "").strip()
     if text:
         free_text.append(text)
-
-
-def coding_system(uri: Any) -> str:
-    """A short, lower-case name for a coding system URI ("snomed", "icd10", "ecds")."""
-    name = str(uri or "").strip().lower().rstrip("/")
-    if name.startswith(("http://snomed.info/sct", "https://snomed.info/sct")):
-        return "snomed"
-    if "icd-10" in name or "icd10" in name:
-        return "icd10"
-    if "ecds" in name or "emergency-care" in name or "emergencycare" in name:
-        return "ecds"
-    return name
 
 
 def _location(encounter: Json) -> EdLocation:

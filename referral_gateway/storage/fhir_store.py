@@ -26,80 +26,23 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, LargeBinary, Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Field, SQLModel
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
+from referral_gateway.storage.fhir_tables import (
+    FhirApiClientRow,
+    FhirIdentifierRow,
+    FhirPollStateRow,
+    FhirResourceRow,
+)
 from referral_gateway.storage.inbox import COUNTS, INBOX, PAYLOAD_CONTEXT, Arrival, Stored
-from referral_gateway.storage.types import UtcDateTime
 
 CONTENT_CONTEXT = "fhir_resource.content"
 _IDENTIFIER_PURPOSE = "fhir_identifier"
 _REFERENCE_PURPOSE = "fhir_reference"
 _CONTENT_PURPOSE = "fhir_content"
-
-
-class FhirResourceRow(SQLModel, table=True):
-    """The current version of one resource at one site."""
-
-    __tablename__ = "fhir_resource"
-    __table_args__ = (
-        Index("ix_fhir_resource_subject", "site", "resource_type", "subject_key"),
-        Index("ix_fhir_resource_encounter", "site", "resource_type", "encounter_key"),
-    )
-
-    site: str = Field(primary_key=True, max_length=40)
-    resource_type: str = Field(primary_key=True, max_length=40)
-    resource_id: str = Field(primary_key=True, max_length=64)
-    version: int
-    last_updated: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
-    status: str | None = Field(default=None, max_length=30)  # a code, never identifiable
-    content_hash: str = Field(max_length=64)  # keyed: a repeat of the same content is no write
-    subject_key: str | None = Field(default=None, max_length=64)
-    encounter_key: str | None = Field(default=None, max_length=64)
-    content_enc: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    key_id: str = Field(max_length=32)
-    sender: str = Field(max_length=200)
-
-
-class FhirIdentifierRow(SQLModel, table=True):
-    """Keyed hashes of a resource's identifiers, for `identifier=` lookups."""
-
-    __tablename__ = "fhir_identifier"
-
-    site: str = Field(primary_key=True, max_length=40)
-    resource_type: str = Field(primary_key=True, max_length=40)
-    key_hash: str = Field(primary_key=True, max_length=64)
-    resource_id: str = Field(primary_key=True, max_length=64)
-
-
-class FhirApiClientRow(SQLModel, table=True):
-    """A sending system: its name, the site it speaks for and its token's hash."""
-
-    __tablename__ = "fhir_api_client"
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=200, unique=True)
-    site: str = Field(max_length=40)
-    token_hash: str = Field(max_length=64, unique=True)
-    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
-    revoked_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
-
-
-class FhirPollStateRow(SQLModel, table=True):
-    """Where polling of one configured source has got to."""
-
-    __tablename__ = "fhir_poll_state"
-
-    source: str = Field(primary_key=True, max_length=100)
-    watermark: str | None = Field(default=None, max_length=40)  # a FHIR instant, as served
-    failures: int = 0
-    next_attempt_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
-    last_run_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
-    last_success_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
-    last_error: str | None = Field(default=None, max_length=300)
 
 
 RESOURCE: Table = FhirResourceRow.__table__  # type: ignore[attr-defined]

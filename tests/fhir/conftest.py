@@ -1,12 +1,10 @@
-"""Fixtures for the FHIR adapter: a migrated SQLite database, the resource store and writer,
-an API token, and the /fhir routes on a bare FastAPI app (no detection needed)."""
+"""Fixtures for the FHIR adapter: the resource store and writer on the shared `engine`
+(SQLite, and PostgreSQL under the test command), an API token, and the /fhir routes on a
+bare FastAPI app."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -17,40 +15,9 @@ from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.routes import fhir_router
 from adapters.fhir.writer import FhirWriter
 from consent.keyring import KeyRing
-from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.fhir_store import ApiClientStore, FhirResourceStore
+from tests.conftest import FixedClock
 from tests.fhir.builders import SITE
-
-
-@dataclass
-class Clock:
-    """A clock tests move by hand."""
-
-    now: datetime = datetime(2025, 3, 1, 21, 30, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'gateway.db'}", sqlite_synchronous="NORMAL")
-    migrate(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def keyring() -> KeyRing:
-    return KeyRing.generate()
 
 
 @pytest.fixture
@@ -59,7 +26,7 @@ def store(engine: Engine, keyring: KeyRing) -> FhirResourceStore:
 
 
 @pytest.fixture
-def writer(store: FhirResourceStore, clock: Clock) -> Iterator[FhirWriter]:
+def writer(store: FhirResourceStore, clock: FixedClock) -> Iterator[FhirWriter]:
     writer = FhirWriter(store, clock).start()
     yield writer
     writer.stop()
@@ -71,13 +38,13 @@ def clients(engine: Engine) -> ApiClientStore:
 
 
 @pytest.fixture
-def token(clients: ApiClientStore, clock: Clock) -> str:
+def token(clients: ApiClientStore, clock: FixedClock) -> str:
     _, token = clients.create(name="rxx-ed-epr", site=SITE, now=clock())
     return token
 
 
 @pytest.fixture
-def app(writer: FhirWriter, clients: ApiClientStore, clock: Clock) -> FastAPI:
+def app(writer: FhirWriter, clients: ApiClientStore, clock: FixedClock) -> FastAPI:
     app = FastAPI()
     app.include_router(
         fhir_router(
@@ -91,7 +58,6 @@ def app(writer: FhirWriter, clients: ApiClientStore, clock: Clock) -> FastAPI:
 
 @pytest.fixture
 def http(app: FastAPI, token: str) -> Iterator[TestClient]:
-    with TestClient(
-        app, headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
-    ) as client:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    with TestClient(app, headers=headers) as client:
         yield client
