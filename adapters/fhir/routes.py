@@ -77,6 +77,8 @@ def fhir_router(
             return json.loads(raw)
         except ValueError:
             raise BadRequest("the body is not JSON", code="structure") from None
+        except RecursionError:
+            raise BadRequest("the body is nested too deeply", code="structure") from None
 
     def base_of(request: Request) -> str:
         return str(request.base_url).rstrip("/") + "/fhir/"
