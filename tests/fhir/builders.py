@@ -285,3 +285,9 @@ def attendance_bundle(
         ),
         post(condition(encounter_ref=e_url, subject=p_url, code=diagnosis)),
     )
+
+
+def at_source(resource: dict[str, Any], last_updated: str, version: int = 1) -> dict[str, Any]:
+    """A resource as the source server holds it: with its id and meta."""
+    assert resource.get("id"), "source resources need an id"
+    return {**resource, "meta": {"versionId": str(version), "lastUpdated": last_updated}}
