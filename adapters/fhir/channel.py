@@ -11,7 +11,10 @@ looks the related resources up at the same site:
 - a Patient re-evaluates that patient's most recent Encounters at the site.
 
 A Condition that arrives before its Encounter gives nothing (the message is filtered); the
-Encounter, when it comes, picks the Condition up.
+Encounter, when it comes, picks the Condition up. Likewise a Condition, Observation or new
+Patient written in the same request as its Encounter is marked `+Encounter` by the writer
+and gives nothing of its own: the Encounter's event, built after the whole request was
+committed, already carries it (one evaluation per attendance per request, not three).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from referral_gateway.storage.inbox import PendingMessage
 
 CHANNEL = "fhir"
 REOPENED = ":reopened"  # message_type suffix: a finished Encounter is in progress again
+COVERED = "+Encounter"  # message_type suffix: evaluated with its Encounter (same request)
 PATIENT_ENCOUNTER_LIMIT = 10  # a Patient change re-evaluates at most this many Encounters
 
 
@@ -51,7 +55,7 @@ class ResourceLookup(Protocol):
     def referencing_content(
         self,
         site: str,
-        resource_type: str,
+        resource_type: str | tuple[str, ...],
         *,
         subject: str | None = None,
         encounter: str | None = None,
@@ -64,6 +68,8 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 
 def make_decoder(lookup: ResourceLookup) -> Decoder:
     def decode_stored(message: PendingMessage) -> Sequence[AttendanceEvent]:
+        if message.message_type.endswith(COVERED):
+            return []
         try:
             resource = json.loads(message.payload)
         except ValueError:
@@ -132,16 +138,15 @@ def _events(
 def encounter_record(lookup: ResourceLookup, site: str, encounter: Json) -> EncounterRecord:
     """The Encounter with its Patient, Conditions and Observations from the store."""
     ref = f"Encounter/{encounter.get('id')}"
-    conditions = {
-        str(c.get("id")): c for c in lookup.referencing_content(site, "Condition", encounter=ref)
-    }
+    related = lookup.referencing_content(site, ("Condition", "Observation"), encounter=ref)
+    conditions = {str(c.get("id")): c for c in related if c.get("resourceType") == "Condition"}
     for diagnosis in encounter.get("diagnosis") or ():
         listed = reference_of(diagnosis.get("condition")) if isinstance(diagnosis, dict) else None
         if listed and listed.startswith("Condition/") and listed[10:] not in conditions:
             found = lookup.get(site, "Condition", listed[10:])
             if found is not None:
                 conditions[listed[10:]] = found
-    observations = lookup.referencing_content(site, "Observation", encounter=ref)
+    observations = [r for r in related if r.get("resourceType") == "Observation"]
     return EncounterRecord(
         encounter=encounter,
         patient=_patient(lookup, site, encounter.get("subject")),

@@ -90,7 +90,8 @@ def fhir_router(
 
         return await guarded(work)
 
-    @router.post("", summary="transaction, batch or collection Bundle")
+    @router.post("/", include_in_schema=False)  # the base with a trailing slash, as
+    @router.post("", summary="transaction, batch or collection Bundle")  # fhirclient sends it
     async def post_bundle(request: Request) -> Response:
         async def work() -> Response:
             client = authenticate(request.headers.get("authorization"))

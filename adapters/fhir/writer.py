@@ -21,7 +21,6 @@ window, is not processed twice.
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import queue
@@ -35,7 +34,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from adapters.fhir.channel import CHANNEL, REOPENED
+from adapters.fhir.channel import CHANNEL, COVERED, REOPENED
 from adapters.fhir.errors import (
     BadRequest,
     FhirError,
@@ -45,9 +44,11 @@ from adapters.fhir.errors import (
 )
 from adapters.fhir.mapping import reference_of
 from referral_gateway.storage.fhir_store import (
+    CurrentVersion,
     FhirResourceStore,
     ResourceWrite,
     count_messages,
+    insert_arrivals,
     store_arrivals,
 )
 from referral_gateway.storage.inbox import Arrival
@@ -176,7 +177,10 @@ class FhirWriter:
         now = self.clock()
         try:
             with self.engine.begin() as conn:
-                results = [_UnitWriter(self.store, conn, now).apply(unit) for unit, _ in group]
+                batch = _Group(self.store, conn, now)
+                batch.prefetch([unit for unit, _ in group])
+                results = [batch.apply(unit) for unit, _ in group]
+                batch.flush()
         except Exception as exc:
             if len(group) > 1:  # find the culprit: everyone else still gets stored
                 log.warning(
@@ -201,7 +205,7 @@ class FhirWriter:
             self.on_committed()
 
 
-# -- applying one unit inside the writer's transaction ---------------------------------------
+# -- applying a group of units inside the writer's transaction -------------------------------
 @dataclass
 class _Planned:
     index: int
@@ -210,36 +214,133 @@ class _Planned:
     matched: bool = False  # conditional create found the resource: nothing to write
     error: FhirError | None = None
     resource: dict[str, Any] = field(default_factory=dict)  # references resolved
+    new: bool = False  # a server-assigned id: cannot exist yet
 
 
-@dataclass
-class _UnitWriter:
-    store: FhirResourceStore
-    conn: Any
-    now: datetime
-    counts: Counter[tuple[str, str, date, str]] = field(default_factory=Counter)
+ResourceKey = tuple[str, str, str]  # site, type, id
 
+
+class _Group:
+    """The writes of one group, decided in order and stored together at the end.
+
+    Decisions (versions, conditional matches) read the database and, first, what earlier
+    units of the same group wrote; `flush` then stores the final state of each resource and
+    every version's inbox row in a handful of statements.
+    """
+
+    def __init__(self, store: FhirResourceStore, conn: Any, now: datetime) -> None:
+        self.store = store
+        self.conn = conn
+        self.now = now
+        self.final: dict[ResourceKey, tuple[ResourceWrite, bool, dict[str, Any]]] = {}
+        self.by_identifier: dict[tuple[str, str, str], set[str]] = {}
+        self.arrivals: list[Arrival] = []
+        self.rejected: list[Arrival] = []
+        self.counts: Counter[tuple[str, str, date, str]] = Counter()
+        self.known_versions: dict[ResourceKey, CurrentVersion | None] = {}
+        self.known_ids: dict[tuple[str, str, str], set[str]] = {}
+
+    def prefetch(self, units: Sequence[WriteUnit]) -> None:
+        """Read, in one query per site and type, the versions of resources the group updates
+        and the matches of its conditional creates (each query releases and retakes the
+        GIL, which under load is what costs)."""
+        ids: dict[tuple[str, str], set[str]] = {}
+        keys: dict[tuple[str, str], set[str]] = {}
+        for unit in units:
+            for it in unit.interactions:
+                if it.method == "PUT" and it.resource_id:
+                    ids.setdefault((unit.site, it.resource_type), set()).add(it.resource_id)
+                elif it.method == "POST" and it.if_none_exist:
+                    try:
+                        system, value = parse_if_none_exist(it.if_none_exist)
+                    except FhirError:
+                        continue  # the unit will hear about it when it is applied
+                    key = self.store.identifier_key(
+                        unit.site, it.resource_type, "*" if system is None else system, value
+                    )
+                    keys.setdefault((unit.site, it.resource_type), set()).add(key)
+        for (site, kind), wanted in ids.items():
+            found = self.store.versions_of(self.conn, site, kind, sorted(wanted))
+            for rid in wanted:
+                self.known_versions[(site, kind, rid)] = found.get(rid)
+        for (site, kind), wanted_keys in keys.items():
+            matches = self.store.ids_by_keys(self.conn, site, kind, sorted(wanted_keys))
+            for key in wanted_keys:
+                self.known_ids[(site, kind, key)] = matches.get(key, set())
+
+    # reads that see the group's own writes ---------------------------------------------
+    def version_of(self, key: ResourceKey) -> CurrentVersion | None:
+        if key in self.final:
+            w = self.final[key][0]
+            return CurrentVersion(w.version, w.content_hash, w.status)
+        if key in self.known_versions:
+            return self.known_versions[key]
+        return self.store.version_of(self.conn, *key)
+
+    def current(self, key: ResourceKey) -> tuple[int, datetime, dict[str, Any]] | None:
+        if key in self.final:
+            w, _, content = self.final[key]
+            return w.version, w.last_updated, content
+        found = self.store.current(self.conn, *key)
+        return (found.version, found.last_updated, found.content) if found else None
+
+    def ids_by_identifier(self, site: str, kind: str, system: str | None, value: str) -> list[str]:
+        key = self.store.identifier_key(site, kind, "*" if system is None else system, value)
+        stored = self.known_ids.get((site, kind, key))
+        if stored is None:
+            stored = set(self.store.ids_by_identifier(self.conn, site, kind, system, value))
+        ids = {i for i in stored if (site, kind, i) not in self.final}
+        ids |= self.by_identifier.get((site, kind, key), set())
+        return sorted(ids)
+
+    # deciding -----------------------------------------------------------------------------
     def apply(self, unit: WriteUnit) -> UnitResult | FhirError:
-        if unit.atomic:
-            try:
-                planned = self._plan(unit, unit.interactions, atomic=True)
-            except FhirError as err:
-                return err
-            results = self._write(unit, planned)
-        else:
-            planned = self._plan(unit, unit.interactions, atomic=False)
-            results = self._write(unit, planned)
-        if unit.rejected:
-            store_arrivals(self.conn, self.store.keyring, unit.rejected)
-        count_messages(self.conn, self.counts)
-        return results
+        try:
+            planned = self._plan(unit, atomic=unit.atomic)
+        except FhirError as err:
+            return err
+        results: list[Written | None] = [None] * len(planned)
+        first_arrival = len(self.arrivals)
+        for p in sorted(planned, key=lambda p: (p.interaction.method != "POST", p.index)):
+            results[p.index] = self._decide(unit, p)
+        self._mark_covered(planned, results, first_arrival)
+        self.rejected.extend(unit.rejected)
+        return [r for r in results if r is not None]
 
-    def _plan(
-        self, unit: WriteUnit, interactions: Sequence[Interaction], *, atomic: bool
-    ) -> list[_Planned]:
+    def _mark_covered(
+        self, planned: list[_Planned], results: list[Written | None], first_arrival: int
+    ) -> None:
+        """Resources evaluated with an Encounter written in the same unit need no evaluation
+        of their own: a Condition or Observation of that Encounter, and a Patient created
+        here (with an id of ours, so nothing older refers to it) that is its subject. The
+        Encounter's message reads them all from the store once the unit is committed."""
+        encounters = {
+            f"Encounter/{w.resource_id}": w.resource
+            for w in results
+            if w is not None and w.changed and w.resource_type == "Encounter"
+        }
+        if not encounters:
+            return
+        subjects = {reference_of((e or {}).get("subject")) for e in encounters.values()}
+        covered: set[str] = set()
+        for p, w in zip(planned, results, strict=True):
+            if w is None or not w.changed or w.resource is None:
+                continue
+            kind = w.resource_type
+            if (
+                kind in ("Condition", "Observation")
+                and reference_of(w.resource.get("encounter")) in encounters
+            ) or (kind == "Patient" and p.new and f"Patient/{w.resource_id}" in subjects):
+                covered.add(f"{kind}/{w.resource_id}/_history/{w.version}")
+        for i in range(first_arrival, len(self.arrivals)):
+            arrival = self.arrivals[i]
+            if arrival.message_key in covered:
+                self.arrivals[i] = replace(arrival, message_type=arrival.message_type + COVERED)
+
+    def _plan(self, unit: WriteUnit, *, atomic: bool) -> list[_Planned]:
         planned: list[_Planned] = []
         seen: set[str] = set()
-        for index, it in enumerate(interactions):
+        for index, it in enumerate(unit.interactions):
             try:
                 p = self._plan_one(unit, index, it)
                 key = f"{it.resource_type}/{p.resource_id}"
@@ -260,20 +361,18 @@ class _UnitWriter:
             if p.interaction.full_url and p.error is None
         }
         for p in planned:  # a copy: a retried group plans again from the request as sent
-            p.resource = (
-                copy.deepcopy(p.interaction.resource) if refs else dict(p.interaction.resource)
-            )
             if refs:
+                p.resource = json.loads(json.dumps(p.interaction.resource))
                 _rewrite_references(p.resource, refs)
+            else:
+                p.resource = dict(p.interaction.resource)
         return planned
 
     def _plan_one(self, unit: WriteUnit, index: int, it: Interaction) -> _Planned:
         if it.method == "POST":
             if it.if_none_exist:
                 system, value = parse_if_none_exist(it.if_none_exist)
-                ids = self.store.ids_by_identifier(
-                    self.conn, unit.site, it.resource_type, system, value
-                )
+                ids = self.ids_by_identifier(unit.site, it.resource_type, system, value)
                 if len(ids) > 1:
                     raise PreconditionFailed(
                         "If-None-Exist matches more than one resource",
@@ -281,12 +380,12 @@ class _UnitWriter:
                     )
                 if ids:
                     return _Planned(index, it, ids[0], matched=True)
-            return _Planned(index, it, str(uuid.uuid4()))
+            return _Planned(index, it, str(uuid.uuid4()), new=True)
         if it.resource_id is None:
             raise BadRequest("an update needs the resource id in its URL")
         if it.if_match is not None:
             wanted = parse_etag(it.if_match)
-            current = self.store.version_of(self.conn, unit.site, it.resource_type, it.resource_id)
+            current = self.version_of((unit.site, it.resource_type, it.resource_id))
             if current is None or current.version != wanted:
                 raise PreconditionFailed(
                     "If-Match does not name the current version of the resource",
@@ -294,36 +393,25 @@ class _UnitWriter:
                 )
         return _Planned(index, it, it.resource_id)
 
-    def _write(self, unit: WriteUnit, planned: list[_Planned]) -> UnitResult:
-        results: list[Written | None] = [None] * len(planned)
-        arrivals: list[Arrival] = []
-        for p in sorted(planned, key=lambda p: (p.interaction.method != "POST", p.index)):
-            it = p.interaction
-            if p.error is not None:
-                results[p.index] = Written(p.error.status, it.resource_type, error=p.error)
-                continue
-            if p.matched:
-                found = self.store.current(self.conn, unit.site, it.resource_type, p.resource_id)
-                assert found is not None
-                self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
-                results[p.index] = Written(
-                    200,
-                    it.resource_type,
-                    p.resource_id,
-                    found.version,
-                    found.last_updated,
-                    found.content,
-                    changed=False,
-                    warnings=it.warnings,
-                )
-                continue
-            results[p.index] = self._write_one(unit, p, arrivals)
-        if arrivals:
-            store_arrivals(self.conn, self.store.keyring, arrivals)
-        return [r for r in results if r is not None]
-
-    def _write_one(self, unit: WriteUnit, p: _Planned, arrivals: list[Arrival]) -> Written:
+    def _decide(self, unit: WriteUnit, p: _Planned) -> Written:
         it = p.interaction
+        key = (unit.site, it.resource_type, p.resource_id)
+        if p.error is not None:
+            return Written(p.error.status, it.resource_type, error=p.error)
+        if p.matched:
+            found = self.current(key)
+            assert found is not None
+            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+            return Written(
+                200,
+                it.resource_type,
+                p.resource_id,
+                found[0],
+                found[1],
+                found[2],
+                changed=False,
+                warnings=it.warnings,
+            )
         resource = p.resource
         resource["id"] = p.resource_id
         meta = {
@@ -338,18 +426,18 @@ class _UnitWriter:
         content_hash = self.store.content_hash(
             json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         )
-        current = self.store.version_of(self.conn, unit.site, it.resource_type, p.resource_id)
+        current = None if p.new else self.version_of(key)
         if current is not None and current.content_hash == content_hash:
-            found = self.store.current(self.conn, unit.site, it.resource_type, p.resource_id)
+            found = self.current(key)
             assert found is not None
             self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
             return Written(
                 200,
                 it.resource_type,
                 p.resource_id,
-                found.version,
-                found.last_updated,
-                found.content,
+                found[0],
+                found[1],
+                found[2],
                 changed=False,
                 warnings=it.warnings,
             )
@@ -360,23 +448,27 @@ class _UnitWriter:
             "lastUpdated": fhir_instant(self.now),
         }
         status = resource.get("status") if isinstance(resource.get("status"), str) else None
-        self.store.write(
-            self.conn,
-            ResourceWrite(
-                site=unit.site,
-                resource_type=it.resource_type,
-                resource_id=p.resource_id,
-                version=version,
-                last_updated=self.now,
-                status=status[:30] if status else None,
-                content_hash=content_hash,
-                content=resource,
-                identifiers=tuple(_identifiers(resource)),
-                subject=reference_of(resource.get("subject") or resource.get("patient")),
-                encounter=reference_of(resource.get("encounter") or resource.get("context")),
-                sender=unit.sender,
-            ),
+        payload = json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode()
+        keys = frozenset(
+            k
+            for system, value in _identifiers(resource)
+            for k in self.store.identifier_keys(unit.site, it.resource_type, system, value)
         )
+        write = ResourceWrite(
+            site=unit.site,
+            resource_type=it.resource_type,
+            resource_id=p.resource_id,
+            version=version,
+            last_updated=self.now,
+            status=status[:30] if status else None,
+            content_hash=content_hash,
+            payload=payload,
+            identifier_keys=keys,
+            subject=reference_of(resource.get("subject") or resource.get("patient")),
+            encounter=reference_of(resource.get("encounter") or resource.get("context")),
+            sender=unit.sender,
+        )
+        self._record(key, write, existed=current is not None, content=resource)
         message_type = it.resource_type
         if (
             it.resource_type == "Encounter"
@@ -385,14 +477,14 @@ class _UnitWriter:
             and status not in ("finished", "cancelled", "entered-in-error")
         ):
             message_type += REOPENED
-        arrivals.append(
+        self.arrivals.append(
             Arrival(
                 channel=CHANNEL,
                 sender=unit.sender,
                 message_key=f"{it.resource_type}/{p.resource_id}/_history/{version}",
                 message_type=message_type,
                 site=unit.site,
-                payload=json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode(),
+                payload=payload,
                 received_at=self.now,
             )
         )
@@ -406,6 +498,27 @@ class _UnitWriter:
             changed=True,
             warnings=it.warnings,
         )
+
+    def _record(
+        self, key: ResourceKey, write: ResourceWrite, *, existed: bool, content: dict[str, Any]
+    ) -> None:
+        site, kind, rid = key
+        previous = self.final.get(key)
+        if previous is not None:
+            existed = previous[1]  # in the database before this group, or not
+            for old in previous[0].identifier_keys:
+                self.by_identifier.get((site, kind, old), set()).discard(rid)
+        self.final[key] = (write, existed, content)
+        for k in write.identifier_keys:
+            self.by_identifier.setdefault((site, kind, k), set()).add(rid)
+
+    # storing --------------------------------------------------------------------------------
+    def flush(self) -> None:
+        self.store.write_many(self.conn, [(w, existed) for w, existed, _ in self.final.values()])
+        self.counts.update(insert_arrivals(self.conn, self.store.keyring, self.arrivals))
+        if self.rejected:
+            store_arrivals(self.conn, self.store.keyring, self.rejected)
+        count_messages(self.conn, self.counts)
 
 
 def _identifiers(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import LargeBinary, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import TypeEngine
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
@@ -38,6 +39,7 @@ from referral_gateway.storage.fhir_tables import (
     FhirResourceRow,
 )
 from referral_gateway.storage.inbox import COUNTS, INBOX, PAYLOAD_CONTEXT, Arrival, Stored
+from referral_gateway.storage.types import UtcDateTime
 
 CONTENT_CONTEXT = "fhir_resource.content"
 _IDENTIFIER_PURPOSE = "fhir_identifier"
@@ -78,7 +80,7 @@ class CurrentVersion:
 
 @dataclass(frozen=True)
 class ResourceWrite:
-    """A new version of a resource, ready to store. `content` already carries its meta."""
+    """A new version of a resource, ready to store. `payload` is its JSON (with meta)."""
 
     site: str
     resource_type: str
@@ -87,8 +89,8 @@ class ResourceWrite:
     last_updated: datetime
     status: str | None
     content_hash: str
-    content: dict[str, Any]
-    identifiers: tuple[tuple[str, str], ...]  # (system, value); system "" when absent
+    payload: bytes
+    identifier_keys: frozenset[str]  # from `identifier_keys`, for `identifier=` lookups
     subject: str | None  # "Patient/123"
     encounter: str | None  # "Encounter/456"
     sender: str
@@ -111,11 +113,11 @@ class FhirResourceStore:
 
     def identifier_keys(self, site: str, resource_type: str, system: str, value: str) -> list[str]:
         """A resource's identifier is found by `system|value` and by `value` alone."""
-        keys = [self._identifier_key(site, resource_type, "*", value)]
-        keys.append(self._identifier_key(site, resource_type, system, value))
+        keys = [self.identifier_key(site, resource_type, "*", value)]
+        keys.append(self.identifier_key(site, resource_type, system, value))
         return keys
 
-    def _identifier_key(self, site: str, resource_type: str, system: str, value: str) -> str:
+    def identifier_key(self, site: str, resource_type: str, system: str, value: str) -> str:
         return self.keyring.blind_index(
             f"{site}|{resource_type}|{system}|{value}", purpose=_IDENTIFIER_PURPOSE
         )
@@ -124,15 +126,13 @@ class FhirResourceStore:
         return self.keyring.blind_index(f"{site}|{reference}", purpose=_REFERENCE_PURPOSE)
 
     # reads -------------------------------------------------------------------------------
+    # Plain SQL: these run several times per message on the hot paths (the writer, the
+    # pipeline's decoder), where building SQLAlchemy expressions cost more than the query.
     def current(
         self, conn: Connection, site: str, resource_type: str, resource_id: str
     ) -> StoredResource | None:
         row = conn.execute(
-            select(RESOURCE).where(
-                RESOURCE.c.site == site,
-                RESOURCE.c.resource_type == resource_type,
-                RESOURCE.c.resource_id == resource_id,
-            )
+            _CURRENT, {"site": site, "type": resource_type, "id": resource_id}
         ).first()
         return self._to_stored(row._mapping) if row is not None else None
 
@@ -140,108 +140,109 @@ class FhirResourceStore:
         self, conn: Connection, site: str, resource_type: str, resource_id: str
     ) -> CurrentVersion | None:
         """The current version, content hash and status, without decrypting anything."""
-        row = conn.execute(
-            select(RESOURCE.c.version, RESOURCE.c.content_hash, RESOURCE.c.status).where(
-                RESOURCE.c.site == site,
-                RESOURCE.c.resource_type == resource_type,
-                RESOURCE.c.resource_id == resource_id,
-            )
-        ).first()
-        if row is None:
-            return None
-        return CurrentVersion(int(row.version), str(row.content_hash), row.status)
+        found = self.versions_of(conn, site, resource_type, [resource_id])
+        return found.get(resource_id)
+
+    def versions_of(
+        self, conn: Connection, site: str, resource_type: str, resource_ids: Sequence[str]
+    ) -> dict[str, CurrentVersion]:
+        rows = conn.execute(
+            _VERSIONS, {"site": site, "type": resource_type, "ids": list(resource_ids)}
+        )
+        return {
+            r.resource_id: CurrentVersion(int(r.version), str(r.content_hash), r.status)
+            for r in rows
+        }
 
     def ids_by_identifier(
         self, conn: Connection, site: str, resource_type: str, system: str | None, value: str
     ) -> list[str]:
         """Ids of resources with this identifier; `system` None matches any system."""
-        key = self._identifier_key(site, resource_type, "*" if system is None else system, value)
-        rows = conn.execute(
-            select(IDENTIFIER.c.resource_id).where(
-                IDENTIFIER.c.site == site,
-                IDENTIFIER.c.resource_type == resource_type,
-                IDENTIFIER.c.key_hash == key,
-            )
-        ).all()
-        return sorted({r.resource_id for r in rows})
+        key = self.identifier_key(site, resource_type, "*" if system is None else system, value)
+        return sorted(self.ids_by_keys(conn, site, resource_type, [key]).get(key, set()))
+
+    def ids_by_keys(
+        self, conn: Connection, site: str, resource_type: str, keys: Sequence[str]
+    ) -> dict[str, set[str]]:
+        """Resource ids per identifier key (from `identifier_key`)."""
+        found: dict[str, set[str]] = {}
+        for r in conn.execute(
+            _IDS_BY_KEYS, {"site": site, "type": resource_type, "keys": list(keys)}
+        ):
+            found.setdefault(r.key_hash, set()).add(r.resource_id)
+        return found
 
     def referencing(
         self,
         conn: Connection,
         site: str,
-        resource_type: str,
+        resource_type: str | tuple[str, ...],
         *,
         subject: str | None = None,
         encounter: str | None = None,
         limit: int = 50,
     ) -> list[StoredResource]:
-        """Resources of `resource_type` whose subject (or encounter) is the given reference,
-        newest first."""
-        stmt = select(RESOURCE).where(
-            RESOURCE.c.site == site, RESOURCE.c.resource_type == resource_type
-        )
+        """Resources of `resource_type` (one or several) whose subject or encounter is the
+        given reference, newest first."""
+        types = [resource_type] if isinstance(resource_type, str) else list(resource_type)
         if subject is not None:
-            stmt = stmt.where(RESOURCE.c.subject_key == self.reference_key(site, subject))
-        if encounter is not None:
-            stmt = stmt.where(RESOURCE.c.encounter_key == self.reference_key(site, encounter))
-        stmt = stmt.order_by(RESOURCE.c.last_updated.desc()).limit(limit)
-        return [self._to_stored(r._mapping) for r in conn.execute(stmt)]
+            stmt, ref = _BY_SUBJECT, subject
+        elif encounter is not None:
+            stmt, ref = _BY_ENCOUNTER, encounter
+        else:
+            raise ValueError("referencing() needs a subject or an encounter")
+        rows = conn.execute(
+            stmt,
+            {"site": site, "types": types, "key": self.reference_key(site, ref), "limit": limit},
+        )
+        return [self._to_stored(r._mapping) for r in rows]
 
     # writes ------------------------------------------------------------------------------
-    def write(self, conn: Connection, w: ResourceWrite) -> None:
-        """Store `w` as the current version (insert when version 1, else update)."""
-        values: dict[str, Any] = {
+    def write_many(self, conn: Connection, writes: Sequence[tuple[ResourceWrite, bool]]) -> None:
+        """Store each write as its resource's current version: inserted when the resource
+        did not exist before (`existed` False), else updated with its identifier keys
+        replaced. A few statements for the whole group, whatever its size."""
+        inserts, updates, keys = [], [], []
+        for w, existed in writes:
+            row = self._row(w)
+            if existed:
+                updates.append(
+                    {**row, "b_site": w.site, "b_type": w.resource_type, "b_id": w.resource_id}
+                )
+            else:
+                inserts.append(row)
+            keys += [
+                {
+                    "site": w.site,
+                    "resource_type": w.resource_type,
+                    "key_hash": k,
+                    "resource_id": w.resource_id,
+                }
+                for k in sorted(w.identifier_keys)
+            ]
+        if inserts:
+            conn.execute(insert(RESOURCE), inserts)
+        if updates:
+            conn.execute(_UPDATE_RESOURCE, updates)
+            conn.execute(_DELETE_IDENTIFIERS, updates)
+        if keys:
+            conn.execute(insert(IDENTIFIER), keys)
+
+    def _row(self, w: ResourceWrite) -> dict[str, Any]:
+        return {
+            "site": w.site,
+            "resource_type": w.resource_type,
+            "resource_id": w.resource_id,
             "version": w.version,
             "last_updated": w.last_updated,
             "status": w.status,
             "content_hash": w.content_hash,
             "subject_key": self.reference_key(w.site, w.subject) if w.subject else None,
             "encounter_key": self.reference_key(w.site, w.encounter) if w.encounter else None,
-            "content_enc": self.keyring.encrypt(_dumps(w.content), context=CONTENT_CONTEXT),
+            "content_enc": self.keyring.encrypt(w.payload, context=CONTENT_CONTEXT),
             "key_id": self.keyring.active_key_id,
             "sender": w.sender,
         }
-        where = (
-            (RESOURCE.c.site == w.site)
-            & (RESOURCE.c.resource_type == w.resource_type)
-            & (RESOURCE.c.resource_id == w.resource_id)
-        )
-        if w.version == 1:
-            conn.execute(
-                insert(RESOURCE).values(
-                    site=w.site,
-                    resource_type=w.resource_type,
-                    resource_id=w.resource_id,
-                    **values,
-                )
-            )
-        else:
-            conn.execute(update(RESOURCE).where(where).values(values))
-            conn.execute(
-                delete(IDENTIFIER).where(
-                    IDENTIFIER.c.site == w.site,
-                    IDENTIFIER.c.resource_type == w.resource_type,
-                    IDENTIFIER.c.resource_id == w.resource_id,
-                )
-            )
-        keys = {
-            key
-            for system, value in w.identifiers
-            for key in self.identifier_keys(w.site, w.resource_type, system, value)
-        }
-        if keys:
-            conn.execute(
-                insert(IDENTIFIER),
-                [
-                    {
-                        "site": w.site,
-                        "resource_type": w.resource_type,
-                        "key_hash": k,
-                        "resource_id": w.resource_id,
-                    }
-                    for k in sorted(keys)
-                ],
-            )
 
     # the lookups the pipeline's decoder uses, each on its own connection ---------------------
     def get(self, site: str, resource_type: str, resource_id: str) -> dict[str, Any] | None:
@@ -260,7 +261,7 @@ class FhirResourceStore:
     def referencing_content(
         self,
         site: str,
-        resource_type: str,
+        resource_type: str | tuple[str, ...],
         *,
         subject: str | None = None,
         encounter: str | None = None,
@@ -285,8 +286,68 @@ class FhirResourceStore:
         )
 
 
-def _dumps(content: dict[str, Any]) -> bytes:
-    return json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+_TYPES: dict[str, TypeEngine[Any]] = {"last_updated": UtcDateTime(), "content_enc": LargeBinary()}
+_CURRENT = text(
+    "SELECT site, resource_type, resource_id, version, last_updated, content_hash, content_enc "
+    "FROM fhir_resource "
+    "WHERE site = :site AND resource_type = :type AND resource_id = :id"
+).columns(**_TYPES)
+_VERSIONS = text(
+    "SELECT resource_id, version, content_hash, status FROM fhir_resource "
+    "WHERE site = :site AND resource_type = :type AND resource_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+_IDS_BY_KEYS = text(
+    "SELECT key_hash, resource_id FROM fhir_identifier "
+    "WHERE site = :site AND resource_type = :type AND key_hash IN :keys"
+).bindparams(bindparam("keys", expanding=True))
+_BY_SUBJECT = (
+    text(
+        "SELECT site, resource_type, resource_id, version, last_updated, content_hash, content_enc "
+        "FROM fhir_resource WHERE site = :site AND resource_type IN :types "
+        "AND subject_key = :key ORDER BY last_updated DESC LIMIT :limit"
+    )
+    .bindparams(bindparam("types", expanding=True))
+    .columns(**_TYPES)
+)
+_BY_ENCOUNTER = (
+    text(
+        "SELECT site, resource_type, resource_id, version, last_updated, content_hash, content_enc "
+        "FROM fhir_resource WHERE site = :site AND resource_type IN :types "
+        "AND encounter_key = :key ORDER BY last_updated DESC LIMIT :limit"
+    )
+    .bindparams(bindparam("types", expanding=True))
+    .columns(**_TYPES)
+)
+_WHERE_RESOURCE = (
+    (RESOURCE.c.site == bindparam("b_site"))
+    & (RESOURCE.c.resource_type == bindparam("b_type"))
+    & (RESOURCE.c.resource_id == bindparam("b_id"))
+)
+_UPDATE_RESOURCE = (
+    update(RESOURCE)
+    .where(_WHERE_RESOURCE)
+    .values(
+        {
+            c: bindparam(c)
+            for c in (
+                "version",
+                "last_updated",
+                "status",
+                "content_hash",
+                "subject_key",
+                "encounter_key",
+                "content_enc",
+                "key_id",
+                "sender",
+            )
+        }
+    )
+)
+_DELETE_IDENTIFIERS = delete(IDENTIFIER).where(
+    IDENTIFIER.c.site == bindparam("b_site"),
+    IDENTIFIER.c.resource_type == bindparam("b_type"),
+    IDENTIFIER.c.resource_id == bindparam("b_id"),
+)
 
 
 # -- the inbox, inside the FHIR writer's transaction --------------------------------------
@@ -338,6 +399,40 @@ def store_arrivals(conn: Connection, keyring: KeyRing, arrivals: Sequence[Arriva
             counts[(a.channel, a.sender, day, "duplicate")] += 1
     count_messages(conn, counts)
     return results
+
+
+def insert_arrivals(
+    conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]
+) -> Counter[tuple[str, str, date, str]]:
+    """Insert new resource versions into the inbox in one statement; returns the counts to
+    add. Their keys ("Type/id/_history/version") are new by construction: a conflict would
+    mean a version was written twice, and the first row is kept."""
+    counts: Counter[tuple[str, str, date, str]] = Counter()
+    if not arrivals:
+        return counts
+    rows = []
+    for a in arrivals:
+        rows.append(
+            {
+                "channel": a.channel,
+                "sender": a.sender,
+                "message_key": a.message_key,
+                "message_type": a.message_type,
+                "site": a.site,
+                "received_at": a.received_at,
+                "payload_enc": keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT),
+                "key_id": keyring.active_key_id,
+                "state": a.state,
+                "error_stage": a.error_stage,
+                "error_detail": a.error_detail,
+                "attempts": 0,
+            }
+        )
+        counts[(a.channel, a.sender, a.received_at.date(), "received")] += 1
+    conn.execute(
+        insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]), rows
+    )
+    return counts
 
 
 def count_messages(conn: Connection, counts: Counter[tuple[str, str, date, str]]) -> None:

@@ -43,11 +43,12 @@ class FakeLookup:
         ]
 
     def referencing_content(self, site, resource_type, *, subject=None, encounter=None, limit=50):
+        types = (resource_type,) if isinstance(resource_type, str) else resource_type
         return [
             r
             for (s, key), r in self.held.items()
             if s == site
-            and key.startswith(resource_type + "/")
+            and key.split("/")[0] in types
             and (subject is None or reference_of(r.get("subject")) == subject)
             and (encounter is None or reference_of(r.get("encounter")) == encounter)
         ][:limit]
