@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import uvicorn
-from sqlalchemy import text
 from fastapi.testclient import TestClient
 from fhirclient import client as fhir_client
 from fhirclient.models.bundle import Bundle
@@ -22,6 +21,7 @@ from fhirclient.models.condition import Condition
 from fhirclient.models.encounter import Encounter
 from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRPermissionDeniedException, FHIRUnauthorizedException
+from sqlalchemy import text
 
 from adapters.hl7.channel import Hl7Intake
 from adapters.hl7.synthetic import Person, Visit, adt
