@@ -13,7 +13,7 @@ import logging
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,7 @@ def schedule_polling(channel: FhirChannel) -> Any:
             id=f"fhir-poll-{source.name}",
             max_instances=1,
             coalesce=True,
-            next_run_time=channel.clock(),
+            next_run_time=datetime.now(UTC),  # the scheduler's own time, not the clock's
         )
     scheduler.start()
     return scheduler

@@ -31,8 +31,6 @@ from referral_gateway.storage.views import referral_summaries
 from referral_gateway.web.app import build_app
 from tests.fhir import builders as b
 
-ARRIVAL = "2025-03-01T21:14:00+00:00"
-
 
 @pytest.fixture
 def gateway(tmp_path, database_url, keyring) -> Iterator[Gateway]:

@@ -222,3 +222,28 @@ def test_an_invalid_resource_from_the_source_goes_to_the_error_store(
     assert [e.error_stage for e in errors] == ["validate"]
     assert "Encounter.period.start" in errors[0].error_detail
     assert result.watermark == "2025-03-01T21:10:00Z"  # a bad resource does not stall the feed
+
+
+def test_the_channel_schedules_a_poll_of_each_polled_source_when_it_starts(
+    source_server, engine, keyring, clock
+):
+    import time
+
+    from adapters.fhir.wiring import build_fhir_channel
+
+    source_server.add(*ed_visit(1, "2025-03-01T21:00:00Z"))
+    channel = build_fhir_channel(
+        engine,
+        keyring,
+        clock,
+        sources=(a_source(source_server), a_source(source_server, name="quiet", poll=False)),
+    )
+    channel.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not stored_keys(engine):
+            time.sleep(0.05)
+    finally:
+        channel.stop()
+    assert sorted(stored_keys(engine)) == ["Encounter/e1/_history/1", "Patient/p1/_history/1"]
+    assert PollStateStore(engine).load("quiet").last_run_at is None
