@@ -61,7 +61,7 @@ def test_a_second_client_with_the_same_name_is_refused(tmp_path, capsys):
 
 
 def test_a_revoked_token_stops_working_once_the_cache_forgets_it(clients, clock):
-    client, token = clients.create(name="ryy-ed", site="RYY01", now=clock())
+    _, token = clients.create(name="ryy-ed", site="RYY01", now=clock())
     ticks = [0.0]
     auth = TokenAuthenticator(clients, cache_seconds=30, monotonic=lambda: ticks[0])
     assert auth(f"Bearer {token}").site == "RYY01"
