@@ -23,11 +23,15 @@ from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
+from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
+from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.audit_store import AuditStore, anchor_for
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.inbox import InboxStore
+from referral_gateway.storage.keystore import check_keyring, open_keyring
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,11 @@ class Gateway:
     pipeline: Pipeline
     intake: IntakeWriter
     worker: PipelineWorker
+    watch: ProcessingWatch
     clock: Clock
     fhir: FhirChannel
+    audit: AuditStore
+    sharing: Sharing
     referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
     _started: bool = False
 
@@ -102,14 +109,24 @@ def build_gateway(
 ) -> Gateway:
     """Everything but the listeners: storage (migrated), key ring, intake, pipeline."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if keyring is None:
-        path = settings.resolved_keyring_file
-        keyring = KeyRing.load_or_create(path) if create_keyring else KeyRing.load(path)
     if engine is None:
         engine = make_engine(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
     migrate(engine)
+    # a missing ring is never replaced while the database holds ciphertexts; a wrong ring
+    # fails on the canary (KeyRingError, saying what to do)
+    try:
+        if keyring is None:
+            keyring = open_keyring(
+                engine, settings.resolved_keyring_file, create=create_keyring, now=clock()
+            )
+        else:
+            check_keyring(engine, keyring, now=clock())
+    except Exception:
+        engine.dispose()
+        raise
+    audit = AuditStore(anchor_for(settings.data_dir))
     inbox = InboxStore(engine, keyring)
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
@@ -119,6 +136,7 @@ def build_gateway(
     )
     decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7, FHIR_CHANNEL: fhir.decoder}
     holder: dict[str, Gateway] = {}
+    watch = ProcessingWatch(inbox.state_of)
     pipeline = Pipeline(
         engine,
         inbox,
@@ -129,6 +147,7 @@ def build_gateway(
         clock,
         batch_size=settings.processing_batch,
         on_referral=lambda rid: holder["gw"]._announce(rid),
+        on_processed=watch.completed,
     )
     worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
@@ -144,8 +163,11 @@ def build_gateway(
         pipeline=pipeline,
         intake=intake,
         worker=worker,
+        watch=watch,
         clock=clock,
         fhir=fhir,
+        audit=audit,
+        sharing=Sharing(engine, keyring, audit),
     )
     holder["gw"] = gateway
     return gateway

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.fhir.cli import add_token_commands, run_tokens
+from consent.errors import KeyRingError
+from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
 
 log = logging.getLogger("referral_gateway")
@@ -92,17 +94,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=200, help="attendances to send (0 = for ever)")
     demo.add_argument("--rate", type=float, default=5.0, help="messages per second")
     demo.add_argument("--seed", type=int, default=None)
+
+    consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         handler = _COMMANDS[args.command]
         return handler(args)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyRingError as exc:
+        print(f"key ring error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -120,15 +128,18 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.jobs import start_jobs
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
+    scheduler = start_jobs(gateway)  # retention
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
+    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
     mllp = MllpServer(
-        Hl7Intake(gateway.intake, gateway.clock),
+        hl7,
         host=settings.mllp_host,
         port=settings.mllp_port,
         limits=MllpLimits(
@@ -137,6 +148,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
             max_frame_bytes=settings.mllp_max_frame_bytes,
         ),
         ssl_context=tls,
+        on_oversize=hl7.oversize_reply,
     )
     await mllp.start()
     app = build_app(gateway, ops_token=settings.ops_token or None)
@@ -168,6 +180,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        scheduler.shutdown(wait=False)
         gateway.stop()
 
 
@@ -278,6 +291,7 @@ _COMMANDS = {
     "errors": _cmd_errors,
     "tokens": _cmd_tokens,
     "demo": _cmd_demo,
+    **consent_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

@@ -33,8 +33,12 @@ class Settings:
     keyring_file: str = ""  # empty: <data_dir>/keyring.json
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
-    processing_batch: int = 200
+    processing_batch: int = 100
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
+    retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided
+    retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed
+    retention_adult_years: int = 8  # consented, 18+ when support ended
+    retention_interval_minutes: int = 60  # how often the retention jobs run
 
     @property
     def resolved_database_url(self) -> str:

@@ -22,8 +22,9 @@ from adapters.hl7.mapping import to_attendance_event
 from adapters.hl7.mllp import Peer
 from referral_gateway.domain.attendance import AttendanceEvent
 from referral_gateway.errors import MessageRejected
+from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.intake import IntakeWriter
-from referral_gateway.storage.inbox import Arrival, PendingMessage
+from referral_gateway.storage.inbox import Arrival, PendingMessage, Stored
 
 CHANNEL = "hl7v2"
 log = logging.getLogger(__name__)
@@ -55,9 +56,18 @@ class Received:
 class Hl7Intake:
     """The MLLP listener's handler: store each message, then acknowledge it."""
 
-    def __init__(self, intake: IntakeWriter, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        intake: IntakeWriter,
+        clock: Callable[[], datetime],
+        *,
+        watch: ProcessingWatch | None = None,
+        application_ack_timeout: float = 10.0,
+    ) -> None:
         self.intake = intake
         self.clock = clock
+        self.watch = watch
+        self.application_ack_timeout = application_ack_timeout
         self._ids = itertools.count(1)
         self._prefix = hashlib.sha1(str(clock()).encode()).hexdigest()[:6]  # noqa: S324
 
@@ -114,7 +124,7 @@ class Hl7Intake:
 
     def acknowledge(self, item: Received, stored_ok: bool) -> str | None:
         """The ACK for one message, or None where the sender asked for none."""
-        control_id = f"{self._prefix}{next(self._ids)}"
+        control_id = self._next_control_id()
         if item.header is None:
             return build_ack(
                 None, "AR", now=self.clock(), control_id=control_id, error=item.problem
@@ -136,13 +146,64 @@ class Hl7Intake:
     async def __call__(self, frame: bytes, peer: Peer) -> list[bytes]:
         replies: list[bytes] = []
         for item in self.receive(frame):
+            stored: Stored | None = None
             try:
-                await self.intake.store_async(item.arrival)
-                ok = True
+                stored = await self.intake.store_async(item.arrival)
             except Exception as exc:
                 log.error("storage failed for a message from %s: %s", peer.host, type(exc).__name__)
-                ok = False
-            ack = self.acknowledge(item, ok)
+            ack = self.acknowledge(item, stored is not None)
             if ack is not None:
                 replies.append(ack.encode("utf-8"))
+            if stored is not None and item.header is not None:
+                application_ack = await self._application_ack(item.header, stored)
+                if application_ack is not None:
+                    replies.append(application_ack.encode("utf-8"))
         return replies
+
+    async def _application_ack(self, header: MessageHeader, stored: Stored) -> str | None:
+        """Enhanced mode (MSH-16 AL/SU/ER): after the accept ACK, the outcome of processing.
+        If processing has not finished within the timeout nothing is sent: the message is
+        safely stored and will be processed."""
+        plan = ack_plan(header, stored_ok=True)
+        if not plan.application_ack_wanted or self.watch is None:
+            return None
+        state = await self.watch.wait(stored.message_id, self.application_ack_timeout)
+        if state is None:
+            log.warning(
+                "no application ACK: processing took longer than %.0fs",
+                self.application_ack_timeout,
+            )
+            return None
+        code = plan.application_ack_code(processed_ok=state != "error")
+        if code is None:
+            return None
+        error = None
+        if state == "error":
+            error = AckError(
+                code=ErrorCode.APPLICATION_INTERNAL_ERROR,
+                message="the message was stored but could not be processed",
+            )
+        return build_ack(
+            header, code, now=self.clock(), control_id=self._next_control_id(), error=error
+        )
+
+    def oversize_reply(self, head: bytes) -> bytes:
+        """The AR for a frame over the size limit, echoing its MSH-10 when the head shows it."""
+        try:
+            header: MessageHeader | None = read_header(decode_message(head))
+        except Hl7Error:
+            header = None
+        ack = build_ack(
+            header,
+            "AR",
+            now=self.clock(),
+            control_id=self._next_control_id(),
+            error=AckError(
+                code=ErrorCode.APPLICATION_INTERNAL_ERROR,
+                message="message larger than the gateway accepts (RG_MLLP_MAX_FRAME_BYTES)",
+            ),
+        )
+        return ack.encode("utf-8")
+
+    def _next_control_id(self) -> str:
+        return f"{self._prefix}{next(self._ids)}"

@@ -14,6 +14,7 @@ class ReferralStatus(enum.StrEnum):
     CONSENTED = "consented"  # consent given or safeguarding override: identifiable data unlock
     DECLINED = "declined"
     NOT_APPROACHED = "not_approached"
+    WITHDRAWN = "withdrawn"  # consent (or an override) withdrawn: identifiable data locked again
     IN_SUPPORT = "in_support"
     CLOSED = "closed"
     VOIDED = "voided"  # the arrival was cancelled or entered in error

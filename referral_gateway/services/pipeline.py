@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
@@ -38,6 +38,24 @@ Raises MessageRejected for what cannot be read or mapped."""
 
 Clock = Callable[[], datetime]
 
+_MARK = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("_id"))
+    .values(
+        state=bindparam("state"),
+        outcome=bindparam("outcome"),
+        error_stage=bindparam("error_stage"),
+        error_detail=bindparam("error_detail"),
+        processed_at=bindparam("processed_at"),
+    )
+)
+_CLAIM = (
+    update(INBOX)
+    .where(INBOX.c.id.in_(bindparam("ids", expanding=True)), INBOX.c.state == "pending")
+    .values(attempts=INBOX.c.attempts + 1)
+    .returning(INBOX.c.id)
+)
+
 
 @dataclass(frozen=True)
 class BatchResult:
@@ -46,6 +64,7 @@ class BatchResult:
     errors: int
     filtered: int
     new_referral_ids: tuple[str, ...] = ()
+    states: tuple[tuple[int, str], ...] = ()  # (message id, processed | filtered | error)
 
 
 class Pipeline:
@@ -61,6 +80,7 @@ class Pipeline:
         *,
         batch_size: int = 200,
         on_referral: Callable[[str], None] | None = None,
+        on_processed: Callable[[Sequence[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.engine = engine
         self.inbox = inbox
@@ -71,6 +91,7 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self.on_referral = on_referral
+        self.on_processed = on_processed
 
     # -- running -----------------------------------------------------------------------
     def process_pending(self) -> BatchResult:
@@ -91,7 +112,10 @@ class Pipeline:
                 errors=sum(p.errors for p in parts),
                 filtered=sum(p.filtered for p in parts),
                 new_referral_ids=tuple(r for p in parts for r in p.new_referral_ids),
+                states=tuple(s for p in parts for s in p.states),
             )
+        if self.on_processed:
+            self.on_processed(result.states)
         if self.on_referral:
             for rid in result.new_referral_ids:
                 self.on_referral(rid)
@@ -111,6 +135,8 @@ class Pipeline:
             return self._process_group([message])
         except Exception as exc:
             with self.engine.begin() as conn:
+                if not conn.execute(_CLAIM, {"ids": [message.id]}).scalars().all():
+                    return BatchResult(0, 0, 0, 0)
                 self._mark(
                     conn,
                     message.id,
@@ -125,28 +151,31 @@ class Pipeline:
                     [_count(message, self.clock().date(), "errored")],
                     keys=["channel", "sender", "day", "metric"],
                 )
-            return BatchResult(1, 0, 1, 0)
+            return BatchResult(1, 0, 1, 0, states=((message.id, "error"),))
 
     def _process_group(self, messages: Sequence[PendingMessage]) -> BatchResult:
         now = self.clock()
         counts: Counter[tuple[str, str, date, str]] = Counter()
         candidates = errors = filtered = 0
         new_ids: list[str] = []
+        states: list[tuple[int, str]] = []
+        decoded = [(message, self._decode(message)) for message in messages]  # no lock held
         with self.engine.begin() as conn:
-            for message in messages:
+            # Claim first: a message another worker finished meanwhile is not done twice.
+            owned = set(conn.execute(_CLAIM, {"ids": [m.id for m, _ in decoded]}).scalars())
+            for message, events in decoded:
+                if message.id not in owned:
+                    continue
                 key = (message.channel, message.sender, now.date())
-                try:
-                    decoder = self.decoders.get(message.channel)
-                    if decoder is None:
-                        raise MessageRejected("decode", f"no decoder for channel {message.channel}")
-                    events = decoder(message)
-                except MessageRejected as rejected:
-                    self._mark(conn, message.id, "error", None, rejected.stage, rejected.detail)
+                if isinstance(events, MessageRejected):
+                    self._mark(conn, message.id, "error", None, events.stage, events.detail)
+                    states.append((message.id, "error"))
                     counts[(*key, "errored")] += 1
                     errors += 1
                     continue
                 if not events:
                     self._mark(conn, message.id, "filtered", "filtered", None, None)
+                    states.append((message.id, "filtered"))
                     counts[(*key, "filtered")] += 1
                     filtered += 1
                     continue
@@ -159,6 +188,7 @@ class Pipeline:
                         candidates += 1
                         outcome = "candidate"
                 self._mark(conn, message.id, "processed", outcome, None, None)
+                states.append((message.id, "processed"))
             add_counts(
                 conn,
                 COUNTS,
@@ -168,7 +198,16 @@ class Pipeline:
                 ],
                 keys=["channel", "sender", "day", "metric"],
             )
-        return BatchResult(len(messages), candidates, errors, filtered, tuple(new_ids))
+        return BatchResult(len(owned), candidates, errors, filtered, tuple(new_ids), tuple(states))
+
+    def _decode(self, message: PendingMessage) -> Sequence[AttendanceEvent] | MessageRejected:
+        decoder = self.decoders.get(message.channel)
+        if decoder is None:
+            return MessageRejected("decode", f"no decoder for channel {message.channel}")
+        try:
+            return decoder(message)
+        except MessageRejected as rejected:
+            return rejected
 
     # -- one event ---------------------------------------------------------------------
     def _apply(
@@ -278,16 +317,15 @@ class Pipeline:
         detail: str | None,
     ) -> None:
         conn.execute(
-            update(INBOX)
-            .where(INBOX.c.id == message_id)
-            .values(
-                state=state,
-                outcome=outcome,
-                error_stage=stage,
-                error_detail=detail[:1000] if detail else None,
-                processed_at=self.clock(),
-                attempts=INBOX.c.attempts + 1,
-            )
+            _MARK,
+            {
+                "_id": message_id,
+                "state": state,
+                "outcome": outcome,
+                "error_stage": stage,
+                "error_detail": detail[:1000] if detail else None,
+                "processed_at": self.clock(),
+            },
         )
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from consent.keyring import KeyRing
@@ -29,6 +29,25 @@ ATTENDANCE: Table = AttendanceRow.__table__  # type: ignore[attr-defined]
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
 
 
+# Statements built once: building them per message cost more than running them.
+_LOAD = (
+    select(ATTENDANCE, REFERRAL.c.id.label("rid"), REFERRAL.c.status.label("rstatus"))
+    .select_from(ATTENDANCE.outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id))
+    .where(ATTENDANCE.c.site == bindparam("site"), ATTENDANCE.c.visit_key == bindparam("visit_key"))
+)
+_SAVED_COLUMNS = [c.name for c in ATTENDANCE.columns if c.name not in {"id", "created_at"}]
+_INSERT = (
+    insert(ATTENDANCE)
+    .values({name: bindparam(name) for name in [*_SAVED_COLUMNS, "created_at"]})
+    .returning(ATTENDANCE.c.id)
+)
+_UPDATE = (
+    update(ATTENDANCE)
+    .where(ATTENDANCE.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in _SAVED_COLUMNS})
+)
+
+
 @dataclass(frozen=True)
 class StoredAttendance:
     id: int
@@ -44,13 +63,7 @@ class AttendanceStore:
         self.keyring = keyring
 
     def load(self, conn: Connection, site: str, visit_key: str) -> StoredAttendance | None:
-        row = conn.execute(
-            select(ATTENDANCE, REFERRAL.c.id.label("rid"), REFERRAL.c.status.label("rstatus"))
-            .select_from(
-                ATTENDANCE.outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
-            )
-            .where(ATTENDANCE.c.site == site, ATTENDANCE.c.visit_key == visit_key)
-        ).first()
+        row = conn.execute(_LOAD, {"site": site, "visit_key": visit_key}).first()
         if row is None:
             return None
         return StoredAttendance(
@@ -105,11 +118,9 @@ class AttendanceStore:
         }
         if existing_id is None:
             values["created_at"] = now
-            new_id = conn.execute(
-                insert(ATTENDANCE).values(values).returning(ATTENDANCE.c.id)
-            ).scalar_one()
-            return int(new_id)
-        conn.execute(update(ATTENDANCE).where(ATTENDANCE.c.id == existing_id).values(values))
+            return int(conn.execute(_INSERT, values).scalar_one())
+        values["_id"] = existing_id
+        conn.execute(_UPDATE, values)
         return existing_id
 
     def nhs_hash(self, nhs_number: str | None) -> str | None:

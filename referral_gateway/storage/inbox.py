@@ -136,6 +136,11 @@ class InboxStore:
             for r in rows
         ]
 
+    def state_of(self, message_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            state = conn.execute(select(INBOX.c.state).where(INBOX.c.id == message_id)).scalar()
+        return None if state is None else str(state)
+
     def requeue_errors(self, *, ids: Sequence[int] | None = None) -> int:
         """Put errored messages back in the queue. Returns how many."""
         stmt = update(INBOX).where(INBOX.c.state == "error", INBOX.c.payload_enc.is_not(None))

@@ -33,19 +33,19 @@ def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
                 status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    OpsDep = Annotated[None, Depends(require_ops)]
+    ops = [Depends(require_ops)]
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/ops/counts", tags=["operations"])
-    def counts(_: OpsDep, since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
+    @app.get("/api/ops/counts", tags=["operations"], dependencies=ops)
+    def counts(since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
         """Received, duplicate, filtered, errored and candidate messages per sender per day."""
         return feed_counts(gateway.engine, since=since)
 
-    @app.get("/api/ops/errors", tags=["operations"])
-    def errors(_: OpsDep) -> list[dict[str, Any]]:
+    @app.get("/api/ops/errors", tags=["operations"], dependencies=ops)
+    def errors() -> list[dict[str, Any]]:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(gateway.engine)
 

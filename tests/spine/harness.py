@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
-from adapters.hl7.mllp import MllpServer
+from adapters.hl7.mllp import MllpLimits, MllpServer
 from referral_gateway.bootstrap import Gateway, build_gateway
 from referral_gateway.config import Settings
 
@@ -39,12 +39,17 @@ class RunningGateway:
         return predicate()
 
 
-def start_gateway(data_dir: Path, database_url: str, **settings: object) -> RunningGateway:
+def start_gateway(
+    data_dir: Path, database_url: str, limits: MllpLimits | None = None, **settings: object
+) -> RunningGateway:
     gateway = build_gateway(
         Settings(data_dir=data_dir, database_url=database_url, **settings)  # type: ignore[arg-type]
     ).start()
     loop = asyncio.new_event_loop()
-    server = MllpServer(Hl7Intake(gateway.intake, gateway.clock), host="127.0.0.1", port=0)
+    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
+    server = MllpServer(
+        hl7, host="127.0.0.1", port=0, limits=limits, on_oversize=hl7.oversize_reply
+    )
     ready = threading.Event()
 
     def run() -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.hl7.client import MllpClient
+from adapters.hl7.mllp import MllpLimits
 from adapters.hl7.synthetic import Person, SyntheticEd, Visit, adt
 from referral_gateway.storage.views import error_store, feed_counts, referral_summaries
 from tests.spine.harness import frame, msa, start_gateway
@@ -158,3 +159,41 @@ def test_a_discharge_shows_the_young_person_has_left(gateway):
     assert gateway.wait_until(
         lambda: [r["attendance_status"] for r in referral_summaries(engine)] == ["discharged"]
     )
+
+
+def test_a_sender_asking_for_enhanced_acks_gets_a_commit_ack_then_an_application_ack(gateway):
+    message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
+    header, rest = message.split("\r", 1)
+    enhanced = header + "|||AL|AL\r" + rest  # MSH-15 accept AL, MSH-16 application AL
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        commit = msa(client.send(enhanced))
+        application = msa(client.read_reply())
+    assert commit == ("CA", "CTRL-ENH")
+    assert application == ("AA", "CTRL-ENH")
+    assert len(referral_summaries(gateway.gateway.engine)) == 1  # processed before the AA
+
+
+def test_a_message_over_the_size_limit_gets_an_ar_and_the_connection_carries_on(tmp_path):
+    running = start_gateway(
+        tmp_path, f"sqlite:///{tmp_path / 'g.db'}", limits=MllpLimits(max_frame_bytes=2000)
+    )
+    try:
+        big = adt("A01", a_visit(complaint="x" * 5000), "CTRL-BIG", sent=ARRIVAL)
+        small = adt("A01", a_visit(complaint="stabbed", visit="V2"), "CTRL-SMALL", sent=ARRIVAL)
+        with MllpClient("127.0.0.1", running.port) as client:
+            assert msa(client.send(big)) == ("AR", "CTRL-BIG")
+            assert msa(client.send(small)) == ("AA", "CTRL-SMALL")
+    finally:
+        running.stop()
+
+
+def test_storage_that_fails_gets_ae_never_aa(tmp_path):
+    running = start_gateway(tmp_path, f"sqlite:///{tmp_path / 'g.db'}")
+    try:
+        with running.gateway.engine.begin() as conn:
+            conn.execute(text("drop table feed_count"))  # every commit now fails
+        message = adt("A01", a_visit(complaint="stabbed"), "CTRL-AE", sent=ARRIVAL)
+        with MllpClient("127.0.0.1", running.port) as client:
+            assert msa(client.send(message)) == ("AE", "CTRL-AE")
+    finally:
+        running.stop()

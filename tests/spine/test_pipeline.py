@@ -140,3 +140,23 @@ def test_a_merge_moves_the_old_record_to_the_surviving_patient(engine, keyring, 
         [moved] = store.attendances_of_patient(conn, "RXX01", "NEW1")
         _, attendance = store.load_by_id(conn, moved)
     assert attendance.patient.local_ids == ("NEW1", "OLD1")
+
+
+def test_two_workers_on_one_inbox_never_process_a_message_twice(engine, keyring, clock):
+    import threading
+
+    from sqlalchemy import text
+
+    inbox, first, _ = build(engine, keyring, clock)
+    _, second, _ = build(engine, keyring, clock)
+    for i in range(60):
+        send(inbox, f"m{i}", visit=f"V{i}", codes=["425322008"])
+    workers = [threading.Thread(target=p.drain) for p in (first, second, first, second)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    with engine.connect() as conn:
+        attempts = conn.execute(text("select attempts from inbound_message")).scalars().all()
+    assert sorted(set(attempts)) == [1] and len(attempts) == 60
+    assert len(referral_summaries(engine)) == 60

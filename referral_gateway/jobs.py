@@ -1,0 +1,100 @@
+"""Scheduled jobs, wired on an APScheduler `BackgroundScheduler`.
+
+The jobs themselves are plain functions (`services.retention`) that tests call directly
+with a fixed clock; this module only runs them every `interval_minutes`:
+
+- `retention_identifiable`: erase identifiable data that is due (declined, not approached,
+  withdrawn, stale and voided candidates; consented records past their retention);
+- `retention_raw_messages`: erase raw payloads of processed messages past their retention.
+
+Each logs counts only. A run that fails is logged and tried again at the next interval.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from consent.retention import RetentionPolicy
+from referral_gateway.config import Settings
+from referral_gateway.services.retention import erase_identifiable, erase_raw_messages
+
+if TYPE_CHECKING:
+    from referral_gateway.bootstrap import Gateway
+
+log = logging.getLogger(__name__)
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    days = settings.retention_identifiable_days
+    return RetentionPolicy(
+        declined_days=days,
+        not_approached_days=days,
+        withdrawn_days=days,
+        stale_candidate_days=days,
+        voided_days=days,
+        raw_message_days=settings.retention_raw_message_days,
+        adult_retention_years=settings.retention_adult_years,
+    )
+
+
+def run_identifiable_retention(gateway: Gateway, policy: RetentionPolicy) -> None:
+    try:
+        result = erase_identifiable(
+            gateway.engine, gateway.keyring, gateway.audit, policy, now=gateway.clock()
+        )
+    except Exception as exc:  # keep the scheduler alive; never log values
+        log.error("identifiable-data retention failed: %s", type(exc).__name__)
+        return
+    log.info(
+        "retention: identifiable data erased for %d referral(s) %s and %d other "
+        "attendance(s); %d consented referral(s) need a birth date",
+        result.referrals_erased,
+        dict(result.referrals),
+        result.attendances,
+        len(result.needs_birth_date),
+    )
+
+
+def run_raw_message_retention(gateway: Gateway, policy: RetentionPolicy) -> None:
+    try:
+        n = erase_raw_messages(gateway.engine, gateway.audit, policy, now=gateway.clock())
+    except Exception as exc:
+        log.error("raw-message retention failed: %s", type(exc).__name__)
+        return
+    log.info("retention: %d raw message payload(s) erased", n)
+
+
+def build_scheduler(
+    gateway: Gateway, *, interval_minutes: int | None = None
+) -> BackgroundScheduler:
+    """A scheduler with the retention jobs registered (not started)."""
+    policy = retention_policy(gateway.settings)
+    minutes = interval_minutes or gateway.settings.retention_interval_minutes
+    scheduler = BackgroundScheduler(timezone="UTC")
+    options = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600}
+    scheduler.add_job(
+        run_identifiable_retention,
+        "interval",
+        minutes=minutes,
+        args=(gateway, policy),
+        id="retention_identifiable",
+        **options,
+    )
+    scheduler.add_job(
+        run_raw_message_retention,
+        "interval",
+        minutes=minutes,
+        args=(gateway, policy),
+        id="retention_raw_messages",
+        **options,
+    )
+    return scheduler
+
+
+def start_jobs(gateway: Gateway) -> BackgroundScheduler:
+    scheduler = build_scheduler(gateway)
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,268 @@
+"""Retention jobs: erase identifiable data when `consent.retention` says it is due.
+
+Plain functions with the clock passed in; `referral_gateway.jobs` runs them on a schedule,
+tests call them directly.
+
+What is erased, and what survives:
+- `erase_identifiable`: for each referral whose identifiable data is due (declined, not
+  approached, withdrawn, stale, voided; consented ones per the children's/adults' records
+  rule once support ended), the attendance's `identity_enc` (name, NHS number, birth date,
+  address, phone, free text) and the free text of its consent records. Attendances that
+  never became a candidate lose `identity_enc` `voided_days` after their last update.
+- `erase_raw_messages`: the raw payload of inbound messages processed or filtered
+  `raw_message_days` ago. Messages in the error store keep theirs until reprocessed.
+Rows stay, with everything reports count: status, site, age at arrival, birth year, sex,
+times, codes, detection, consent outcomes, feed counts. The keyed hashes of the NHS number
+and local id stay too (pseudonymous, needed to count re-attendances); without the key ring
+they reveal nothing.
+
+Dates the rules need that the spine does not store yet are read as follows (until casework
+records them): a voided referral was voided at its `updated_at`; a closed referral's support
+ended on its `updated_at` date. Each erasure is audited (`retention_erase`): one entry per
+referral, one per batch of attendances or raw messages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Engine
+
+from consent.audit import AuditAction
+from consent.errors import require_aware
+from consent.keyring import KeyRing
+from consent.retention import (
+    ReferralFacts,
+    RetentionPolicy,
+    RetentionRule,
+    identifiable_retention,
+)
+from referral_gateway.domain.referral import ReferralStatus
+from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT, REFERRAL
+from referral_gateway.storage.audit_store import AuditStore
+from referral_gateway.storage.consent_store import ConsentStore
+from referral_gateway.storage.inbox import INBOX
+from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
+
+SYSTEM_ACTOR = "system:retention"
+PROCESSED_STATES = ("processed", "filtered")
+
+
+@dataclass(frozen=True)
+class IdentifiableErasure:
+    referrals: Counter[str] = field(default_factory=Counter)  # erased, by rule
+    attendances: int = 0  # never candidates
+    needs_birth_date: tuple[str, ...] = ()  # consented, support ended, no birth date: kept
+
+    @property
+    def referrals_erased(self) -> int:
+        return sum(self.referrals.values())
+
+
+def erase_identifiable(
+    engine: Engine,
+    keyring: KeyRing,
+    audit: AuditStore,
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    batch_size: int = 200,
+) -> IdentifiableErasure:
+    """Erase the identifiable data that is due at `now`. Safe to run at any time, again and
+    concurrently with the gateway: each referral is decided again inside the transaction
+    that erases it."""
+    require_aware(now, "now")
+    consents = ConsentStore(keyring)
+    erased: Counter[str] = Counter()
+    needs_birth_date: list[str] = []
+    after = ""
+    while True:
+        with engine.connect() as conn:
+            ids = [
+                r.id
+                for r in conn.execute(
+                    select(REFERRAL.c.id)
+                    .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+                    .where(ATTENDANCE.c.identity_enc.is_not(None), REFERRAL.c.id > after)
+                    .order_by(REFERRAL.c.id)
+                    .limit(batch_size)
+                )
+            ]
+        if not ids:
+            break
+        with unit_of_work(engine) as uow:
+            for referral_id in ids:
+                rule = _erase_referral_if_due(uow, keyring, consents, policy, referral_id, now)
+                if rule is RetentionRule.NEEDS_BIRTH_DATE:
+                    needs_birth_date.append(referral_id)
+                elif rule is not None:
+                    erased[rule.value] += 1
+                    audit.append(
+                        uow,
+                        at=now,
+                        actor=SYSTEM_ACTOR,
+                        action=AuditAction.RETENTION_ERASE,
+                        subject=referral_id,
+                        why=f"identifiable:{rule.value}",
+                    )
+        after = ids[-1]
+    attendances = _erase_non_candidates(engine, audit, policy, now=now, batch_size=batch_size)
+    return IdentifiableErasure(erased, attendances, tuple(needs_birth_date))
+
+
+def _erase_referral_if_due(
+    uow: UnitOfWork,
+    keyring: KeyRing,
+    consents: ConsentStore,
+    policy: RetentionPolicy,
+    referral_id: str,
+    now: datetime,
+) -> RetentionRule | None:
+    """The rule that erased the referral's identifiable data now, NEEDS_BIRTH_DATE when
+    it is kept for want of one, or None when it is kept."""
+    conn = uow.conn
+    row = conn.execute(
+        select(
+            REFERRAL.c.status,
+            REFERRAL.c.created_at,
+            REFERRAL.c.updated_at,
+            REFERRAL.c.attendance_id,
+            ATTENDANCE.c.identity_enc,
+        )
+        .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        .where(REFERRAL.c.id == referral_id)
+        .with_for_update(of=REFERRAL)
+    ).first()
+    if row is None or row.identity_enc is None:
+        return None
+    status = ReferralStatus(row.status)
+    history = consents.history(conn, referral_id)
+    facts = ReferralFacts(
+        candidate_since=row.created_at,
+        history=history,
+        voided_at=row.updated_at if status is ReferralStatus.VOIDED else None,
+        support_ended_on=row.updated_at.date() if status is ReferralStatus.CLOSED else None,
+    )
+    retention = identifiable_retention(facts, policy)
+    if retention.rule is RetentionRule.NEEDS_BIRTH_DATE:
+        birth_date = _birth_date(keyring, row.identity_enc)
+        if birth_date is None:
+            return RetentionRule.NEEDS_BIRTH_DATE
+        facts = ReferralFacts(
+            candidate_since=facts.candidate_since,
+            history=history,
+            voided_at=facts.voided_at,
+            birth_date=birth_date,
+            support_ended_on=facts.support_ended_on,
+        )
+        retention = identifiable_retention(facts, policy)
+    if not retention.due(now):
+        return None
+    _erase_attendance(conn, row.attendance_id)
+    consents.erase_details(conn, referral_id, now=now)
+    return retention.rule
+
+
+def _birth_date(keyring: KeyRing, token: bytes) -> date | None:
+    ident = json.loads(keyring.decrypt_text(token, context=IDENTITY_CONTEXT))
+    value = ident.get("birth_date")
+    return date.fromisoformat(value) if value else None
+
+
+def _erase_attendance(conn: Connection, attendance_id: int) -> None:
+    conn.execute(
+        update(ATTENDANCE)
+        .where(ATTENDANCE.c.id == attendance_id)
+        .values(identity_enc=None, key_id=None)
+    )
+
+
+def _erase_non_candidates(
+    engine: Engine, audit: AuditStore, policy: RetentionPolicy, *, now: datetime, batch_size: int
+) -> int:
+    cutoff = now - timedelta(days=policy.voided_days)
+    total = 0
+    while True:
+        with unit_of_work(engine) as uow:
+            ids = [
+                r.id
+                for r in uow.conn.execute(
+                    select(ATTENDANCE.c.id)
+                    .outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
+                    .where(
+                        REFERRAL.c.id.is_(None),
+                        ATTENDANCE.c.identity_enc.is_not(None),
+                        ATTENDANCE.c.updated_at <= cutoff,
+                    )
+                    .order_by(ATTENDANCE.c.id)
+                    .limit(batch_size)
+                    .with_for_update(of=ATTENDANCE)
+                )
+            ]
+            if not ids:
+                return total
+            uow.conn.execute(
+                update(ATTENDANCE)
+                .where(ATTENDANCE.c.id.in_(ids), ATTENDANCE.c.updated_at <= cutoff)
+                .values(identity_enc=None, key_id=None)
+            )
+            audit.append(
+                uow,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action=AuditAction.RETENTION_ERASE,
+                subject="attendance",
+                why=f"identifiable:not_candidate:{len(ids)}:ids={ids[0]}-{ids[-1]}",
+            )
+            total += len(ids)
+
+
+def erase_raw_messages(
+    engine: Engine,
+    audit: AuditStore,
+    policy: RetentionPolicy,
+    *,
+    now: datetime,
+    batch_size: int = 500,
+) -> int:
+    """Erase the payload of messages processed or filtered and received `raw_message_days`
+    ago or more. Returns how many payloads were erased."""
+    require_aware(now, "now")
+    cutoff = now - timedelta(days=policy.raw_message_days)
+    total = 0
+    while True:
+        with unit_of_work(engine) as uow:
+            ids = [
+                r.id
+                for r in uow.conn.execute(
+                    select(INBOX.c.id)
+                    .where(
+                        INBOX.c.state.in_(PROCESSED_STATES),
+                        INBOX.c.payload_enc.is_not(None),
+                        INBOX.c.received_at <= cutoff,
+                    )
+                    .order_by(INBOX.c.id)
+                    .limit(batch_size)
+                    .with_for_update()
+                )
+            ]
+            if not ids:
+                return total
+            uow.conn.execute(
+                update(INBOX)
+                .where(INBOX.c.id.in_(ids), INBOX.c.state.in_(PROCESSED_STATES))
+                .values(payload_enc=None, key_id=None)
+            )
+            audit.append(
+                uow,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                action=AuditAction.RETENTION_ERASE,
+                subject="inbound_message",
+                why=f"raw_message:{len(ids)}:ids={ids[0]}-{ids[-1]}",
+            )
+            total += len(ids)
