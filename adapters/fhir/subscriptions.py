@@ -41,6 +41,9 @@ class Notification:
     focus: tuple[str, ...]  # references (absolute, or relative to the source's base)
     resources: Mapping[str, Mapping[str, Any]]  # full-resource payloads by their fullUrl
 
+    def __repr__(self) -> str:
+        return f"Notification(type={self.type!r}, events={len(self.focus)})"
+
 
 class SubscriptionReceiver:
     def __init__(

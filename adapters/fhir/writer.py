@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import queue
+import random
 import threading
 import uuid
 from collections import Counter
@@ -82,6 +84,12 @@ class WriteUnit:
     interactions: tuple[Interaction, ...]
     atomic: bool = True
     rejected: tuple[Arrival, ...] = ()  # unreadable input to keep in the error store
+
+    def __repr__(self) -> str:
+        return (
+            f"WriteUnit(site={self.site!r}, sender={self.sender!r}, "
+            f"{len(self.interactions)} interaction(s), atomic={self.atomic})"
+        )
 
 
 @dataclass(frozen=True)
@@ -361,11 +369,9 @@ class _Group:
             if p.interaction.full_url and p.error is None
         }
         for p in planned:  # a copy: a retried group plans again from the request as sent
-            if refs:
-                p.resource = json.loads(json.dumps(p.interaction.resource))
-                _rewrite_references(p.resource, refs)
-            else:
-                p.resource = dict(p.interaction.resource)
+            p.resource = (
+                _resolved(p.interaction.resource, refs) if refs else dict(p.interaction.resource)
+            )
         return planned
 
     def _plan_one(self, unit: WriteUnit, index: int, it: Interaction) -> _Planned:
@@ -380,7 +386,7 @@ class _Group:
                     )
                 if ids:
                     return _Planned(index, it, ids[0], matched=True)
-            return _Planned(index, it, str(uuid.uuid4()), new=True)
+            return _Planned(index, it, _new_id(), new=True)
         if it.resource_id is None:
             raise BadRequest("an update needs the resource id in its URL")
         if it.if_match is not None:
@@ -527,19 +533,27 @@ def _identifiers(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield str(identifier.get("system") or ""), str(identifier["value"])
 
 
-def _rewrite_references(node: Any, refs: dict[str, str]) -> None:
-    """Point references at fullUrls of the same Bundle to the ids they were given."""
+def _resolved(node: Any, refs: dict[str, str]) -> Any:
+    """A copy of `node` with references to fullUrls of the same Bundle pointing at the ids
+    they were given."""
     if isinstance(node, dict):
-        ref = node.get("reference")
+        copy = {k: _resolved(v, refs) if isinstance(v, dict | list) else v for k, v in node.items()}
+        ref = copy.get("reference")
         if isinstance(ref, str) and ref in refs:
-            node["reference"] = refs[ref]
-        for value in node.values():
-            if isinstance(value, dict | list):
-                _rewrite_references(value, refs)
-    elif isinstance(node, list):
-        for item in node:
-            if isinstance(item, dict | list):
-                _rewrite_references(item, refs)
+            copy["reference"] = refs[ref]
+        return copy
+    if isinstance(node, list):
+        return [_resolved(v, refs) if isinstance(v, dict | list) else v for v in node]
+    return node
+
+
+_ids = random.Random(os.urandom(32))  # only the writer thread draws from it
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID for a created resource. Ids need to be unique, not secret:
+    a generator seeded once from the OS spares a system call per resource."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
 
 
 def parse_if_none_exist(query: str) -> tuple[str | None, str]:
