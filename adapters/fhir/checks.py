@@ -17,6 +17,7 @@ from adapters.fhir.errors import Issue, Unprocessable
 from referral_gateway.domain.nhs_number import is_valid_nhs_number
 
 SUPPORTED_TYPES = ("Patient", "Encounter", "Condition", "Observation")
+MAX_ID_LENGTH = 64  # R4's limit on Resource.id
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 ACT_CODE_SYSTEMS = frozenset(
     {"http://terminology.hl7.org/CodeSystem/v3-ActCode", "http://hl7.org/fhir/v3/ActCode"}
@@ -60,6 +61,8 @@ def check_resource(resource: Mapping[str, Any], where: str | None = None) -> lis
     prefix = where or resource_type
     errors: list[Issue] = []
     warnings: list[Issue] = []
+    if len(str(resource.get("id") or "")) > MAX_ID_LENGTH:
+        errors.append(_error("value", "a resource id has at most 64 characters", f"{prefix}.id"))
     if resource_type == "Encounter":
         _encounter(resource, prefix, errors)
     elif resource_type == "Patient":

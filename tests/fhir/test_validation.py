@@ -93,3 +93,9 @@ def test_patient_without_birth_date_is_accepted_with_a_warning_about_screening()
 def test_patient_with_only_a_birth_year_is_warned_about():
     warnings = check_resource(b.patient(birth_date="2009"))
     assert [w.code for w in warnings] == ["incomplete"]
+
+
+def test_an_id_longer_than_r4_allows_is_refused():
+    with pytest.raises(Unprocessable) as caught:
+        check_resource(b.encounter(id="x" * 65))
+    assert expressions(caught.value) == {"Encounter.id"}
