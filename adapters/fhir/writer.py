@@ -46,6 +46,7 @@ from adapters.fhir.errors import (
 )
 from adapters.fhir.mapping import reference_of
 from referral_gateway.storage.fhir_store import (
+    ConcurrentWrite,
     CurrentVersion,
     FhirResourceStore,
     ResourceWrite,
@@ -181,7 +182,7 @@ class FhirWriter:
             if stop_after:
                 return
 
-    def _commit(self, group: list[tuple[WriteUnit, Future[UnitResult]]]) -> None:
+    def _commit(self, group: list[tuple[WriteUnit, Future[UnitResult]]], attempt: int = 1) -> None:
         now = self.clock()
         try:
             with self.engine.begin() as conn:
@@ -189,6 +190,12 @@ class FhirWriter:
                 batch.prefetch([unit for unit, _ in group])
                 results = [batch.apply(unit) for unit, _ in group]
                 batch.flush()
+        except ConcurrentWrite:
+            if attempt < 3:  # another process wrote one of these resources: decide again
+                self._commit(group, attempt + 1)
+                return
+            self._fail(group, "concurrent writes")
+            return
         except Exception as exc:
             if len(group) > 1:  # find the culprit: everyone else still gets stored
                 log.warning(
@@ -199,10 +206,7 @@ class FhirWriter:
                 for item in group:
                     self._commit([item])
                 return
-            log.error("storing a FHIR write failed: %s", type(exc).__name__)
-            group[0][1].set_exception(
-                StorageUnavailable("the write could not be stored; try again later")
-            )
+            self._fail(group, type(exc).__name__)
             return
         for (_, fut), result in zip(group, results, strict=True):
             if isinstance(result, FhirError):
@@ -211,6 +215,11 @@ class FhirWriter:
                 fut.set_result(result)
         if self.on_committed is not None:
             self.on_committed()
+
+    def _fail(self, group: list[tuple[WriteUnit, Future[UnitResult]]], why: str) -> None:
+        log.error("storing a FHIR write failed: %s", why)
+        for _, fut in group:
+            fut.set_exception(StorageUnavailable("the write could not be stored; try again later"))
 
 
 # -- applying a group of units inside the writer's transaction -------------------------------
@@ -240,7 +249,9 @@ class _Group:
         self.store = store
         self.conn = conn
         self.now = now
-        self.final: dict[ResourceKey, tuple[ResourceWrite, bool, dict[str, Any]]] = {}
+        # per resource: its last write in the group, the version the database held before
+        # the group (None: new), and its content
+        self.final: dict[ResourceKey, tuple[ResourceWrite, int | None, dict[str, Any]]] = {}
         self.by_identifier: dict[tuple[str, str, str], set[str]] = {}
         self.arrivals: list[Arrival] = []
         self.rejected: list[Arrival] = []
@@ -474,7 +485,7 @@ class _Group:
             encounter=reference_of(resource.get("encounter") or resource.get("context")),
             sender=unit.sender,
         )
-        self._record(key, write, existed=current is not None, content=resource)
+        self._record(key, write, base=current.version if current else None, content=resource)
         message_type = it.resource_type
         if (
             it.resource_type == "Encounter"
@@ -506,21 +517,26 @@ class _Group:
         )
 
     def _record(
-        self, key: ResourceKey, write: ResourceWrite, *, existed: bool, content: dict[str, Any]
+        self,
+        key: ResourceKey,
+        write: ResourceWrite,
+        *,
+        base: int | None,
+        content: dict[str, Any],
     ) -> None:
         site, kind, rid = key
         previous = self.final.get(key)
         if previous is not None:
-            existed = previous[1]  # in the database before this group, or not
+            base = previous[1]  # what the database held before this group
             for old in previous[0].identifier_keys:
                 self.by_identifier.get((site, kind, old), set()).discard(rid)
-        self.final[key] = (write, existed, content)
+        self.final[key] = (write, base, content)
         for k in write.identifier_keys:
             self.by_identifier.setdefault((site, kind, k), set()).add(rid)
 
     # storing --------------------------------------------------------------------------------
     def flush(self) -> None:
-        self.store.write_many(self.conn, [(w, existed) for w, existed, _ in self.final.values()])
+        self.store.write_many(self.conn, [(w, base) for w, base, _ in self.final.values()])
         self.counts.update(insert_arrivals(self.conn, self.store.keyring, self.arrivals))
         if self.rejected:
             store_arrivals(self.conn, self.store.keyring, self.rejected)

@@ -71,6 +71,10 @@ class StoredResource:
         )
 
 
+class ConcurrentWrite(Exception):
+    """Another writer stored a version of the resource first (another process)."""
+
+
 @dataclass(frozen=True)
 class CurrentVersion:
     version: int
@@ -198,19 +202,26 @@ class FhirResourceStore:
         return [self._to_stored(r._mapping) for r in rows]
 
     # writes ------------------------------------------------------------------------------
-    def write_many(self, conn: Connection, writes: Sequence[tuple[ResourceWrite, bool]]) -> None:
-        """Store each write as its resource's current version: inserted when the resource
-        did not exist before (`existed` False), else updated with its identifier keys
-        replaced. A few statements for the whole group, whatever its size."""
-        inserts, updates, keys = [], [], []
-        for w, existed in writes:
+    def write_many(
+        self, conn: Connection, writes: Sequence[tuple[ResourceWrite, int | None]]
+    ) -> None:
+        """Store each write as its resource's current version. The int is the version the
+        database held before (None: the resource is new): the update only applies if it
+        still does, so two processes writing the same resource cannot both win; the loser
+        raises ConcurrentWrite and its writer decides again."""
+        inserts, keys = [], []
+        for w, base in writes:
             row = self._row(w)
-            if existed:
-                updates.append(
-                    {**row, "b_site": w.site, "b_type": w.resource_type, "b_id": w.resource_id}
-                )
-            else:
+            if base is None:
                 inserts.append(row)
+            else:
+                where = {"b_site": w.site, "b_type": w.resource_type, "b_id": w.resource_id}
+                done = conn.execute(_UPDATE_RESOURCE, {**row, **where, "b_version": base})
+                if done.rowcount != 1:
+                    raise ConcurrentWrite(
+                        f"{w.resource_type}/{w.resource_id} changed while being written"
+                    )
+                conn.execute(_DELETE_IDENTIFIERS, where)
             keys += [
                 {
                     "site": w.site,
@@ -222,9 +233,6 @@ class FhirResourceStore:
             ]
         if inserts:
             conn.execute(insert(RESOURCE), inserts)
-        if updates:
-            conn.execute(_UPDATE_RESOURCE, updates)
-            conn.execute(_DELETE_IDENTIFIERS, updates)
         if keys:
             conn.execute(insert(IDENTIFIER), keys)
 
@@ -322,6 +330,7 @@ _WHERE_RESOURCE = (
     (RESOURCE.c.site == bindparam("b_site"))
     & (RESOURCE.c.resource_type == bindparam("b_type"))
     & (RESOURCE.c.resource_id == bindparam("b_id"))
+    & (RESOURCE.c.version == bindparam("b_version"))
 )
 _UPDATE_RESOURCE = (
     update(RESOURCE)

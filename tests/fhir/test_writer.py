@@ -4,7 +4,7 @@ unit that cannot be stored does not take the others down with it."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from adapters.fhir.errors import PreconditionFailed, StorageUnavailable
 from adapters.fhir.interactions import bundle_interactions, create, update
@@ -106,3 +106,30 @@ def test_a_transaction_that_writes_an_encounter_marks_its_companions_as_covered(
         "Encounter",
         "Patient",
     ]
+
+
+class RacedStore(FhirResourceStore):
+    """Another process stores version 2 of Encounter/e1 just before this one writes."""
+
+    raced = False
+
+    def write_many(self, conn, writes):
+        if not self.raced:
+            self.raced = True
+            with self.engine.begin() as other:
+                other.execute(text("update fhir_resource set version = 2 where resource_id = 'e1'"))
+        super().write_many(conn, writes)
+
+
+def test_a_version_written_meanwhile_by_another_process_is_not_overwritten(engine, keyring, clock):
+    first = FhirWriter(FhirResourceStore(engine, keyring), clock).start()
+    first.write(unit(update("Encounter", "e1", b.encounter(id="e1"), if_match=None)))
+    first.stop()
+    writer = FhirWriter(RacedStore(engine, keyring), clock).start()
+    try:
+        [written] = writer.write(
+            unit(update("Encounter", "e1", b.encounter(id="e1", status="finished"), if_match=None))
+        )
+    finally:
+        writer.stop()
+    assert written.version == 3  # decided again after the race, on top of version 2
