@@ -7,6 +7,9 @@ Revises: 0001_spine
 from alembic import op
 import sqlalchemy as sa
 
+# Registers the fhir_* tables with SQLModel.metadata whenever Alembic loads its scripts, so
+# autogenerate and the models-match-migrations test see them.
+import referral_gateway.storage.fhir_tables  # noqa: F401
 import referral_gateway.storage.types
 
 
