@@ -29,7 +29,8 @@ from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.audit_store import AuditStore, anchor_for
-from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.casework import assigned_to
+from referral_gateway.storage.database import make_derived_engine, make_engine, migrate
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
 
@@ -77,6 +78,8 @@ class Gateway:
             self.worker.stop()
             self._started = False
         self.engine.dispose()
+        self.pipeline.engine.dispose()
+        self.inbox.engine.dispose()
 
     def _announce(self, referral_id: str) -> None:
         for listener in list(self.referral_listeners):
@@ -113,6 +116,16 @@ def build_gateway(
         engine = make_engine(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
+        # the pipeline's effects can be recomputed from the durable inbox: no flush per commit;
+        # its connection also does the WAL checkpoints, so the acknowledging one never waits
+        pipeline_engine = make_derived_engine(settings.resolved_database_url)
+        intake_engine: Engine | None = make_engine(
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_checkpoints=False,
+        )
+    else:
+        pipeline_engine, intake_engine = engine, None
     migrate(engine)
     # a missing ring is never replaced while the database holds ciphertexts; a wrong ring
     # fails on the canary (KeyRingError, saying what to do)
@@ -125,9 +138,12 @@ def build_gateway(
             check_keyring(engine, keyring, now=clock())
     except Exception:
         engine.dispose()
+        pipeline_engine.dispose()
+        if intake_engine is not None:
+            intake_engine.dispose()
         raise
     audit = AuditStore(anchor_for(settings.data_dir))
-    inbox = InboxStore(engine, keyring)
+    inbox = InboxStore(intake_engine or engine, keyring)
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
     valuesets = bundled_valuesets()
@@ -138,7 +154,7 @@ def build_gateway(
     holder: dict[str, Gateway] = {}
     watch = ProcessingWatch(inbox.state_of)
     pipeline = Pipeline(
-        engine,
+        pipeline_engine,
         inbox,
         attendances,
         decoders,
@@ -167,7 +183,7 @@ def build_gateway(
         clock=clock,
         fhir=fhir,
         audit=audit,
-        sharing=Sharing(engine, keyring, audit),
+        sharing=Sharing(engine, keyring, audit, assignments=assigned_to),
     )
     holder["gw"] = gateway
     return gateway

@@ -1,4 +1,4 @@
-"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo."""
+"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import signal
 import ssl
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -88,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_token_commands(sub, _settings_args)
 
+    from referral_gateway.report_cli import add_report_commands
+
+    add_report_commands(sub, _settings_args)
+
     demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=2575)
@@ -96,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None)
 
     consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
+
+    from referral_gateway.accounts_cli import add_users_parser
+
+    add_users_parser(sub, _settings_args)
     return parser
 
 
@@ -129,10 +138,13 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.bootstrap import build_gateway
     from referral_gateway.jobs import start_jobs
+    from referral_gateway.services.report_wiring import build_reports
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
     scheduler = start_jobs(gateway)  # retention
+    reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
+    reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
     tls = None
     if settings.mllp_tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -151,9 +163,22 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         on_oversize=hl7.oversize_reply,
     )
     await mllp.start()
-    app = build_app(gateway, ops_token=settings.ops_token or None)
+    from referral_gateway.web.options import WebOptions
+
+    app = build_app(
+        gateway,
+        ops_token=settings.ops_token or None,
+        web=WebOptions.from_env(),
+        reports=reports,
+    )
     server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+            timeout_graceful_shutdown=3,
+        )  # open live-queue streams never end alone
     )
     log.info(
         "MLLP listening on %s:%d, HTTP on http://%s:%d/",
@@ -163,12 +188,20 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         settings.http_port,
     )
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve())]
+    stop_demo = threading.Event()
     if demo:
         from adapters.hl7.demo import run_demo_feed
+        from referral_gateway.accounts_cli import ensure_demo_accounts
 
+        print(f"\nDemo: open http://{settings.http_host}:{settings.http_port}/ and sign in as")
+        for username, password in ensure_demo_accounts(settings):
+            print(f"  {username:16} password {password}")
+        print("A synthetic ED feed (site RXX01) is streaming in; candidates appear live.\n")
         tasks.append(
             asyncio.create_task(
-                asyncio.to_thread(run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0)
+                asyncio.to_thread(
+                    run_demo_feed, "127.0.0.1", mllp.port, count=0, rate=2.0, stop=stop_demo
+                )
             )
         )
     loop = asyncio.get_running_loop()
@@ -177,6 +210,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     try:
         await tasks[0]
     finally:
+        stop_demo.set()
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
@@ -274,12 +308,24 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
     return run_tokens(args, _settings(args))
 
 
+def _cmd_users(args: argparse.Namespace) -> int:
+    from referral_gateway.accounts_cli import run_users
+
+    return run_users(args, _settings(args))
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from adapters.hl7.demo import run_demo_feed
 
     summary = run_demo_feed(args.host, args.port, count=args.count, rate=args.rate, seed=args.seed)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _cmd_reports(args: argparse.Namespace) -> int:
+    from referral_gateway.report_cli import run_report_command
+
+    return run_report_command(args, _settings(args))
 
 
 _COMMANDS = {
@@ -291,6 +337,10 @@ _COMMANDS = {
     "errors": _cmd_errors,
     "tokens": _cmd_tokens,
     "demo": _cmd_demo,
+    "users": _cmd_users,
+    "report": _cmd_reports,
+    "report-push": _cmd_reports,
+    "hub": _cmd_reports,
     **consent_commands.commands(_settings),
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,10 @@ class Settings:
     retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed
     retention_adult_years: int = 8  # consented, 18+ when support ended
     retention_interval_minutes: int = 60  # how often the retention jobs run
+    programme_endpoint: str = ""  # URL the monthly report is pushed to (empty: not pushed)
+    programme_key_id: str = ""  # key id the programme hub knows this site's secret by
+    programme_secret: str = field(default="", repr=False)  # shared HMAC secret, >= 32 chars
+    hub_keys_file: str = ""  # TOML of site keys: set to also run as the programme hub
 
     @property
     def resolved_database_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -11,7 +12,13 @@ from adapters.hl7.synthetic import SyntheticEd
 
 
 def run_demo_feed(
-    host: str, port: int, *, count: int = 200, rate: float = 5.0, seed: int | None = None
+    host: str,
+    port: int,
+    *,
+    count: int = 200,
+    rate: float = 5.0,
+    seed: int | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Send `count` attendances' messages (0 = for ever) at about `rate` messages a second,
     and tally the ACK codes."""
@@ -30,11 +37,16 @@ def run_demo_feed(
     with client:
         stream = ed.stream(count) if count else _forever(ed)
         for message in stream:
+            if stop is not None and stop.is_set():
+                break
             reply = client.send(message)
             acks[_ack_code(reply)] += 1
             sent += 1
             if gap:
-                time.sleep(gap)
+                if stop is not None:
+                    stop.wait(gap)
+                else:
+                    time.sleep(gap)
     return {"messages": sent, "acks": dict(acks)}
 
 

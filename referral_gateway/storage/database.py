@@ -16,8 +16,17 @@ from sqlalchemy.pool import NullPool
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> Engine:
-    """An engine for SQLite (WAL, busy timeout, foreign keys) or PostgreSQL."""
+def make_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_checkpoints: bool = True,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for SQLite (WAL, busy timeout, foreign keys) or PostgreSQL.
+
+    `sqlite_checkpoints=False` leaves WAL checkpoints to other connections (the pipeline's),
+    so that the connection acknowledging messages never pays for one."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -36,12 +45,34 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", **kwargs: Any) ->
             cur.execute(f"PRAGMA synchronous={_sync_mode(sqlite_synchronous)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            if not sqlite_checkpoints:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True, pool_size=10, **kwargs)
+
+
+def make_derived_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for work that can always be recomputed from durable data: the pipeline's
+    effects. Its commits skip the flush to disk (SQLite synchronous=NORMAL in WAL mode,
+    PostgreSQL synchronous_commit=off). After a power cut the newest of them may be lost,
+    whole and with their "processed" marks, so those messages are simply processed again;
+    a process crash loses nothing. The inbox itself is always written durably."""
+    if url.startswith("sqlite"):
+        return make_engine(url, sqlite_synchronous="NORMAL", **kwargs)
+    engine = make_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _async_commit(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("SET synchronous_commit TO off")
+        cur.close()
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _sync_mode(value: str) -> str:

@@ -105,3 +105,7 @@ class FeedCount(SQLModel, table=True):
     day: date = Field(primary_key=True)
     metric: str = Field(primary_key=True, max_length=20)
     n: int = 0
+
+
+# Tables kept in their own modules register here, so migrations and schema checks see them.
+from referral_gateway.storage import report_tables as _report_tables  # noqa: E402, F401

@@ -10,10 +10,19 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from referral_gateway.bootstrap import Gateway
+from referral_gateway.services.report_wiring import Reports, mount_reports
 from referral_gateway.storage.views import error_store, feed_counts
+from referral_gateway.web.options import WebOptions
+from referral_gateway.web.ui import install_web
 
 
-def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
+def build_app(
+    gateway: Gateway,
+    *,
+    ops_token: str | None = None,
+    web: WebOptions | None = None,
+    reports: Reports | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="Referral gateway",
         summary="ED feeds to youth-worker referrals, gated by consent",
@@ -49,9 +58,23 @@ def build_app(gateway: Gateway, *, ops_token: str | None = None) -> FastAPI:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(gateway.engine)
 
+    if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
+        from referral_gateway.web.reports import ops_token_actor
+
+        mount_reports(app, reports, ops_token_actor(ops_token), gateway.clock)
+
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         # never echo exception text: it may carry identifiable data
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
+    install_web(
+        app,
+        engine=gateway.engine,
+        keyring=gateway.keyring,
+        clock=gateway.clock,
+        listeners=gateway.referral_listeners,
+        sharing=gateway.sharing,
+        options=web,
+    )
     return app

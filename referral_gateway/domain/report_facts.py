@@ -1,0 +1,119 @@
+"""What the monthly report needs to know about one attendance, and nothing more.
+
+The storage layer builds one `ReportFacts` per attendance from the attendance, its referral,
+consent history and queue records. Nothing here identifies anyone: no name, NHS number, date
+of birth, address, phone or visit number; re-attendance arrives as a yes/no computed by the
+storage layer through the keyed NHS-number hash.
+
+The consent enums mirror `consent.records` value for value (the storage layer converts by
+value), so the report does not depend on the consent package.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class ConsentOutcome(enum.StrEnum):
+    GIVEN = "given"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    NOT_APPROACHED = "not_approached"
+    SAFEGUARDING_OVERRIDE = "safeguarding_override"
+
+
+class ConsentGiver(enum.StrEnum):
+    YOUNG_PERSON_16_PLUS = "young_person_16_plus"
+    GILLICK_COMPETENT_UNDER_16 = "gillick_competent_under_16"
+    PARENT_GUARDIAN = "parent_guardian"
+
+
+class ContactMethod(enum.StrEnum):
+    FACE_TO_FACE = "face_to_face"
+    PHONE = "phone"
+
+
+class InjuryCategory(enum.StrEnum):
+    BODY_PART = "body_part"  # punched, kicked, headbutted
+    BLADED = "bladed"
+    FIREARM = "firearm"
+    SEXUAL = "sexual"
+    EXPLOITATION = "exploitation"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class AssaultDetail:
+    """What the Cardiff Model (ISTV) extract adds about an assault. The gateway's feeds do
+    not carry these today: every field is optional and the extract leaves blanks."""
+
+    assault_at: datetime | None = None
+    method: str | None = None  # weapon or method as recorded; the injury category otherwise
+    location_type: str | None = None  # e.g. "street", "licensed premises", "home", "school"
+    location_description: str | None = None  # free text: where exactly
+
+    def __repr__(self) -> str:  # the description is free text
+        return f"AssaultDetail(location_type={self.location_type!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFacts:
+    """One attendance as the report sees it.
+
+    `arrival` decides the month an attendance, its candidate referral and everything that
+    follows from the approach count in (a month's *cohort*). Closures and follow-ups count
+    in the month they happened (`closed_at`, `follow_up_done_at`). `reattended_violent_12m`
+    says whether the same young person (by keyed NHS-number hash) came back to an ED with a
+    violent injury within 12 months of `arrival`; the report reads it only for cohorts whose
+    12 months are over.
+
+    `consent_outcome` is the outcome of the approach: given, declined or not approached
+    (None while nothing is recorded). A later withdrawal does not undo that consent was
+    given. `safeguarding_override` is True when an override was ever recorded.
+    `approached_at` is when the youth worker first spoke to the young person.
+    """
+
+    site: str
+    arrival: datetime
+    age_at_arrival: int | None = None
+    sex: str = "unknown"  # domain.attendance.Sex value
+    screened: bool = True  # an ED attendance the detector looked at
+    candidate_rule: str | None = None  # the detection rule that made it a candidate
+    injury_category: InjuryCategory | None = None
+    approached_at: datetime | None = None
+    consent_outcome: ConsentOutcome | None = None
+    consent_giver: ConsentGiver | None = None
+    not_approached_reason: str | None = None  # consent.records.NotApproachedReason value
+    safeguarding_override: bool = False
+    engaged: bool = False
+    first_contact_method: ContactMethod | None = None
+    signposted: bool = False
+    onward_referrals: tuple[str, ...] = ()  # service types, e.g. "camhs", "substance_misuse"
+    closed_at: datetime | None = None
+    closed_outcome: str | None = None
+    follow_up_done_at: datetime | None = None  # the 6-month follow-up
+    reattended_violent_12m: bool = False
+    assault: bool = False  # an assault signal at any age (the ISTV extract); implied by a rule
+    assault_detail: AssaultDetail | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("arrival", "approached_at", "closed_at", "follow_up_done_at"):
+            moment = getattr(self, name)
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError(f"ReportFacts.{name} must be timezone-aware")
+
+    @property
+    def is_candidate(self) -> bool:
+        return self.screened and self.candidate_rule is not None
+
+    @property
+    def is_assault(self) -> bool:
+        return self.assault or self.is_candidate
+
+    def __repr__(self) -> str:
+        return (
+            f"ReportFacts(site={self.site!r}, candidate={self.is_candidate}, "
+            f"outcome={self.consent_outcome.value if self.consent_outcome else None})"
+        )

@@ -1,0 +1,176 @@
+"""Report commands of `referral-gateway`:
+
+    report --month YYYY-MM [--site ODS] [--format csv|json|html] [--raw] [--istv] [--output F]
+    report-push        freeze and push the newest finished month now (what 06:00 on the 1st does)
+    hub                serve the programme hub alone (needs RG_HUB_KEYS_FILE)
+
+Whoever can run these can read the database, so `--raw` (exact counts) is theirs to ask for;
+the output says so on every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
+
+
+def add_report_commands(sub: Any, settings_args: Callable[[argparse.ArgumentParser], None]) -> None:
+    report = sub.add_parser("report", help="a month's throughput report (suppressed counts)")
+    settings_args(report)
+    report.add_argument("--month", required=True, help="calendar month, YYYY-MM (London)")
+    report.add_argument("--site", help="one site's ODS code (default: every site)")
+    report.add_argument("--format", choices=["csv", "json", "html"], default="csv")
+    report.add_argument(
+        "--raw",
+        action="store_true",
+        help="exact counts, no disclosure control: administrators only",
+    )
+    report.add_argument(
+        "--istv",
+        action="store_true",
+        help="the Cardiff Model ISTV extract (CSV) instead of the report",
+    )
+    report.add_argument("--output", type=Path, help="file to write (default: standard output)")
+
+    push = sub.add_parser("report-push", help="freeze and push the newest finished month now")
+    settings_args(push)
+
+    hub = sub.add_parser("hub", help="serve the programme hub alone (signed site reports)")
+    settings_args(hub)
+    hub.add_argument("--http-host", help="RG_HTTP_HOST (default 127.0.0.1)")
+    hub.add_argument("--http-port", type=int, help="RG_HTTP_PORT (default 8080)")
+    hub.add_argument("--hub-keys-file", help="RG_HUB_KEYS_FILE: the sites' signing keys (TOML)")
+
+
+def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "hub_keys_file", None):
+        settings = settings.with_overrides(hub_keys_file=args.hub_keys_file)
+    if args.command == "report":
+        return _report(args, settings)
+    if args.command == "report-push":
+        return _push(settings)
+    return _hub(settings)
+
+
+def _engine(settings: Settings) -> Any:
+    from referral_gateway.storage.database import make_engine, migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    migrate(engine)
+    return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from referral_gateway.domain.istv import istv_csv
+    from referral_gateway.domain.report_render import reports_csv, reports_json
+    from referral_gateway.services.reporting import ReportService
+    from referral_gateway.storage.report_facts import SqlFacts
+    from referral_gateway.web.report_pages import standalone_page
+
+    try:
+        month = ReportMonth.parse(args.month)
+    except ReportMonthError as exc:
+        print(f"--month: {exc}", file=sys.stderr)
+        return 2
+    engine = _engine(settings)
+    try:
+        service = ReportService(SqlFacts(engine))
+        sites = service.sites()
+        if args.site:
+            if args.site not in sites:
+                print(f"no attendances from site {args.site}", file=sys.stderr)
+                return 1
+            sites = [args.site]
+        if args.istv:
+            if not args.site:
+                print(
+                    "--istv needs --site: the extract goes to one site's partnership",
+                    file=sys.stderr,
+                )
+                return 2
+            data = istv_csv(service.istv(args.site, month))
+        elif args.format == "csv":
+            data = reports_csv([service.published(s, month, raw=args.raw) for s in sites])
+        elif args.format == "json":
+            data = reports_json(
+                [service.published(s, month, raw=args.raw) for s in sites], generated_at=_now()
+            )
+        else:
+            trends = {s: service.trend(s, month, raw=args.raw) for s in sites}
+            data = standalone_page(
+                month=month,
+                reports=[trends[s][-1] for s in sites],
+                trends=trends,
+                generated_at=_now(),
+                raw=args.raw,
+            ).encode("utf-8")
+    finally:
+        engine.dispose()
+    if args.output:
+        args.output.write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return 0
+
+
+def _push(settings: Settings) -> int:
+    from referral_gateway.services.report_wiring import build_reports
+
+    engine = _engine(settings)
+    try:
+        reports = build_reports(settings, engine, _now)
+        outcomes = reports.push.run()
+    finally:
+        engine.dispose()
+    print(
+        json.dumps(
+            [
+                {
+                    "site": o.site,
+                    "month": str(o.month),
+                    "result": o.result.value,
+                    "report_id": o.report_id,
+                    "detail": o.detail,
+                }
+                for o in outcomes
+            ],
+            indent=2,
+        )
+    )
+    return 0 if all(o.result.value != "failed" for o in outcomes) else 1
+
+
+def _hub(settings: Settings) -> int:
+    import uvicorn
+
+    from referral_gateway.services.report_wiring import hub_keys
+    from referral_gateway.storage.reports import ReportStore
+    from referral_gateway.web.hub import build_hub_app
+    from referral_gateway.web.reports import ops_token_actor
+
+    keys = hub_keys(settings)
+    if keys is None:
+        raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
+    engine = _engine(settings)
+    app = build_hub_app(
+        ReportStore(engine), keys, ops_token_actor(settings.ops_token or None), _now
+    )
+    try:
+        uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    finally:
+        engine.dispose()
+    return 0

@@ -1,0 +1,120 @@
+"""Programme hub: receive signed monthly reports from many sites, keep them, total them.
+
+Keys live in a TOML file (RG_HUB_KEYS_FILE), one table per site key:
+
+    [[key]]
+    id = "rj122-2025"          # sent by the site as X-Report-Key-Id
+    site = "RJ122"             # the only site this key may report for
+    secret = "…at least 32 characters, shared with that site only…"
+
+A request is refused (a value, with an HTTP status) when its signature is bad or stale
+(401), its envelope is malformed or its checksum does not match (400), its key belongs to
+another site (403), or the report id was received before (409 replay; 409 conflict if the
+content differs).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from referral_gateway.domain.report_signing import (
+    DEFAULT_WINDOW_S,
+    SigningKey,
+    SigningKeyError,
+    Verified,
+    verify,
+)
+from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
+from referral_gateway.storage.reports import ReceiptOutcome, ReportStore
+
+log = logging.getLogger(__name__)
+
+
+class HubConfigError(ValueError):
+    """The hub keys file is missing or malformed. Names the key, never the secret."""
+
+
+@dataclass(frozen=True)
+class HubKey:
+    key: SigningKey
+    site: str
+
+
+def load_hub_keys(path: Path) -> dict[str, HubKey]:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise HubConfigError(f"hub keys file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise HubConfigError(f"hub keys file {path} is not valid TOML: {exc}") from None
+    keys: dict[str, HubKey] = {}
+    for i, entry in enumerate(data.get("key", [])):
+        key_id, site, secret = entry.get("id"), entry.get("site"), entry.get("secret")
+        if not all(isinstance(v, str) and v for v in (key_id, site, secret)):
+            raise HubConfigError(f"key #{i + 1} in {path} needs id, site and secret")
+        assert isinstance(key_id, str) and isinstance(site, str) and isinstance(secret, str)
+        if key_id in keys:
+            raise HubConfigError(f"key id {key_id!r} appears twice in {path}")
+        try:
+            keys[key_id] = HubKey(SigningKey(key_id, secret.encode("utf-8")), site)
+        except SigningKeyError as exc:
+            raise HubConfigError(str(exc)) from None
+    if not keys:
+        raise HubConfigError(f"hub keys file {path} has no [[key]] entries")
+    return keys
+
+
+@dataclass(frozen=True)
+class HubAnswer:
+    status_code: int
+    body: dict[str, Any]
+
+
+class HubReceiver:
+    def __init__(
+        self,
+        store: ReportStore,
+        keys: Mapping[str, HubKey],
+        clock: Callable[[], datetime],
+        *,
+        window_s: int = DEFAULT_WINDOW_S,
+    ) -> None:
+        self.store = store
+        self.keys = dict(keys)
+        self.clock = clock
+        self.window_s = window_s
+
+    def receive(self, headers: Mapping[str, str], body: bytes) -> HubAnswer:
+        now = self.clock()
+        signing = {k: hk.key for k, hk in self.keys.items()}
+        verdict = verify(headers, body, signing, now=now, window_s=self.window_s)
+        if not isinstance(verdict, Verified):
+            return self._refuse(401, verdict.reason)
+        snapshot = read_envelope(body)
+        if not isinstance(snapshot, ReportSnapshot):
+            return self._refuse(400, snapshot.reason, verdict.key_id)
+        if snapshot.site != self.keys[verdict.key_id].site:
+            return self._refuse(403, "site_not_allowed_for_key", verdict.key_id)
+        outcome = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
+        body_out = {
+            "outcome": outcome.value,
+            "report_id": snapshot.report_id,
+            "checksum": snapshot.checksum,
+        }
+        if outcome is ReceiptOutcome.ACCEPTED:
+            log.info(
+                "hub: report %s %s accepted (key %s)", snapshot.site, snapshot.month, verdict.key_id
+            )
+            return HubAnswer(202, body_out)
+        log.warning("hub: report %s %s refused as %s", snapshot.site, snapshot.month, outcome.value)
+        return HubAnswer(409, body_out)
+
+    def _refuse(self, status: int, reason: str, key_id: str | None = None) -> HubAnswer:
+        log.warning("hub: push refused (%s, key %s)", reason, key_id or "?")
+        return HubAnswer(status, {"outcome": "refused", "reason": reason})

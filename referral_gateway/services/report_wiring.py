@@ -1,0 +1,102 @@
+"""Reports wired from settings: store, service, push, scheduler jobs, hub keys, routes.
+
+`build_reports(settings, engine, clock)` makes the parts; `mount_reports(app, ...)` adds
+the dashboard (and, with RG_HUB_KEYS_FILE, the hub) to the gateway's app; the serve command
+starts `reports.jobs`. Nothing reads the environment here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from apscheduler.schedulers.base import BaseScheduler
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from consent.policy import Actor
+from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.report_signing import SigningKey, SigningKeyError
+from referral_gateway.services.hub import HubConfigError, HubKey, load_hub_keys
+from referral_gateway.services.report_jobs import ReportJobs
+from referral_gateway.services.report_push import MonthlyPush, ReportSender
+from referral_gateway.services.reporting import FactsRepository, ReportService
+from referral_gateway.storage.report_facts import SqlFacts
+from referral_gateway.storage.reports import ReportStore
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Reports:
+    store: ReportStore
+    service: ReportService
+    push: MonthlyPush
+    jobs: ReportJobs
+    hub_keys: dict[str, HubKey] | None
+
+
+def push_sender(settings: Settings, clock: Clock) -> ReportSender | None:
+    """The sender for RG_PROGRAMME_ENDPOINT, or None when no endpoint is set. A half-set
+    configuration is an error, not a silent "not pushed"."""
+    if not settings.programme_endpoint:
+        if settings.programme_key_id or settings.programme_secret:
+            raise ConfigError("RG_PROGRAMME_ENDPOINT is needed with RG_PROGRAMME_KEY_ID")
+        return None
+    if not settings.programme_endpoint.startswith(("https://", "http://")):
+        raise ConfigError("RG_PROGRAMME_ENDPOINT must be an http(s) URL")
+    if not settings.programme_key_id or not settings.programme_secret:
+        raise ConfigError("RG_PROGRAMME_KEY_ID and RG_PROGRAMME_SECRET are needed to sign the push")
+    try:
+        key = SigningKey(settings.programme_key_id, settings.programme_secret.encode("utf-8"))
+    except SigningKeyError as exc:
+        raise ConfigError(f"RG_PROGRAMME_SECRET: {exc}") from None
+    return ReportSender(settings.programme_endpoint, key, clock=clock)
+
+
+def hub_keys(settings: Settings) -> dict[str, HubKey] | None:
+    if not settings.hub_keys_file:
+        return None
+    try:
+        return load_hub_keys(Path(settings.hub_keys_file))
+    except HubConfigError as exc:
+        raise ConfigError(f"RG_HUB_KEYS_FILE: {exc}") from None
+
+
+def build_reports(
+    settings: Settings,
+    engine: Engine,
+    clock: Clock,
+    *,
+    facts: FactsRepository | None = None,
+    scheduler: BaseScheduler | None = None,
+) -> Reports:
+    store = ReportStore(engine)
+    service = ReportService(facts or SqlFacts(engine))
+    push = MonthlyPush(
+        store,
+        lambda site, month: service.published(site, month),
+        service.sites,
+        push_sender(settings, clock),
+        clock=clock,
+    )
+    return Reports(store, service, push, ReportJobs(push, scheduler), hub_keys(settings))
+
+
+def mount_reports(
+    app: FastAPI, reports: Reports, actor_dependency: Callable[..., Actor], clock: Clock
+) -> None:
+    from referral_gateway.web.hub import build_hub_router
+    from referral_gateway.web.reports import build_reports_router
+
+    app.include_router(
+        build_reports_router(
+            reports.service, reports.store, actor_dependency, clock, push=reports.push
+        )
+    )
+    if reports.hub_keys is not None:
+        app.include_router(
+            build_hub_router(reports.store, reports.hub_keys, actor_dependency, clock)
+        )

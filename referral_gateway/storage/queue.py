@@ -1,0 +1,195 @@
+"""Read models for the web pages: approach cards, the queue, follow-ups due, counts.
+
+Nothing here reads an encrypted column: every field is on the approach card, which the
+consent policy shows before consent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from referral_gateway.domain.casework import Case
+from referral_gateway.domain.referral import ReferralStatus
+from referral_gateway.storage.accounts import USERS
+from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
+from referral_gateway.storage.casework import CASES, case_from_row, reasons_of
+
+
+@dataclass(frozen=True)
+class ApproachCard:
+    """What a youth worker needs to walk over: no name, no NHS number, no free text."""
+
+    case: Case
+    injury_category: str | None
+    detection_rule: str
+    reasons: list[dict[str, str]]
+    source: str
+    age: int | None
+    sex: str
+    ed_area: str | None
+    bay: str | None
+    arrival_at: datetime | None
+    discharge_at: datetime | None
+    attendance_status: str
+    assignee_name: str | None
+
+    @property
+    def referral_id(self) -> str:
+        return self.case.referral_id
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    sites: frozenset[str]
+    statuses: frozenset[ReferralStatus]
+    assigned_to: str | None = None  # "mine"
+    limit: int = 50
+    offset: int = 0
+
+
+def _card_select() -> Select[Any]:
+    return select(
+        REFERRAL.c.id,
+        REFERRAL.c.site,
+        REFERRAL.c.status,
+        REFERRAL.c.created_at,
+        REFERRAL.c.injury_category,
+        REFERRAL.c.detection_rule,
+        REFERRAL.c.detection_reasons_json,
+        ATTENDANCE.c.source,
+        ATTENDANCE.c.age_at_arrival,
+        ATTENDANCE.c.sex,
+        ATTENDANCE.c.ed_area,
+        ATTENDANCE.c.bay,
+        ATTENDANCE.c.arrival_at,
+        ATTENDANCE.c.discharge_at,
+        ATTENDANCE.c.status.label("attendance_status"),
+        CASES.c.assigned_to,
+        CASES.c.claimed_at,
+        CASES.c.escalated_at,
+        CASES.c.support_tier,
+        CASES.c.support_started_on,
+        CASES.c.support_review_on,
+        CASES.c.closed_at,
+        CASES.c.closure_outcome,
+        CASES.c.follow_up_due_on,
+        CASES.c.follow_up_done_at,
+        CASES.c.follow_up_outcome,
+        func.coalesce(USERS.c.display_name, USERS.c.username).label("assignee_name"),
+        USERS.c.username.label("assignee_username"),
+    ).select_from(
+        REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        .outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
+        .outerjoin(USERS, USERS.c.id == CASES.c.assigned_to)
+    )
+
+
+def _card(row: Any) -> ApproachCard:
+    return ApproachCard(
+        case=case_from_row(row),
+        injury_category=row.injury_category,
+        detection_rule=row.detection_rule,
+        reasons=reasons_of(row.detection_reasons_json),
+        source=row.source,
+        age=row.age_at_arrival,
+        sex=row.sex,
+        ed_area=row.ed_area,
+        bay=row.bay,
+        arrival_at=row.arrival_at,
+        discharge_at=row.discharge_at,
+        attendance_status=row.attendance_status,
+        assignee_name=(row.assignee_name or row.assignee_username) if row.assigned_to else None,
+    )
+
+
+def queue_cards(conn: Connection, f: QueueFilter) -> tuple[list[ApproachCard], int]:
+    """One page of the queue, newest first, and how many match in all."""
+    if not f.sites or not f.statuses:
+        return [], 0
+    where: list[ColumnElement[bool]] = [
+        REFERRAL.c.site.in_(sorted(f.sites)),
+        REFERRAL.c.status.in_(sorted(s.value for s in f.statuses)),
+    ]
+    if f.assigned_to is not None:
+        where.append(CASES.c.assigned_to == f.assigned_to)
+    rows = conn.execute(
+        _card_select()
+        .where(*where)
+        .order_by(REFERRAL.c.created_at.desc(), REFERRAL.c.id.desc())
+        .limit(f.limit)
+        .offset(f.offset)
+    ).all()
+    count_stmt = select(func.count()).select_from(REFERRAL)
+    if f.assigned_to is not None:
+        count_stmt = count_stmt.select_from(
+            REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
+        )
+    total = conn.execute(count_stmt.where(*where)).scalar_one()
+    return [_card(r) for r in rows], int(total)
+
+
+def approach_card(conn: Connection, referral_id: str) -> ApproachCard | None:
+    row = conn.execute(_card_select().where(REFERRAL.c.id == referral_id)).first()
+    return _card(row) if row is not None else None
+
+
+def follow_ups_due(
+    conn: Connection, sites: Collection[str], *, due_by: date, limit: int = 200
+) -> list[ApproachCard]:
+    """Closed referrals whose 6-month follow-up is due by `due_by` and not yet recorded."""
+    if not sites:
+        return []
+    rows = conn.execute(
+        _card_select()
+        .where(
+            REFERRAL.c.site.in_(sorted(sites)),
+            REFERRAL.c.status == ReferralStatus.CLOSED.value,
+            CASES.c.follow_up_due_on.is_not(None),
+            CASES.c.follow_up_due_on <= due_by,
+            CASES.c.follow_up_done_at.is_(None),
+        )
+        .order_by(CASES.c.follow_up_due_on, REFERRAL.c.id)
+        .limit(limit)
+    ).all()
+    return [_card(r) for r in rows]
+
+
+def status_counts(conn: Connection, sites: Collection[str]) -> dict[tuple[str, str], int]:
+    """Referrals per (site, status): what a programme lead may see, before suppression."""
+    if not sites:
+        return {}
+    rows = conn.execute(
+        select(REFERRAL.c.site, REFERRAL.c.status, func.count())
+        .where(REFERRAL.c.site.in_(sorted(sites)))
+        .group_by(REFERRAL.c.site, REFERRAL.c.status)
+    ).all()
+    return {(r[0], r[1]): int(r[2]) for r in rows}
+
+
+def unclaimed_since(conn: Connection, sites: Collection[str], *, before: datetime) -> int:
+    """New referrals of `sites` that nobody has claimed and that were made before `before`."""
+    if not sites:
+        return 0
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id))
+            .where(
+                REFERRAL.c.site.in_(sorted(sites)),
+                REFERRAL.c.status == ReferralStatus.NEW.value,
+                REFERRAL.c.created_at < before,
+                CASES.c.assigned_to.is_(None),
+            )
+        ).scalar_one()
+    )
+
+
+def site_of(conn: Connection, referral_id: str) -> str | None:
+    return conn.execute(select(REFERRAL.c.site).where(REFERRAL.c.id == referral_id)).scalar()

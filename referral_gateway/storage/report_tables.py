@@ -1,0 +1,77 @@
+"""Tables of the monthly reports: frozen snapshots, push state, hub receipts.
+
+Nothing here is identifiable: snapshots and receipts hold disclosure-controlled figures.
+Migration: storage/migrations/versions/0005_reports.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from referral_gateway.storage.tables import AttendanceRow
+from referral_gateway.storage.types import UtcDateTime
+
+_ATTENDANCE = AttendanceRow.__table__  # type: ignore[attr-defined]
+
+# Monthly counts of screened attendances read this index alone (an index-only scan), never
+# the table: a year's report for a site with 500,000 attendances counts them in milliseconds.
+Index(
+    "ix_attendance_report_screened",
+    _ATTENDANCE.c.site,
+    _ATTENDANCE.c.arrival_at,
+    _ATTENDANCE.c.status,
+    _ATTENDANCE.c.detection_rule,
+)
+
+
+class ReportSnapshotRow(SQLModel, table=True):
+    """A month's report for a site, frozen once and never changed."""
+
+    __tablename__ = "report_snapshot"
+    __table_args__ = (UniqueConstraint("site", "month", name="uq_report_snapshot_site_month"),)
+
+    report_id: str = Field(primary_key=True, max_length=64)
+    site: str = Field(max_length=40)
+    month: str = Field(max_length=7)  # YYYY-MM
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    checksum: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # canonical JSON
+
+
+class ReportPushRow(SQLModel, table=True):
+    """Whether a snapshot reached the programme: pending → sending → sent | failed.
+    `lease_until` lets another process take over a send whose process died."""
+
+    __tablename__ = "report_push"
+
+    site: str = Field(primary_key=True, max_length=40)
+    month: str = Field(primary_key=True, max_length=7)
+    report_id: str = Field(max_length=64)
+    status: str = Field(max_length=12)
+    attempts: int = 0
+    last_attempt_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+    lease_until: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+
+
+class HubReceiptRow(SQLModel, table=True):
+    """A signed report a site pushed to this hub. One row per report id: the same id again
+    is a replay."""
+
+    __tablename__ = "hub_receipt"
+    __table_args__ = (Index("ix_hub_receipt_month_site", "month", "site"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: str = Field(max_length=64, unique=True)
+    checksum: str = Field(max_length=64)
+    site: str = Field(max_length=40)
+    month: str = Field(max_length=7)
+    key_id: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    received_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
+    body: str = Field(sa_column=Column(Text, nullable=False))

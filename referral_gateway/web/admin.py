@@ -1,0 +1,104 @@
+"""Accounts, for administrators: list, create, disable and enable, reset a password.
+Administrators read no referral (the consent policy), so these pages show none."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from consent.policy import Role
+from referral_gateway.domain.accounts import (
+    AccountProblems,
+    StaffUser,
+    check_new_account,
+    check_password,
+)
+from referral_gateway.web.render import render
+from referral_gateway.web.security import CsrfDep, CtxDep, FormDep, PageError, SessionDep
+
+router = APIRouter(include_in_schema=False)
+
+
+def _admin(session: SessionDep) -> StaffUser:
+    if session.user.role is not Role.ADMINISTRATOR:
+        raise PageError(
+            403, "Not available to your role", "Accounts are managed by administrators."
+        )
+    return session.user
+
+
+def _page(
+    request: Request,
+    ctx: CtxDep,
+    *,
+    status: int = 200,
+    problems: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    return render(
+        ctx,
+        request,
+        "admin_users.html",
+        status=status,
+        users=ctx.accounts.all_users(),
+        roles=list(Role),
+        problems=problems or {},
+        values=values or {},
+    )
+
+
+@router.get("/admin/users")
+def users(request: Request, ctx: CtxDep, session: SessionDep) -> Response:
+    _admin(session)
+    return _page(request, ctx)
+
+
+@router.post("/admin/users")
+def add_user(
+    request: Request, ctx: CtxDep, session: SessionDep, form: FormDep, _: CsrfDep
+) -> Response:
+    _admin(session)
+    username = str(form.get("username") or "")
+    sites = str(form.get("sites") or "").replace(",", " ").split()
+    result = check_new_account(
+        username,
+        str(form.get("role") or ""),
+        sites,
+        str(form.get("password") or ""),
+        display_name=str(form.get("display_name") or ""),
+        taken=ctx.accounts.username_taken(username),
+    )
+    if isinstance(result, AccountProblems):
+        values = {k: str(form.get(k) or "") for k in ("username", "display_name", "role", "sites")}
+        return _page(request, ctx, status=422, problems=dict(result.problems), values=values)
+    ctx.accounts.add_user(result, str(form.get("password")), now=ctx.clock())
+    return RedirectResponse("/admin/users?done=user_added", status_code=303)
+
+
+@router.post("/admin/users/{user_id}")
+def change_user(
+    user_id: str, request: Request, ctx: CtxDep, session: SessionDep, form: FormDep, _: CsrfDep
+) -> Response:
+    admin = _admin(session)
+    target = ctx.accounts.get(user_id)
+    if target is None:
+        raise PageError(404, "Account not found", "There is no such account.")
+    action = str(form.get("action") or "")
+    if action in ("disable", "enable"):
+        if target.id == admin.id:
+            return _page(
+                request,
+                ctx,
+                status=422,
+                problems={"action": "You cannot disable your own account."},
+            )
+        ctx.accounts.set_active(target.id, action == "enable", now=ctx.clock())
+    elif action == "password":
+        password = str(form.get("password") or "")
+        problem = check_password(password, username=target.username)
+        if problem:
+            return _page(request, ctx, status=422, problems={f"password-{target.id}": problem})
+        ctx.accounts.set_password(target.id, password, now=ctx.clock())
+    else:
+        raise PageError(400, "Unknown action", "Use the buttons on the accounts page.")
+    return RedirectResponse("/admin/users?done=user_changed", status_code=303)

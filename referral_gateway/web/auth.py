@@ -1,0 +1,108 @@
+"""Signing in and out, and the home page that sends each role where it works."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from consent.policy import Role
+from referral_gateway.web.render import render
+from referral_gateway.web.security import (
+    LOGIN,
+    SESSION,
+    CsrfDep,
+    CtxDep,
+    FormDep,
+    PageError,
+    clear_cookie,
+    is_secure,
+    new_login_token,
+    read_cookie,
+    same_token,
+    set_cookie,
+)
+
+router = APIRouter(include_in_schema=False)
+
+LOGIN_COOKIE_SECONDS = 30 * 60
+
+
+def home_for(role: Role) -> str:
+    if role is Role.PROGRAMME_LEAD:
+        return "/overview"
+    if role is Role.ADMINISTRATOR:
+        return "/admin/users"
+    return "/queue"
+
+
+@router.get("/")
+def home(request: Request, ctx: CtxDep) -> Response:
+    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock())
+    if session is None:
+        return RedirectResponse("/sign-in", status_code=303)
+    return RedirectResponse(home_for(session.user.role), status_code=303)
+
+
+def _sign_in_page(
+    request: Request, ctx: CtxDep, *, status: int = 200, error: str = "", username: str = ""
+) -> HTMLResponse:
+    token = new_login_token()
+    response = render(
+        ctx,
+        request,
+        "sign_in.html",
+        status=status,
+        login_token=token,
+        error=error,
+        username=username,
+    )
+    set_cookie(response, LOGIN, token, secure=is_secure(request, ctx), max_age=LOGIN_COOKIE_SECONDS)
+    return response
+
+
+@router.get("/sign-in")
+def sign_in_form(request: Request, ctx: CtxDep) -> Response:
+    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock())
+    if session is not None:
+        return RedirectResponse(home_for(session.user.role), status_code=303)
+    return _sign_in_page(request, ctx)
+
+
+@router.post("/sign-in")
+def sign_in(request: Request, ctx: CtxDep, form: FormDep) -> Response:
+    if not same_token(form.get("csrf_token"), read_cookie(request, LOGIN)):
+        raise PageError(
+            403,
+            "This form has expired",
+            "The sign-in page was too old, or cookies are blocked. Reload the sign-in page and "
+            "try again.",
+        )
+    username = str(form.get("username") or "").strip()
+    password = str(form.get("password") or "")
+    if not username or not password:
+        return _sign_in_page(
+            request,
+            ctx,
+            status=400,
+            username=username,
+            error="Enter your username and your password.",
+        )
+    address = request.client.host if request.client else "unknown"
+    result = ctx.accounts.authenticate(username, password, address=address, now=ctx.clock())
+    if result.user is None:
+        status = 429 if not result.throttle.allowed else 400
+        return _sign_in_page(request, ctx, status=status, username=username, error=result.message)
+    opened = ctx.accounts.open_session(result.user, now=ctx.clock())
+    secure = is_secure(request, ctx)
+    response = RedirectResponse(home_for(result.user.role), status_code=303)
+    set_cookie(response, SESSION, opened.token, secure=secure, max_age=None)
+    clear_cookie(response, LOGIN, secure=secure)
+    return response
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, ctx: CtxDep, _: CsrfDep) -> Response:
+    ctx.accounts.end_session(read_cookie(request, SESSION), now=ctx.clock())
+    response = RedirectResponse("/sign-in?done=signed_out", status_code=303)
+    clear_cookie(response, SESSION, secure=is_secure(request, ctx))
+    return response

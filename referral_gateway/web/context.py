@@ -1,0 +1,27 @@
+"""What the web routes share: stores, services, options, the live-event broadcaster and the
+templates. One per app, at `app.state.web`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import jinja2
+from sqlalchemy.engine import Engine
+
+from referral_gateway.services.casework import Casework
+from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.options import WebOptions
+
+
+@dataclass
+class WebContext:
+    engine: Engine
+    clock: Callable[[], datetime]
+    options: WebOptions
+    accounts: AccountStore
+    casework: Casework
+    events: Broadcaster
+    templates: jinja2.Environment

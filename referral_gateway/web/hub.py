@@ -1,0 +1,187 @@
+"""Programme hub over HTTP: sites push signed reports here; leads see cross-site totals.
+
+    POST /api/hub/reports          signed envelope (see domain.report_signing)
+    GET  /hub?month=YYYY-MM        one row per site, totals, funnel, 12-month trend
+    GET  /hub/download.csv         totals; /hub/sites.csv: every site's report
+
+`build_hub_router` mounts into the gateway's app; `build_hub_app` is the hub alone (what
+`referral-gateway hub` serves), for a programme office that runs no ED feed.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from consent.policy import Actor
+from referral_gateway.domain.disclosure import SUPPRESSED, Shown
+from referral_gateway.domain.report_charts import (
+    FUNNEL_MEASURES,
+    TREND_MEASURES,
+    FunnelStage,
+    funnel_svg,
+    trend_svg,
+)
+from referral_gateway.domain.report_period import ReportMonth, trailing_months
+from referral_gateway.domain.report_published import (
+    PublishedReport,
+    TotalFigure,
+    cross_site_totals,
+)
+from referral_gateway.domain.report_render import reports_csv, totals_csv
+from referral_gateway.domain.reporting import Cell
+from referral_gateway.services.hub import HubKey, HubReceiver
+from referral_gateway.storage.reports import Receipt, ReportStore
+from referral_gateway.web import report_pages
+from referral_gateway.web.reports import REPORT_ROLES, parse_month
+
+MAX_BODY = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReceivedRow:
+    report: PublishedReport
+    received_at: datetime
+    checksum: str
+
+
+def build_hub_router(
+    store: ReportStore,
+    keys: Mapping[str, HubKey],
+    actor_dependency: Callable[..., Actor],
+    clock: Callable[[], datetime],
+    *,
+    prefix: str = "/hub",
+) -> APIRouter:
+    receiver = HubReceiver(store, keys, clock)
+    router = APIRouter(tags=["hub"])
+    ActorDep = Annotated[Actor, Depends(actor_dependency)]
+
+    @router.post("/api/hub/reports", status_code=202)
+    async def receive(request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"outcome": "refused", "reason": "too_large"}, status_code=413)
+        answer = receiver.receive(dict(request.headers), body)
+        return JSONResponse(answer.body, status_code=answer.status_code)
+
+    def month_rows(month: ReportMonth) -> list[ReceivedRow]:
+        return [_row(r) for r in store.received(month)]
+
+    @router.get(prefix, response_class=HTMLResponse)
+    def dashboard(actor: ActorDep, month: str | None = None) -> HTMLResponse:
+        _lead(actor)
+        m = parse_month(month, clock())
+        rows = month_rows(m)
+        totals = cross_site_totals([r.report for r in rows])
+        by_cell = {t.cell: t for t in totals}
+        months = trailing_months(m, 12)
+        series: dict[str, list[Shown | None]] = {k: [] for k in TREND_MEASURES}
+        for past in months:
+            past_totals = {
+                t.cell: t for t in cross_site_totals([r.report for r in month_rows(past)])
+            }
+            for measure in series:
+                t = past_totals.get(Cell(measure))
+                series[measure].append(None if t is None else _total_value(t))
+        stages: list[FunnelStage] = []
+        for measure in FUNNEL_MEASURES:
+            t = by_cell.get(Cell(measure))
+            stages.append((measure, t.known if t else 0, t.display() if t else "0"))
+        page = report_pages.render(
+            "hub_dashboard.html",
+            base=prefix,
+            month=str(m),
+            month_label=report_pages.month_label(m),
+            headline=report_pages.headline(),
+            receipts=[
+                {"report": r.report, "received_at": r.received_at, "checksum": r.checksum}
+                for r in rows
+            ],
+            totals={
+                measure: (by_cell[Cell(measure)].display() if Cell(measure) in by_cell else "0")
+                for measure, _ in report_pages.headline()
+            },
+            funnel=report_pages._svg(funnel_svg(f"All sites, {m}", stages)),
+            trend=report_pages._svg(trend_svg(f"All sites, 12 months to {m}", months, series)),
+        )
+        return HTMLResponse(page)
+
+    @router.get(f"{prefix}/download.csv")
+    def totals_download(actor: ActorDep, month: str | None = None) -> Response:
+        _lead(actor)
+        m = parse_month(month, clock())
+        totals = cross_site_totals([r.report for r in month_rows(m)])
+        return Response(
+            totals_csv(str(m), totals),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="programme-totals-{m}.csv"'},
+        )
+
+    @router.get(f"{prefix}/sites.csv")
+    def sites_download(actor: ActorDep, month: str | None = None) -> Response:
+        _lead(actor)
+        m = parse_month(month, clock())
+        return Response(
+            reports_csv([r.report for r in month_rows(m)]),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="programme-sites-{m}.csv"'},
+        )
+
+    @router.get(f"{prefix}/totals.json")
+    def totals_json(actor: ActorDep, month: str | None = None) -> dict[str, object]:
+        _lead(actor)
+        m = parse_month(month, clock())
+        rows = month_rows(m)
+        return {
+            "month": str(m),
+            "sites": [r.report.site for r in rows],
+            "totals": [
+                {
+                    "measure": t.cell.measure,
+                    "breakdown": t.cell.breakdown,
+                    "category": t.cell.category,
+                    "known_total": t.known,
+                    "sites_suppressed": t.suppressed_sites,
+                }
+                for t in cross_site_totals([r.report for r in rows])
+            ],
+        }
+
+    return router
+
+
+def build_hub_app(
+    store: ReportStore,
+    keys: Mapping[str, HubKey],
+    actor_dependency: Callable[..., Actor],
+    clock: Callable[[], datetime],
+) -> FastAPI:
+    app = FastAPI(title="Referral gateway: programme hub", version="0.1.0")
+    app.include_router(build_hub_router(store, keys, actor_dependency, clock))
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    return app
+
+
+def _row(receipt: Receipt) -> ReceivedRow:
+    return ReceivedRow(receipt.snapshot.report(), receipt.received_at, receipt.snapshot.checksum)
+
+
+def _total_value(total: TotalFigure) -> Shown:
+    return SUPPRESSED if total.suppressed_sites else total.known
+
+
+def _lead(actor: Actor) -> None:
+    if actor.role not in REPORT_ROLES:
+        raise HTTPException(status_code=403, detail="the hub is for programme leads")

@@ -1,0 +1,41 @@
+"""Aggregates for programme leads (and team leads): referrals per site and status, with
+small numbers suppressed. No referral, no approach card, nothing identifiable."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from consent.policy import Role
+from referral_gateway.domain.casework import STATUS_LABELS
+from referral_gateway.storage.queue import status_counts
+from referral_gateway.web.render import render
+from referral_gateway.web.security import CtxDep, PageError, SessionDep
+
+router = APIRouter(include_in_schema=False)
+
+
+def disclosed(n: int) -> str:
+    """NHS disclosure control for counts below national level: 0 stays 0, 1 to 7 show as
+    '*', the rest are rounded to the nearest 5."""
+    if n == 0:
+        return "0"
+    if n <= 7:
+        return "*"
+    return str(5 * round(n / 5))
+
+
+@router.get("/overview")
+def overview(request: Request, ctx: CtxDep, session: SessionDep) -> Response:
+    user = session.user
+    if user.role not in (Role.PROGRAMME_LEAD, Role.TEAM_LEAD):
+        raise PageError(
+            403, "Not available to your role", "The overview is for programme and team leads."
+        )
+    with ctx.engine.connect() as conn:
+        counts = status_counts(conn, user.sites)
+    sites = sorted(user.sites)
+    rows = [
+        (site, [disclosed(counts.get((site, s.value), 0)) for s in STATUS_LABELS]) for site in sites
+    ]
+    return render(ctx, request, "overview.html", rows=rows, statuses=list(STATUS_LABELS.values()))

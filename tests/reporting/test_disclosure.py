@@ -1,0 +1,96 @@
+"""Disclosure control: the small-number rules on single counts, secondary suppression on
+relations, and percentages from rounded figures."""
+
+import pytest
+
+from referral_gateway.domain.disclosure import (
+    SUPPRESSED,
+    DisclosureError,
+    Relation,
+    disclose,
+    percentage,
+    primary,
+)
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"),
+    [
+        (0, 0),
+        (1, "*"),
+        (7, "*"),
+        (8, 10),
+        (12, 10),
+        (13, 15),
+        (17, 15),
+        (18, 20),
+        (100, 100),
+        (102, 100),
+        (103, 105),
+    ],
+)
+def test_small_counts_are_hidden_and_the_rest_rounded_to_the_nearest_five(count, shown):
+    assert primary(count) == shown
+
+
+def test_a_negative_count_is_a_broken_invariant():
+    with pytest.raises(DisclosureError):
+        primary(-1)
+
+
+def test_a_lone_suppressed_part_takes_the_smallest_other_part_with_it():
+    # total 43 = 3 + 10 + 30: with only the 3 hidden, 45 - 10 - 30 would recover it
+    counts = {"total": 43, "a": 3, "b": 10, "c": 30}
+    result = disclose(counts, [Relation("total", ("a", "b", "c"))])
+    assert result.shown == {"total": 45, "a": "*", "b": "*", "c": 30}
+    assert result.secondary == frozenset({"b"})
+
+
+def test_two_suppressed_parts_need_no_secondary_suppression():
+    counts = {"total": 36, "a": 3, "b": 5, "c": 28}
+    result = disclose(counts, [Relation("total", ("a", "b", "c"))])
+    assert result.shown == {"total": 35, "a": "*", "b": "*", "c": 30}
+    assert result.secondary == frozenset()
+
+
+def test_zero_parts_are_never_picked_as_the_second_cell():
+    counts = {"total": 15, "a": 0, "b": 4, "c": 11}
+    result = disclose(counts, [Relation("total", ("a", "b", "c"))])
+    assert result.shown == {"total": 15, "a": 0, "b": "*", "c": "*"}
+
+
+def test_a_secondary_suppression_that_exposes_another_relation_is_protected_too():
+    # x is hidden to protect `small` in t1; t2 = x + y would then give x away, so y goes too
+    counts = {"t1": 20, "small": 5, "x": 15, "t2": 40, "y": 25}
+    rels = [Relation("t1", ("small", "x")), Relation("t2", ("x", "y"))]
+    result = disclose(counts, rels)
+    assert result.shown == {"t1": 20, "small": "*", "x": "*", "t2": 40, "y": "*"}
+    assert result.secondary == frozenset({"x", "y"})
+
+
+def test_relations_that_do_not_add_up_are_refused():
+    with pytest.raises(DisclosureError):
+        disclose({"total": 10, "a": 3, "b": 3}, [Relation("total", ("a", "b"))])
+
+
+def test_administrators_see_raw_counts():
+    counts = {"total": 43, "a": 3, "b": 10, "c": 30}
+    result = disclose(counts, [Relation("total", ("a", "b", "c"))], raw=True)
+    assert result.shown == counts
+
+
+@pytest.mark.parametrize(
+    ("numerator", "denominator", "percent"),
+    [(15, 20, 75), (20, 30, 67), (10, 30, 33), (5, 10, 50), (0, 10, 0), (1, 8, 13)],
+)
+def test_percentages_are_whole_numbers_rounded_half_up(numerator, denominator, percent):
+    assert percentage(numerator, denominator) == percent
+
+
+def test_a_percentage_of_a_suppressed_figure_is_suppressed():
+    assert percentage(SUPPRESSED, 20) == SUPPRESSED
+    assert percentage(10, SUPPRESSED) == SUPPRESSED
+
+
+def test_a_percentage_of_nothing_is_not_a_number():
+    assert percentage(0, 0) is None
