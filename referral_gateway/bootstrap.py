@@ -147,8 +147,8 @@ def build_gateway(
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
     valuesets = bundled_valuesets()
-    fhir = build_fhir_channel(
-        engine, keyring, clock, sources=load_fhir_sources(settings.config_file)
+    fhir = build_fhir_channel(  # FHIR writes acknowledge too: the durable intake connection
+        intake_engine or engine, keyring, clock, sources=load_fhir_sources(settings.config_file)
     )
     decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7, FHIR_CHANNEL: fhir.decoder}
     holder: dict[str, Gateway] = {}
