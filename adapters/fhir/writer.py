@@ -601,7 +601,3 @@ def parse_etag(value: str) -> int:
 
 def fhir_instant(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def with_warnings(interaction: Interaction, warnings: Sequence[Issue]) -> Interaction:
-    return replace(interaction, warnings=tuple(warnings))

@@ -21,7 +21,7 @@ import hashlib
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -580,8 +580,3 @@ class PollStateStore:
             ).rowcount
             if not n:
                 conn.execute(insert(POLL_STATE).values(source=state.source, **values))
-
-    def all(self) -> Iterable[PollState]:
-        with self.engine.connect() as conn:
-            names = [r.source for r in conn.execute(select(POLL_STATE.c.source))]
-        return [self.load(n) for n in names]
