@@ -21,6 +21,7 @@ from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.referral import ReferralUpdate
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
@@ -60,7 +61,8 @@ class Gateway:
     fhir: FhirChannel
     audit: AuditStore
     sharing: Sharing
-    referral_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    # (referral id, what happened): the pipeline's news and the escalation job's
+    referral_listeners: list[Callable[[str, ReferralUpdate], None]] = field(default_factory=list)
     _started: bool = False
 
     def start(self) -> Gateway:
@@ -81,10 +83,11 @@ class Gateway:
         self.pipeline.engine.dispose()
         self.inbox.engine.dispose()
 
-    def _announce(self, referral_id: str) -> None:
+    def announce(self, referral_id: str, update: ReferralUpdate) -> None:
+        """Tell the listeners (the live queue) after a commit. Never raises."""
         for listener in list(self.referral_listeners):
             try:
-                listener(referral_id)
+                listener(referral_id, update)
             except Exception as exc:  # a listener must never stop the pipeline
                 log.warning("referral listener failed: %s", type(exc).__name__)
 
@@ -162,7 +165,7 @@ def build_gateway(
         valuesets,
         clock,
         batch_size=settings.processing_batch,
-        on_referral=lambda rid: holder["gw"]._announce(rid),
+        on_referral=lambda rid, update: holder["gw"].announce(rid, update),
         on_processed=watch.completed,
     )
     worker = PipelineWorker(pipeline)

@@ -142,7 +142,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from referral_gateway.web.app import build_app
 
     gateway = build_gateway(settings).start()
-    scheduler = start_jobs(gateway)  # retention
+    scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
     tls = None
@@ -163,14 +163,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         on_oversize=hl7.oversize_reply,
     )
     await mllp.start()
-    from referral_gateway.web.options import WebOptions
-
-    app = build_app(
-        gateway,
-        ops_token=settings.ops_token or None,
-        web=WebOptions.from_env(),
-        reports=reports,
-    )
+    app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
     server = uvicorn.Server(
         uvicorn.Config(
             app,

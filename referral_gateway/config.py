@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(Exception):
@@ -43,6 +44,27 @@ class Settings:
     programme_key_id: str = ""  # key id the programme hub knows this site's secret by
     programme_secret: str = field(default="", repr=False)  # shared HMAC secret, >= 32 chars
     hub_keys_file: str = ""  # TOML of site keys: set to also run as the programme hub
+    # the youth workers' pages (`web.options.WebOptions.from_settings`) and their jobs
+    cookie_secure: bool = False  # Secure cookies and HSTS (also Secure on any https request)
+    session_idle_minutes: int = 30
+    session_lifetime_hours: int = 12
+    escalate_after_minutes: int = 20  # unclaimed this long: escalated to the team lead
+    escalation_interval_seconds: int = 30  # how often the escalation job looks
+    timezone: str = "Europe/London"  # how times are shown on the pages
+
+    def __post_init__(self) -> None:
+        for name in (
+            "session_idle_minutes",
+            "session_lifetime_hours",
+            "escalate_after_minutes",
+            "escalation_interval_seconds",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"RG_{name.upper()} must be at least 1")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"RG_TIMEZONE {self.timezone!r} is not a known time zone") from None
 
     @property
     def resolved_database_url(self) -> str:
@@ -75,15 +97,25 @@ class Settings:
         return replace(self, **coerced)
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
 def _coerce(name: str, raw: str, type_name: object) -> Any:
     kind = str(type_name)
+    if kind == "bool":
+        word = raw.strip().lower()
+        if word not in _TRUE | _FALSE:
+            raise ConfigError(f"RG_{name.upper()} must be true or false, got {raw!r}")
+        return word in _TRUE
     try:
         if kind == "int":
-            return int(raw)
+            return int(raw.strip())
         if kind == "float":
             return float(raw)
         if kind == "Path":
             return Path(raw)
     except ValueError:
-        raise ConfigError(f"RG_{name.upper()} must be a {kind}, got {raw!r}") from None
+        noun = {"int": "a whole number", "float": "a number"}.get(kind, kind)
+        raise ConfigError(f"RG_{name.upper()} must be {noun}, got {raw!r}") from None
     return raw

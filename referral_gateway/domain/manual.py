@@ -20,8 +20,9 @@ from datetime import date, datetime, timedelta
 from referral_gateway.domain.accounts import StaffUser
 from referral_gateway.domain.attendance import (
     Attendance,
-    AttendanceStatus,
+    AttendanceEvent,
     EdLocation,
+    EventKind,
     PatientIdentity,
     Sex,
     Source,
@@ -122,11 +123,14 @@ def check_manual_referral(
     flags = ["manual_referral"]
     if raw_nhs and nhs is None:
         flags.append("invalid_nhs_number")
-    attendance = Attendance(
+    # the form is one more way in: it speaks the feeds' `AttendanceEvent`, from a manual source
+    event = AttendanceEvent(
+        kind=EventKind.ARRIVAL,
         site=site,
         source=Source.MANUAL,
         visit_number=None,
-        status=AttendanceStatus.IN_DEPARTMENT,
+        message_type="manual",
+        occurred_at=now,
         patient=PatientIdentity(
             nhs_number=nhs or (raw_nhs or None),
             family_name=fields.get("family_name", "").strip() or None,
@@ -146,7 +150,7 @@ def check_manual_referral(
         flags=tuple(flags),
     )
     return ManualReferral(
-        attendance=attendance,
+        attendance=Attendance.from_event(event),
         age_at_arrival=age,
         concern=concern,
         nhs_number_valid=(nhs is not None) if raw_nhs else None,

@@ -35,6 +35,18 @@ class ReferralChange:
     reason: str
 
 
+class ReferralUpdate(enum.StrEnum):
+    """What an open queue page hears about a referral, with its id and nothing else: the
+    page then fetches the cards its user may see."""
+
+    NEW = "new"  # a new candidate
+    DISCHARGED = "discharged"  # the young person left the department (A03, a discharge time)
+    BACK_IN_DEPARTMENT = "back_in_department"  # A13 undid the discharge
+    CANCELLED = "cancelled"  # the ED cancelled the arrival (A11); an open referral is voided
+    MOVED = "moved"  # another ED area or bay
+    ESCALATED = "escalated"  # nobody claimed it within the escalation time
+
+
 def referral_change(
     attendance: Attendance,
     event_kind: EventKind,
@@ -55,3 +67,22 @@ def referral_change(
     if existing is None and is_candidate:
         return ReferralChange(ReferralAction.CREATE, "detected")
     return ReferralChange(ReferralAction.NONE, "unchanged")
+
+
+def referral_update(
+    before: Attendance, after: Attendance, action: ReferralAction
+) -> ReferralUpdate | None:
+    """What the youth workers must hear about an existing referral once a message changed
+    its attendance from `before` to `after`, or None when nothing on its card changed."""
+    cancelled = AttendanceStatus.CANCELLED
+    if action is ReferralAction.VOID or (
+        after.status is cancelled and before.status is not cancelled
+    ):
+        return ReferralUpdate.CANCELLED
+    if after.status is not before.status:
+        if after.status is AttendanceStatus.DISCHARGED:
+            return ReferralUpdate.DISCHARGED
+        return ReferralUpdate.BACK_IN_DEPARTMENT
+    if after.location != before.location:
+        return ReferralUpdate.MOVED
+    return None

@@ -10,7 +10,8 @@ Consent outcomes, identifiable details and the consent history go through
 `services.sharing.Sharing`, which asks `consent.policy.decide`, writes the consent records and
 audits every reveal and refusal. This module adds what casework owns: who the referral is
 assigned to (the policy's need-to-know), contact attempts, support, onward referrals, notes,
-closure, follow-up and escalation.
+closure, follow-up, and `escalate_untouched` (the plain function the scheduled escalation
+job in `referral_gateway.jobs` runs).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from referral_gateway.storage.casework import (
     LoadedCase,
     StoredContact,
     StoredOnward,
+    mark_escalations,
 )
 from referral_gateway.storage.queue import ApproachCard, approach_card
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
@@ -65,7 +67,6 @@ from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-NO_MESSAGE = 0  # a manual referral's attendance came from no inbound message
 # what the referral page reads, in one audited reveal
 DETAIL_GROUPS = (
     FieldGroup.IDENTITY,
@@ -77,11 +78,14 @@ DETAIL_GROUPS = (
 
 @dataclass(frozen=True)
 class QueueEvent:
-    """What the live queue hears: a referral id and its site, nothing identifiable."""
+    """What the live queue hears: a referral id, its site and for news from the ED one word
+    (a `ReferralUpdate`: discharged, back_in_department, cancelled, moved); nothing
+    identifiable."""
 
     kind: str  # "new" | "changed" | "escalated"
     referral_id: str
     site: str
+    change: str = ""  # what changed, when the ED changed it
 
 
 Publish = Callable[[QueueEvent], None]
@@ -164,7 +168,6 @@ class Casework:
         sharing: Sharing,
         publish: Publish,
         local_zone: tzinfo,
-        escalate_after: timedelta = timedelta(minutes=20),
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -172,7 +175,6 @@ class Casework:
         self.sharing = sharing
         self.publish = publish
         self.zone = local_zone
-        self.escalate_after = escalate_after
         self.cases = CaseStore(keyring)
         self.attendances = AttendanceStore(keyring)
 
@@ -431,7 +433,7 @@ class Casework:
                     "referred_by": user.id,
                 },
                 nhs_number_valid=manual.nhs_number_valid,
-                message_id=NO_MESSAGE,
+                message_id=None,  # it came from no inbound message
                 now=now,
             )
             return self.attendances.create_referral(
@@ -449,14 +451,10 @@ class Casework:
         self.publish(QueueEvent("new", referral_id, attendance.site))
         return referral_id
 
-    # -- escalation ------------------------------------------------------------------------
-    def escalate_untouched(self) -> list[tuple[str, str]]:
-        """Mark referrals nobody claimed within `escalate_after` and tell the team leads."""
-        now = self.clock()
-        cutoff = escalation_cutoff(now, self.escalate_after)
-        done = run_unit(
-            self.engine, lambda uow: self.cases.mark_escalations(uow.conn, cutoff=cutoff, now=now)
-        )
-        for referral_id, site in done:
-            self.publish(QueueEvent("escalated", referral_id, site))
-        return done
+
+def escalate_untouched(engine: Engine, *, now: datetime, after: timedelta) -> list[tuple[str, str]]:
+    """Mark the new referrals nobody claimed within `after` of detection as escalated, each
+    once; returns the (referral id, site) of those escalated now, for the team leads to hear
+    of. Safe to run at any time, from any process."""
+    cutoff = escalation_cutoff(now, after)
+    return run_unit(engine, lambda uow: mark_escalations(uow.conn, cutoff=cutoff, now=now))

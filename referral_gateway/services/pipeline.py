@@ -4,6 +4,11 @@ Restartable anywhere: a message's effects and its `processed` mark are committed
 transaction, so after a crash a message is either fully done or still pending, never half
 done and never done twice. Messages are processed in arrival order, so an A08 after its A01
 sees the attendance the A01 made.
+
+After each commit the pipeline announces what changed for the youth workers, as
+`on_referral(referral_id, ReferralUpdate)`: a new candidate, and for an existing referral a
+discharge, an A13 undoing it, a cancelled arrival (voided), a move to another area or bay.
+Nothing identifying: the referral's random id and one word.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from sqlalchemy.engine import Connection, Engine
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
 from referral_gateway.domain.detection import Detection, detect
 from referral_gateway.domain.nhs_number import is_valid_nhs_number
-from referral_gateway.domain.referral import ReferralAction, referral_change
+from referral_gateway.domain.referral import (
+    ReferralAction,
+    ReferralUpdate,
+    referral_change,
+    referral_update,
+)
 from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import ValueSetLibrary
 from referral_gateway.errors import MessageRejected
@@ -37,6 +47,8 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 Raises MessageRejected for what cannot be read or mapped."""
 
 Clock = Callable[[], datetime]
+OnReferral = Callable[[str, ReferralUpdate], None]
+"""Called after the commit with a referral id and what happened to it."""
 
 _MARK = (
     update(INBOX)
@@ -65,6 +77,7 @@ class BatchResult:
     filtered: int
     new_referral_ids: tuple[str, ...] = ()
     states: tuple[tuple[int, str], ...] = ()  # (message id, processed | filtered | error)
+    updates: tuple[tuple[str, ReferralUpdate], ...] = ()  # in order, new ones included
 
 
 class Pipeline:
@@ -79,7 +92,7 @@ class Pipeline:
         clock: Clock,
         *,
         batch_size: int = 200,
-        on_referral: Callable[[str], None] | None = None,
+        on_referral: OnReferral | None = None,
         on_processed: Callable[[Sequence[tuple[int, str]]], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -113,12 +126,13 @@ class Pipeline:
                 filtered=sum(p.filtered for p in parts),
                 new_referral_ids=tuple(r for p in parts for r in p.new_referral_ids),
                 states=tuple(s for p in parts for s in p.states),
+                updates=tuple(u for p in parts for u in p.updates),
             )
         if self.on_processed:
             self.on_processed(result.states)
         if self.on_referral:
-            for rid in result.new_referral_ids:
-                self.on_referral(rid)
+            for rid, update in result.updates:
+                self.on_referral(rid, update)
         return result
 
     def drain(self) -> int:
@@ -158,6 +172,7 @@ class Pipeline:
         counts: Counter[tuple[str, str, date, str]] = Counter()
         candidates = errors = filtered = 0
         new_ids: list[str] = []
+        updates: list[tuple[str, ReferralUpdate]] = []
         states: list[tuple[int, str]] = []
         decoded = [(message, self._decode(message)) for message in messages]  # no lock held
         with self.engine.begin() as conn:
@@ -181,9 +196,11 @@ class Pipeline:
                     continue
                 outcome = "processed"
                 for event in events:
-                    outcome, rid = self._apply(conn, message.id, event, now)
-                    if rid is not None:
-                        new_ids.append(rid)
+                    outcome, update = self._apply(conn, message.id, event, now)
+                    if update is not None:
+                        updates.append(update)
+                    if update is not None and update[1] is ReferralUpdate.NEW:
+                        new_ids.append(update[0])
                         counts[(*key, "candidate")] += 1
                         candidates += 1
                         outcome = "candidate"
@@ -198,7 +215,15 @@ class Pipeline:
                 ],
                 keys=["channel", "sender", "day", "metric"],
             )
-        return BatchResult(len(owned), candidates, errors, filtered, tuple(new_ids), tuple(states))
+        return BatchResult(
+            len(owned),
+            candidates,
+            errors,
+            filtered,
+            tuple(new_ids),
+            tuple(states),
+            tuple(updates),
+        )
 
     def _decode(self, message: PendingMessage) -> Sequence[AttendanceEvent] | MessageRejected:
         decoder = self.decoders.get(message.channel)
@@ -212,7 +237,8 @@ class Pipeline:
     # -- one event ---------------------------------------------------------------------
     def _apply(
         self, conn: Connection, message_id: int, event: AttendanceEvent, now: datetime
-    ) -> tuple[str, str | None]:
+    ) -> tuple[str, tuple[str, ReferralUpdate] | None]:
+        """The message's outcome for this event, and what to announce about a referral."""
         if event.kind is EventKind.MERGE:
             return self._merge(conn, message_id, event, now), None
         visit_key = event.visit_number or f"message:{message_id}"
@@ -254,11 +280,15 @@ class Pipeline:
                 valueset_version=detection.valueset_version,
                 now=now,
             )
-            return "candidate", rid
+            return "candidate", (rid, ReferralUpdate.NEW)
+        update = None
+        if stored and stored.referral_id:
+            news = referral_update(stored.attendance, attendance, change.action)
+            update = (stored.referral_id, news) if news is not None else None
         if change.action is ReferralAction.VOID and stored and stored.referral_id:
             self.attendances.void_referral(conn, stored.referral_id, change.reason, now)
-            return "voided", None
-        return detection.rule, None
+            return "voided", update
+        return detection.rule, update
 
     def _merge(
         self, conn: Connection, message_id: int, event: AttendanceEvent, now: datetime

@@ -7,12 +7,15 @@ What is erased, and what survives:
 - `erase_identifiable`: for each referral whose identifiable data is due (declined, not
   approached, withdrawn, stale, voided; consented ones per the children's/adults' records
   rule once support ended), the attendance's `identity_enc` (name, NHS number, birth date,
-  address, phone, free text) and the free text of its consent records. Attendances that
-  never became a candidate lose `identity_enc` `voided_days` after their last update.
+  address, phone, free text), the free text of its consent records and the bodies of its
+  case notes (the casework's only free text; the note rows, authors and times stay, so
+  "3 notes, erased" can still be said). Attendances that never became a candidate lose
+  `identity_enc` `voided_days` after their last update.
 - `erase_raw_messages`: the raw payload of inbound messages processed or filtered
   `raw_message_days` ago. Messages in the error store keep theirs until reprocessed.
 Rows stay, with everything reports count: status, site, age at arrival, birth year, sex,
-times, codes, detection, consent outcomes, feed counts. The keyed hashes of the NHS number
+times, codes, detection, consent outcomes, contact attempts, onward referrals, closure,
+feed counts. The keyed hashes of the NHS number
 and local id stay too (pseudonymous, needed to count re-attendances); without the key ring
 they reveal nothing.
 
@@ -29,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from consent.audit import AuditAction
@@ -44,7 +47,8 @@ from consent.retention import (
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
-from referral_gateway.storage.consent_store import ConsentStore
+from referral_gateway.storage.casework import NOTES
+from referral_gateway.storage.consent_store import CONSENT, ConsentStore
 from referral_gateway.storage.inbox import INBOX
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
@@ -56,6 +60,7 @@ PROCESSED_STATES = ("processed", "filtered")
 class IdentifiableErasure:
     referrals: Counter[str] = field(default_factory=Counter)  # erased, by rule
     attendances: int = 0  # never candidates
+    case_notes: int = 0  # note bodies erased with their referrals' identifiable data
     needs_birth_date: tuple[str, ...] = ()  # consented, support ended, no birth date: kept
 
     @property
@@ -79,7 +84,20 @@ def erase_identifiable(
     consents = ConsentStore(keyring)
     erased: Counter[str] = Counter()
     needs_birth_date: list[str] = []
+    notes = 0
     after = ""
+    # free text written after the identity went (a consent recorded again later, a note
+    # under it) is due with the referral too
+    note_left = (
+        select(NOTES.c.id)
+        .where(NOTES.c.referral_id == REFERRAL.c.id, NOTES.c.body_enc.is_not(None))
+        .exists()
+    )
+    details_left = (
+        select(CONSENT.c.id)
+        .where(CONSENT.c.referral_id == REFERRAL.c.id, CONSENT.c.details_enc.is_not(None))
+        .exists()
+    )
     while True:
         with engine.connect() as conn:
             ids = [
@@ -87,7 +105,10 @@ def erase_identifiable(
                 for r in conn.execute(
                     select(REFERRAL.c.id)
                     .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
-                    .where(ATTENDANCE.c.identity_enc.is_not(None), REFERRAL.c.id > after)
+                    .where(
+                        or_(ATTENDANCE.c.identity_enc.is_not(None), note_left, details_left),
+                        REFERRAL.c.id > after,
+                    )
                     .order_by(REFERRAL.c.id)
                     .limit(batch_size)
                 )
@@ -96,7 +117,8 @@ def erase_identifiable(
             break
         with unit_of_work(engine) as uow:
             for referral_id in ids:
-                rule = _erase_referral_if_due(uow, keyring, consents, policy, referral_id, now)
+                rule, n = _erase_referral_if_due(uow, keyring, consents, policy, referral_id, now)
+                notes += n
                 if rule is RetentionRule.NEEDS_BIRTH_DATE:
                     needs_birth_date.append(referral_id)
                 elif rule is not None:
@@ -111,7 +133,7 @@ def erase_identifiable(
                     )
         after = ids[-1]
     attendances = _erase_non_candidates(engine, audit, policy, now=now, batch_size=batch_size)
-    return IdentifiableErasure(erased, attendances, tuple(needs_birth_date))
+    return IdentifiableErasure(erased, attendances, notes, tuple(needs_birth_date))
 
 
 def _erase_referral_if_due(
@@ -121,9 +143,9 @@ def _erase_referral_if_due(
     policy: RetentionPolicy,
     referral_id: str,
     now: datetime,
-) -> RetentionRule | None:
-    """The rule that erased the referral's identifiable data now, NEEDS_BIRTH_DATE when
-    it is kept for want of one, or None when it is kept."""
+) -> tuple[RetentionRule | None, int]:
+    """The rule that erased the referral's identifiable data now (NEEDS_BIRTH_DATE when
+    it is kept for want of one, None when it is kept), and how many note bodies went."""
     conn = uow.conn
     row = conn.execute(
         select(
@@ -137,8 +159,8 @@ def _erase_referral_if_due(
         .where(REFERRAL.c.id == referral_id)
         .with_for_update(of=REFERRAL)
     ).first()
-    if row is None or row.identity_enc is None:
-        return None
+    if row is None:
+        return None, 0
     status = ReferralStatus(row.status)
     history = consents.history(conn, referral_id)
     facts = ReferralFacts(
@@ -151,7 +173,7 @@ def _erase_referral_if_due(
     if retention.rule is RetentionRule.NEEDS_BIRTH_DATE:
         birth_date = _birth_date(keyring, row.identity_enc)
         if birth_date is None:
-            return RetentionRule.NEEDS_BIRTH_DATE
+            return RetentionRule.NEEDS_BIRTH_DATE, 0
         facts = ReferralFacts(
             candidate_since=facts.candidate_since,
             history=history,
@@ -161,13 +183,16 @@ def _erase_referral_if_due(
         )
         retention = identifiable_retention(facts, policy)
     if not retention.due(now):
-        return None
-    _erase_attendance(conn, row.attendance_id)
+        return None, 0
+    if row.identity_enc is not None:
+        _erase_attendance(conn, row.attendance_id)
     consents.erase_details(conn, referral_id, now=now)
-    return retention.rule
+    return retention.rule, _erase_case_notes(conn, referral_id)
 
 
-def _birth_date(keyring: KeyRing, token: bytes) -> date | None:
+def _birth_date(keyring: KeyRing, token: bytes | None) -> date | None:
+    if token is None:  # erased before: nothing says when the 25th birthday is
+        return None
     ident = json.loads(keyring.decrypt_text(token, context=IDENTITY_CONTEXT))
     value = ident.get("birth_date")
     return date.fromisoformat(value) if value else None
@@ -179,6 +204,16 @@ def _erase_attendance(conn: Connection, attendance_id: int) -> None:
         .where(ATTENDANCE.c.id == attendance_id)
         .values(identity_enc=None, key_id=None)
     )
+
+
+def _erase_case_notes(conn: Connection, referral_id: str) -> int:
+    """Erase the bodies of the referral's case notes; the rows (author, time) stay."""
+    done = conn.execute(
+        update(NOTES)
+        .where(NOTES.c.referral_id == referral_id, NOTES.c.body_enc.is_not(None))
+        .values(body_enc=None, key_id=None)
+    )
+    return int(done.rowcount or 0)
 
 
 def _erase_non_candidates(

@@ -84,7 +84,7 @@ class AttendanceStore:
         detection_rule: str,
         detection: dict[str, Any],
         nhs_number_valid: bool | None,
-        message_id: int,
+        message_id: int | None,  # None: entered by hand (a manual referral)
         now: datetime,
     ) -> int:
         identity = _identity_json(attendance)

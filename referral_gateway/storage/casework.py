@@ -134,7 +134,8 @@ class CaseNote:
     id: int
     author: str
     at: datetime
-    body: str
+    body: str  # "" once erased
+    erased: bool = False  # retention took the body; the note's author and time stay
 
     def __repr__(self) -> str:  # a note is about a young person
         return f"CaseNote(id={self.id}, at={self.at.isoformat()})"
@@ -320,52 +321,51 @@ class CaseStore:
                 self.keyring.decrypt_text(r.body_enc, context=NOTE_CONTEXT)
                 if r.body_enc is not None
                 else "",
+                erased=r.body_enc is None,
             )
             for r in rows
         ]
 
-    # -- escalation ------------------------------------------------------------------------
-    def mark_escalations(
-        self, conn: Connection, *, cutoff: datetime, now: datetime
-    ) -> list[tuple[str, str]]:
-        """Mark new, unclaimed referrals created before `cutoff` as escalated; returns the
-        (referral id, site) of each newly escalated one."""
-        rows = conn.execute(
-            select(REFERRAL.c.id, REFERRAL.c.site, CASES.c.version)
-            .select_from(REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id))
-            .where(
-                REFERRAL.c.status == ReferralStatus.NEW.value,
-                REFERRAL.c.created_at < cutoff,
-                or_(
-                    CASES.c.referral_id.is_(None),
-                    and_(CASES.c.escalated_at.is_(None), CASES.c.assigned_to.is_(None)),
-                ),
+
+def mark_escalations(conn: Connection, *, cutoff: datetime, now: datetime) -> list[tuple[str, str]]:
+    """Mark new, unclaimed referrals created before `cutoff` as escalated; returns the
+    (referral id, site) of each newly escalated one."""
+    rows = conn.execute(
+        select(REFERRAL.c.id, REFERRAL.c.site, CASES.c.version)
+        .select_from(REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id))
+        .where(
+            REFERRAL.c.status == ReferralStatus.NEW.value,
+            REFERRAL.c.created_at < cutoff,
+            or_(
+                CASES.c.referral_id.is_(None),
+                and_(CASES.c.escalated_at.is_(None), CASES.c.assigned_to.is_(None)),
+            ),
+        )
+        .limit(500)
+    ).all()
+    done: list[tuple[str, str]] = []
+    for r in rows:
+        if r.version is None:
+            marked = (
+                conn.execute(
+                    insert_ignoring_duplicates(conn, CASES, ["referral_id"])
+                    .values(referral_id=r.id, version=1, escalated_at=now, updated_at=now)
+                    .returning(CASES.c.referral_id)
+                ).first()
+                is not None
             )
-            .limit(500)
-        ).all()
-        done: list[tuple[str, str]] = []
-        for r in rows:
-            if r.version is None:
-                marked = (
-                    conn.execute(
-                        insert_ignoring_duplicates(conn, CASES, ["referral_id"])
-                        .values(referral_id=r.id, version=1, escalated_at=now, updated_at=now)
-                        .returning(CASES.c.referral_id)
-                    ).first()
-                    is not None
-                )
-            else:
-                marked = (
-                    conn.execute(
-                        update(CASES)
-                        .where(CASES.c.referral_id == r.id, CASES.c.version == r.version)
-                        .values(escalated_at=now, version=r.version + 1, updated_at=now)
-                    ).rowcount
-                    == 1
-                )
-            if marked:
-                done.append((r.id, r.site))
-        return done
+        else:
+            marked = (
+                conn.execute(
+                    update(CASES)
+                    .where(CASES.c.referral_id == r.id, CASES.c.version == r.version)
+                    .values(escalated_at=now, version=r.version + 1, updated_at=now)
+                ).rowcount
+                == 1
+            )
+        if marked:
+            done.append((r.id, r.site))
+    return done
 
 
 def assigned_to(conn: Connection, referral_id: str) -> str | None:

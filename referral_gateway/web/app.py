@@ -75,6 +75,6 @@ def build_app(
         clock=gateway.clock,
         listeners=gateway.referral_listeners,
         sharing=gateway.sharing,
-        options=web,
+        options=web or WebOptions.from_settings(gateway.settings),
     )
     return app

@@ -137,8 +137,10 @@ def queue_cards_fragment(request: Request, ctx: CtxDep, user: CaseworkerDep) -> 
 
 @router.get("/queue/events")
 async def queue_events(request: Request, ctx: CtxDep) -> Response:
-    """Server-sent events: `new`, `changed` and `escalated` with a referral id and site (no
-    other data; the page fetches the list it is allowed to see). Ends when the session does."""
+    """Server-sent events: `new`, `changed` and `escalated` with a referral id and site, and
+    for news from the ED what changed (`discharged`, `back_in_department`, `cancelled`,
+    `moved`); no other data: the page fetches the list it is allowed to see. Ends when the
+    session does."""
     token = read_cookie(request, SESSION)
 
     def check() -> StaffUser | None:
@@ -165,7 +167,10 @@ async def queue_events(request: Request, ctx: CtxDep) -> Response:
                     continue
                 if event is None:
                     return
-                data = json.dumps({"referral_id": event.referral_id, "site": event.site})
+                fields = {"referral_id": event.referral_id, "site": event.site}
+                if event.change:
+                    fields["change"] = event.change
+                data = json.dumps(fields)
                 yield f"event: {event.kind}\ndata: {data}\n\n"
         finally:
             ctx.events.unsubscribe(sub)

@@ -1,7 +1,9 @@
 """Wiring the youth workers' pages into an app: `install_web(app, ...)`.
 
 `build_app` calls it with the gateway's engine, key ring, clock and referral listeners;
-tests call it on a bare FastAPI app with fakes.
+tests call it on a bare FastAPI app with fakes. What the listeners hear (a new candidate, a
+discharge, an A13, a cancelled arrival, a move, an escalation by the scheduled job) goes to
+the open queue pages of the referral's site, as the referral id and one word.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
+from referral_gateway.domain.referral import ReferralUpdate
 from referral_gateway.services.casework import Casework, QueueEvent
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
@@ -49,12 +52,12 @@ def install_web(
     engine: Engine,
     keyring: KeyRing,
     clock: Callable[[], datetime],
-    listeners: list[Callable[[str], None]],
+    listeners: list[Callable[[str, ReferralUpdate], None]],
     sharing: Sharing,
     options: WebOptions | None = None,
     hasher: PasswordHasher | None = None,
 ) -> WebContext:
-    """Mount the pages, the live queue and the background escalation check on `app`.
+    """Mount the pages and the live queue on `app`.
     `sharing` is the gateway's consent and reveal service (with the casework's assignment
     lookup, `storage.casework.assigned_to`)."""
     options = options or WebOptions()
@@ -78,7 +81,6 @@ def install_web(
         sharing=sharing,
         publish=events.publish,
         local_zone=options.zone,
-        escalate_after=options.escalate_after,
     )
     ctx = WebContext(
         engine=engine,
@@ -108,34 +110,42 @@ def install_web(
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(SignInRequired, page_error)
 
-    def on_new_referral(referral_id: str) -> None:
-        """Called on the pipeline's thread after the referral was committed."""
+    def on_referral(referral_id: str, update: ReferralUpdate) -> None:
+        """Called on the pipeline's (or the escalation job's) thread after the commit."""
         with engine.connect() as conn:
             site = site_of(conn, referral_id)
         if site is not None:
-            events.publish(QueueEvent("new", referral_id, site))
+            events.publish(queue_event(referral_id, site, update))
 
-    listeners.append(on_new_referral)
+    listeners.append(on_referral)
     _add_background(app, ctx)
     return ctx
 
 
+def queue_event(referral_id: str, site: str, update: ReferralUpdate) -> QueueEvent:
+    if update is ReferralUpdate.NEW:
+        return QueueEvent("new", referral_id, site)
+    if update is ReferralUpdate.ESCALATED:
+        return QueueEvent("escalated", referral_id, site)
+    return QueueEvent("changed", referral_id, site, update.value)
+
+
 def _add_background(app: FastAPI, ctx: WebContext) -> None:
-    """Run the escalation check while the app runs, and end live streams on shutdown."""
+    """Forget old sign-in attempts and sessions while the app runs, and end live streams on
+    shutdown. (Escalation is a scheduled job: `referral_gateway.jobs`.)"""
     previous = app.router.lifespan_context
 
-    async def escalations() -> None:
+    async def prune() -> None:
         while True:
-            await asyncio.sleep(ctx.options.escalation_check_seconds)
+            await asyncio.sleep(ctx.options.prune_seconds)
             try:
-                await asyncio.to_thread(ctx.casework.escalate_untouched)
                 await asyncio.to_thread(ctx.accounts.prune, now=ctx.clock())
-            except Exception as exc:  # keep checking; the next pass retries
-                log.warning("escalation check failed: %s", type(exc).__name__)
+            except Exception as exc:  # keep going; the next pass retries
+                log.warning("pruning sessions failed: %s", type(exc).__name__)
 
     @asynccontextmanager
     async def lifespan(a: Any) -> AsyncIterator[Any]:
-        task = asyncio.create_task(escalations())
+        task = asyncio.create_task(prune())
         try:
             async with previous(a) as state:
                 yield state

@@ -56,7 +56,7 @@ def stack(tmp_path, sqlite_url) -> Iterator[Stack]:
             argon2_memory_kib=1024,
             argon2_parallelism=1,
             heartbeat_seconds=2.0,
-            escalation_check_seconds=3600.0,
+            prune_seconds=3600.0,
         ),
     )
     http = LiveServer(app).start()

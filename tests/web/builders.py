@@ -28,7 +28,7 @@ from referral_gateway.domain.casework import Case
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import bundled_valuesets
-from referral_gateway.services.pipeline import Pipeline
+from referral_gateway.services.pipeline import BatchResult, Pipeline
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.inbox import Arrival, InboxStore, PendingMessage
@@ -191,3 +191,9 @@ class FakeEd:
         result = self.pipeline.process_pending()
         assert len(result.new_referral_ids) == 1, result
         return result.new_referral_ids[0]
+
+    def news(self, kind: str, *, visit: str, site: str = SITE_A, **fields: object) -> BatchResult:
+        """A later message about the visit ("discharge", "cancel_discharge",
+        "cancel_arrival", "update"), processed at once."""
+        self.send(kind=kind, site=site, visit=visit, mrn=f"MRN-{visit}", **fields)
+        return self.pipeline.process_pending()

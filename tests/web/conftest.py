@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from consent.policy import Role
 from referral_gateway.domain.accounts import StaffUser
+from referral_gateway.domain.referral import ReferralUpdate
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.casework import assigned_to
@@ -63,7 +64,7 @@ class Web:
 
 
 def web_options(**overrides: object) -> WebOptions:
-    values: dict[str, object] = {"escalation_check_seconds": 3600.0, "heartbeat_seconds": 0.5}
+    values: dict[str, object] = {"prune_seconds": 3600.0, "heartbeat_seconds": 0.5}
     values.update(overrides)
     return WebOptions(**values)  # type: ignore[arg-type]
 
@@ -91,9 +92,9 @@ def build_web(engine, keyring, clock, **options: object) -> Web:  # type: ignore
         hasher=FAST_HASHER,
     )
 
-    def announce(referral_id: str) -> None:
+    def announce(referral_id: str, update: ReferralUpdate) -> None:
         for listener in listeners:
-            listener(referral_id)
+            listener(referral_id, update)
 
     ed = FakeEd(engine, keyring, clock, on_referral=announce)
     return Web(app, ctx, ed, clock, listeners)

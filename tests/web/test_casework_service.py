@@ -15,9 +15,10 @@ from consent.records import ConsentGiver, ConsentOutcome, ConsentProposal, Conse
 from referral_gateway.domain.casework import CaseRefusal
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.errors import NotFound
-from referral_gateway.services.casework import Casework, QueueEvent
+from referral_gateway.services.casework import Casework, QueueEvent, escalate_untouched
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.casework import NOTES, CaseStore, ConcurrentChange, assigned_to
 from referral_gateway.storage.consent_store import CONSENT
@@ -40,7 +41,6 @@ class Setup:
             sharing=Sharing(engine, keyring, self.audit_store, assignments=assigned_to),
             publish=self.events.append,
             local_zone=ZoneInfo("Europe/London"),
-            escalate_after=timedelta(minutes=20),
         )
         self.ed = FakeEd(engine, keyring, clock)
         self.ash = add_account(self.accounts, "ash", Role.YOUTH_WORKER)
@@ -204,14 +204,20 @@ def test_another_sites_referral_does_not_exist_for_the_worker(s):
         s.casework.claim(s.far, rid)
 
 
-def test_unclaimed_referrals_escalate_once_and_the_team_lead_hears_of_it(s):
+def test_unclaimed_referrals_escalate_once(s):
     rid = s.ed.stab_wound()
+    claimed = s.ed.stab_wound()
+    s.casework.claim(s.ash, claimed)
+    after = timedelta(minutes=20)
+
+    def escalate():  # type: ignore[no-untyped-def]
+        return escalate_untouched(s.engine, now=s.clock(), after=after)
+
     s.clock.advance(minutes=19)
-    assert s.casework.escalate_untouched() == []
+    assert escalate() == []
     s.clock.advance(minutes=2)
-    assert s.casework.escalate_untouched() == [(rid, SITE_A)]
-    assert s.casework.escalate_untouched() == []
-    assert QueueEvent("escalated", rid, SITE_A) in s.events
+    assert escalate() == [(rid, SITE_A)]
+    assert escalate() == []
 
 
 def test_the_whole_casework_path_ends_with_a_follow_up_due_in_six_months(s):
@@ -268,3 +274,10 @@ def test_a_manual_referral_joins_the_queue(s):
         14,
     )
     assert QueueEvent("new", rid, SITE_A) in s.events
+    with s.engine.connect() as conn:
+        source, status, message_id = conn.execute(
+            select(ATTENDANCE.c.source, ATTENDANCE.c.status, ATTENDANCE.c.last_message_id)
+            .join(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
+            .where(REFERRAL.c.id == rid)
+        ).one()
+    assert (source, status, message_id) == ("manual", "in_department", None)  # no message 0
