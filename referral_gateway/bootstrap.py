@@ -15,6 +15,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from adapters.fhir.channel import CHANNEL as FHIR_CHANNEL
+from adapters.fhir.wiring import FhirChannel, build_fhir_channel, load_fhir_sources
 from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
@@ -56,6 +58,7 @@ class Gateway:
     worker: PipelineWorker
     watch: ProcessingWatch
     clock: Clock
+    fhir: FhirChannel
     audit: AuditStore
     sharing: Sharing
     # (referral id, what happened): the pipeline's news and the escalation job's
@@ -65,6 +68,7 @@ class Gateway:
     def start(self) -> Gateway:
         if not self._started:
             self.intake.start()
+            self.fhir.start()
             self.worker.start()
             self._started = True
         return self
@@ -72,6 +76,7 @@ class Gateway:
     def stop(self) -> None:
         if self._started:
             self.intake.stop()
+            self.fhir.stop()
             self.worker.stop()
             self._started = False
         self.engine.dispose()
@@ -145,7 +150,10 @@ def build_gateway(
     attendances = AttendanceStore(keyring)
     sites = load_sites(settings)
     valuesets = bundled_valuesets()
-    decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7}
+    fhir = build_fhir_channel(  # FHIR writes acknowledge too: the durable intake connection
+        intake_engine or engine, keyring, clock, sources=load_fhir_sources(settings.config_file)
+    )
+    decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7, FHIR_CHANNEL: fhir.decoder}
     holder: dict[str, Gateway] = {}
     watch = ProcessingWatch(inbox.state_of)
     pipeline = Pipeline(
@@ -162,6 +170,7 @@ def build_gateway(
     )
     worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
+    fhir.writer.on_committed = worker.wake
     gateway = Gateway(
         settings=settings,
         engine=engine,
@@ -175,6 +184,7 @@ def build_gateway(
         worker=worker,
         watch=watch,
         clock=clock,
+        fhir=fhir,
         audit=audit,
         sharing=Sharing(engine, keyring, audit, assignments=assigned_to),
     )

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from adapters.fhir.cli import add_token_commands, run_tokens
 from consent.errors import KeyRingError
 from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     errors = sub.add_parser("errors", help="list the error store")
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
+
+    add_token_commands(sub, _settings_args)
 
     from referral_gateway.report_cli import add_report_commands
 
@@ -294,6 +297,10 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tokens(args: argparse.Namespace) -> int:
+    return run_tokens(args, _settings(args))
+
+
 def _cmd_users(args: argparse.Namespace) -> int:
     from referral_gateway.accounts_cli import run_users
 
@@ -321,6 +328,7 @@ _COMMANDS = {
     "referrals": _cmd_referrals,
     "counts": _cmd_counts,
     "errors": _cmd_errors,
+    "tokens": _cmd_tokens,
     "demo": _cmd_demo,
     "users": _cmd_users,
     "report": _cmd_reports,

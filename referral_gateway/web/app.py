@@ -29,6 +29,7 @@ def build_app(
         version="0.1.0",
     )
     app.state.gateway = gateway
+    app.include_router(gateway.fhir.router())
 
     def require_ops(request: Request) -> None:
         """Operations views carry no identifiable data, but still need the ops token when

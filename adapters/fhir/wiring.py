@@ -1,0 +1,150 @@
+"""The FHIR channel's parts, built once and handed to the gateway's wiring.
+
+channel = build_fhir_channel(engine, keyring, clock, sources=load_fhir_sources(path))
+decoders["fhir"] = channel.decoder           # the pipeline
+app.include_router(channel.router())         # the web app
+channel.writer.on_committed = worker.wake    # wake the pipeline after each commit
+channel.start(); ...; channel.stop()         # writer thread and the poll scheduler
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.engine import Engine
+
+from adapters.fhir.auth import TokenAuthenticator
+from adapters.fhir.channel import Decoder, make_decoder
+from adapters.fhir.poller import FhirPoller
+from adapters.fhir.routes import fhir_router
+from adapters.fhir.sources import FhirSource, SourceConfigError, parse_fhir_sources
+from adapters.fhir.subscriptions import SubscriptionReceiver
+from adapters.fhir.writer import FhirWriter
+from consent.keyring import KeyRing
+from referral_gateway.storage.fhir_store import ApiClientStore, FhirResourceStore, PollStateStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FhirChannel:
+    store: FhirResourceStore
+    writer: FhirWriter
+    clients: ApiClientStore
+    authenticate: TokenAuthenticator
+    sources: tuple[FhirSource, ...]
+    receiver: SubscriptionReceiver
+    poller: FhirPoller
+    clock: Callable[[], datetime]
+    decoder: Decoder
+    _scheduler: Any = field(default=None, repr=False)
+    _started: bool = False
+
+    def router(self) -> APIRouter:
+        return fhir_router(
+            writer=self.writer,
+            authenticate=self.authenticate,
+            clock=self.clock,
+            notifications=self.receiver,
+        )
+
+    def start(self, *, poll: bool = True) -> FhirChannel:
+        if not self._started:
+            self.writer.start()
+            self._started = True
+            if poll:
+                self._scheduler = schedule_polling(self)
+        return self
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+            self._scheduler = None
+        if self._started:
+            self.writer.stop()
+            self._started = False
+
+
+def build_fhir_channel(
+    engine: Engine,
+    keyring: KeyRing,
+    clock: Callable[[], datetime],
+    *,
+    sources: tuple[FhirSource, ...] = (),
+    on_committed: Callable[[], None] | None = None,
+) -> FhirChannel:
+    store = FhirResourceStore(engine, keyring)
+    writer = FhirWriter(store, clock, on_committed=on_committed)
+    clients = ApiClientStore(engine)
+    return FhirChannel(
+        store=store,
+        writer=writer,
+        clients=clients,
+        authenticate=TokenAuthenticator(clients),
+        sources=sources,
+        receiver=SubscriptionReceiver(writer, store, sources, clock),
+        poller=FhirPoller(writer, PollStateStore(engine)),
+        clock=clock,
+        decoder=make_decoder(store),
+    )
+
+
+def load_fhir_sources(config_file: str | Path | None) -> tuple[FhirSource, ...]:
+    """The `[fhir.sources.*]` of the site configuration file (none without a file)."""
+    if not config_file:
+        return ()
+    try:
+        data = tomllib.loads(Path(config_file).read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return ()  # the site configuration's own loader reports an unreadable file
+    try:
+        return parse_fhir_sources(data)
+    except SourceConfigError as exc:
+        from referral_gateway.config import ConfigError
+
+        raise ConfigError(str(exc)) from None
+
+
+def schedule_polling(channel: FhirChannel) -> Any:
+    """An APScheduler background scheduler with one interval job per polled source, first
+    run straight away; None when no source is polled."""
+    polled = [s for s in channel.sources if s.poll]
+    if not polled:
+        return None
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone="UTC")
+    for source in polled:
+        scheduler.add_job(
+            _poll_job(channel, source),
+            "interval",
+            seconds=source.interval_seconds,
+            id=f"fhir-poll-{source.name}",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),  # the scheduler's own time, not the clock's
+        )
+    scheduler.start()
+    return scheduler
+
+
+def _poll_job(channel: FhirChannel, source: FhirSource) -> Callable[[], None]:
+    def run() -> None:
+        result = channel.poller.poll_source(source, channel.clock())
+        if result.ran and result.ok:
+            log.info(
+                "polled %s: %d page(s), %d encounter(s), %d new version(s)",
+                source.name,
+                result.pages,
+                result.encounters,
+                result.stored,
+            )
+
+    return run

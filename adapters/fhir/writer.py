@@ -1,0 +1,603 @@
+"""Storing FHIR writes: store first, then answer; many requests share one commit.
+
+A `WriteUnit` is what one request asks for: a single create or update, a transaction (all
+or nothing), a batch (each entry on its own) or resources fetched from a source server. One
+thread takes whatever units are waiting, applies them in one database transaction and
+commits; only then does each request get its answer. Every resource version written is,
+in the same transaction, an inbox row for the pipeline (`channel = "fhir"`,
+`message_key = "Type/id/_history/version"`), so nothing is acknowledged that is not durable
+and nothing durable is left unprocessed.
+
+Being the only writer also makes version checks simple: `If-Match` and `If-None-Exist` are
+decided against what the same thread has just written. Preconditions are checked for a
+whole unit before it writes anything, so a failed transaction leaves no trace (SQLite's
+driver makes savepoints unreliable, so they are not used).
+
+A repeat of a resource's current content (same content apart from meta) writes nothing and
+answers with the current version: a retried request, or a source polled twice over the same
+window, is not processed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from adapters.fhir.channel import CHANNEL, COVERED, REOPENED
+from adapters.fhir.errors import (
+    BadRequest,
+    FhirError,
+    Issue,
+    PreconditionFailed,
+    StorageUnavailable,
+)
+from adapters.fhir.mapping import reference_of
+from referral_gateway.storage.fhir_store import (
+    ConcurrentWrite,
+    CurrentVersion,
+    FhirResourceStore,
+    ResourceWrite,
+    count_messages,
+    insert_arrivals,
+    store_arrivals,
+)
+from referral_gateway.storage.inbox import Arrival
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One create (POST) or update (PUT) of a validated resource."""
+
+    method: str  # "POST" | "PUT"
+    resource_type: str
+    resource: dict[str, Any]
+    resource_id: str | None = None  # PUT only
+    if_none_exist: str | None = None  # POST only, e.g. "identifier=system|value"
+    if_match: str | None = None  # PUT only, e.g. 'W/"3"'
+    full_url: str | None = None  # a Bundle entry's fullUrl (urn:uuid:... references)
+    warnings: tuple[Issue, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Interaction({self.method} {self.resource_type}/{self.resource_id or ''})"
+
+
+@dataclass(frozen=True)
+class WriteUnit:
+    site: str
+    sender: str
+    interactions: tuple[Interaction, ...]
+    atomic: bool = True
+    rejected: tuple[Arrival, ...] = ()  # unreadable input to keep in the error store
+
+    def __repr__(self) -> str:
+        return (
+            f"WriteUnit(site={self.site!r}, sender={self.sender!r}, "
+            f"{len(self.interactions)} interaction(s), atomic={self.atomic})"
+        )
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of one interaction."""
+
+    status: int  # 201 created, 200 updated / unchanged / matched, or the error's status
+    resource_type: str
+    resource_id: str | None = None
+    version: int | None = None
+    last_updated: datetime | None = None
+    resource: dict[str, Any] | None = None
+    changed: bool = False  # False: nothing new was stored (no-op update, conditional match)
+    error: FhirError | None = None
+    warnings: tuple[Issue, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Written({self.status} {self.resource_type}/{self.resource_id})"
+
+
+UnitResult = list[Written]
+
+
+class FhirWriter:
+    def __init__(
+        self,
+        store: FhirResourceStore,
+        clock: Clock,
+        *,
+        on_committed: Callable[[], None] | None = None,
+        max_group: int = 200,
+    ) -> None:
+        self.store = store
+        self.engine = store.engine
+        self.clock = clock
+        self.on_committed = on_committed
+        self.max_group = max_group
+        self._queue: queue.SimpleQueue[tuple[WriteUnit, Future[UnitResult]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="fhir-writer", daemon=True)
+        self._stopping = False
+
+    # -- the queue ------------------------------------------------------------------------
+    def start(self) -> FhirWriter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def submit(self, unit: WriteUnit) -> Future[UnitResult]:
+        if self._stopping:
+            raise StorageUnavailable("the gateway is stopping; try again later")
+        fut: Future[UnitResult] = Future()
+        self._queue.put((unit, fut))
+        return fut
+
+    def write(self, unit: WriteUnit, timeout: float = 30.0) -> UnitResult:
+        """Store a unit and wait until it is committed. Raises the unit's FhirError when an
+        atomic unit fails a precondition."""
+        return self.submit(unit).result(timeout)
+
+    async def write_async(self, unit: WriteUnit) -> UnitResult:
+        return await asyncio.wrap_future(self.submit(unit))
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            stop_after = False
+            while len(group) < self.max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop_after = True
+                    break
+                group.append(item)
+            self._commit(group)
+            if stop_after:
+                return
+
+    def _commit(self, group: list[tuple[WriteUnit, Future[UnitResult]]], attempt: int = 1) -> None:
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                batch = _Group(self.store, conn, now)
+                batch.prefetch([unit for unit, _ in group])
+                results = [batch.apply(unit) for unit, _ in group]
+                batch.flush()
+        except ConcurrentWrite:
+            if attempt < 3:  # another process wrote one of these resources: decide again
+                self._commit(group, attempt + 1)
+                return
+            self._fail(group, "concurrent writes")
+            return
+        except Exception as exc:
+            if len(group) > 1:  # find the culprit: everyone else still gets stored
+                log.warning(
+                    "a group of %d FHIR writes failed (%s); retrying one by one",
+                    len(group),
+                    type(exc).__name__,
+                )
+                for item in group:
+                    self._commit([item])
+                return
+            self._fail(group, type(exc).__name__)
+            return
+        for (_, fut), result in zip(group, results, strict=True):
+            if isinstance(result, FhirError):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+        if self.on_committed is not None:
+            self.on_committed()
+
+    def _fail(self, group: list[tuple[WriteUnit, Future[UnitResult]]], why: str) -> None:
+        log.error("storing a FHIR write failed: %s", why)
+        for _, fut in group:
+            fut.set_exception(StorageUnavailable("the write could not be stored; try again later"))
+
+
+# -- applying a group of units inside the writer's transaction -------------------------------
+@dataclass
+class _Planned:
+    index: int
+    interaction: Interaction
+    resource_id: str
+    matched: bool = False  # conditional create found the resource: nothing to write
+    error: FhirError | None = None
+    resource: dict[str, Any] = field(default_factory=dict)  # references resolved
+    new: bool = False  # a server-assigned id: cannot exist yet
+
+
+ResourceKey = tuple[str, str, str]  # site, type, id
+
+
+class _Group:
+    """The writes of one group, decided in order and stored together at the end.
+
+    Decisions (versions, conditional matches) read the database and, first, what earlier
+    units of the same group wrote; `flush` then stores the final state of each resource and
+    every version's inbox row in a handful of statements.
+    """
+
+    def __init__(self, store: FhirResourceStore, conn: Any, now: datetime) -> None:
+        self.store = store
+        self.conn = conn
+        self.now = now
+        # per resource: its last write in the group, the version the database held before
+        # the group (None: new), and its content
+        self.final: dict[ResourceKey, tuple[ResourceWrite, int | None, dict[str, Any]]] = {}
+        self.by_identifier: dict[tuple[str, str, str], set[str]] = {}
+        self.arrivals: list[Arrival] = []
+        self.rejected: list[Arrival] = []
+        self.counts: Counter[tuple[str, str, date, str]] = Counter()
+        self.known_versions: dict[ResourceKey, CurrentVersion | None] = {}
+        self.known_ids: dict[tuple[str, str, str], set[str]] = {}
+
+    def prefetch(self, units: Sequence[WriteUnit]) -> None:
+        """Read, in one query per site and type, the versions of resources the group updates
+        and the matches of its conditional creates (each query releases and retakes the
+        GIL, which under load is what costs)."""
+        ids: dict[tuple[str, str], set[str]] = {}
+        keys: dict[tuple[str, str], set[str]] = {}
+        for unit in units:
+            for it in unit.interactions:
+                if it.method == "PUT" and it.resource_id:
+                    ids.setdefault((unit.site, it.resource_type), set()).add(it.resource_id)
+                elif it.method == "POST" and it.if_none_exist:
+                    try:
+                        system, value = parse_if_none_exist(it.if_none_exist)
+                    except FhirError:
+                        continue  # the unit will hear about it when it is applied
+                    key = self.store.identifier_key(
+                        unit.site, it.resource_type, "*" if system is None else system, value
+                    )
+                    keys.setdefault((unit.site, it.resource_type), set()).add(key)
+        for (site, kind), wanted in ids.items():
+            found = self.store.versions_of(self.conn, site, kind, sorted(wanted))
+            for rid in wanted:
+                self.known_versions[(site, kind, rid)] = found.get(rid)
+        for (site, kind), wanted_keys in keys.items():
+            matches = self.store.ids_by_keys(self.conn, site, kind, sorted(wanted_keys))
+            for key in wanted_keys:
+                self.known_ids[(site, kind, key)] = matches.get(key, set())
+
+    # reads that see the group's own writes ---------------------------------------------
+    def version_of(self, key: ResourceKey) -> CurrentVersion | None:
+        if key in self.final:
+            w = self.final[key][0]
+            return CurrentVersion(w.version, w.content_hash, w.status)
+        if key in self.known_versions:
+            return self.known_versions[key]
+        return self.store.version_of(self.conn, *key)
+
+    def current(self, key: ResourceKey) -> tuple[int, datetime, dict[str, Any]] | None:
+        if key in self.final:
+            w, _, content = self.final[key]
+            return w.version, w.last_updated, content
+        found = self.store.current(self.conn, *key)
+        return (found.version, found.last_updated, found.content) if found else None
+
+    def ids_by_identifier(self, site: str, kind: str, system: str | None, value: str) -> list[str]:
+        key = self.store.identifier_key(site, kind, "*" if system is None else system, value)
+        stored = self.known_ids.get((site, kind, key))
+        if stored is None:
+            stored = set(self.store.ids_by_identifier(self.conn, site, kind, system, value))
+        ids = {i for i in stored if (site, kind, i) not in self.final}
+        ids |= self.by_identifier.get((site, kind, key), set())
+        return sorted(ids)
+
+    # deciding -----------------------------------------------------------------------------
+    def apply(self, unit: WriteUnit) -> UnitResult | FhirError:
+        try:
+            planned = self._plan(unit, atomic=unit.atomic)
+        except FhirError as err:
+            return err
+        results: list[Written | None] = [None] * len(planned)
+        first_arrival = len(self.arrivals)
+        for p in sorted(planned, key=lambda p: (p.interaction.method != "POST", p.index)):
+            results[p.index] = self._decide(unit, p)
+        self._mark_covered(planned, results, first_arrival)
+        self.rejected.extend(unit.rejected)
+        return [r for r in results if r is not None]
+
+    def _mark_covered(
+        self, planned: list[_Planned], results: list[Written | None], first_arrival: int
+    ) -> None:
+        """Resources evaluated with an Encounter written in the same unit need no evaluation
+        of their own: a Condition or Observation of that Encounter, and a Patient created
+        here (with an id of ours, so nothing older refers to it) that is its subject. The
+        Encounter's message reads them all from the store once the unit is committed."""
+        encounters = {
+            f"Encounter/{w.resource_id}": w.resource
+            for w in results
+            if w is not None and w.changed and w.resource_type == "Encounter"
+        }
+        if not encounters:
+            return
+        subjects = {reference_of((e or {}).get("subject")) for e in encounters.values()}
+        covered: set[str] = set()
+        for p, w in zip(planned, results, strict=True):
+            if w is None or not w.changed or w.resource is None:
+                continue
+            kind = w.resource_type
+            if (
+                kind in ("Condition", "Observation")
+                and reference_of(w.resource.get("encounter")) in encounters
+            ) or (kind == "Patient" and p.new and f"Patient/{w.resource_id}" in subjects):
+                covered.add(f"{kind}/{w.resource_id}/_history/{w.version}")
+        for i in range(first_arrival, len(self.arrivals)):
+            arrival = self.arrivals[i]
+            if arrival.message_key in covered:
+                self.arrivals[i] = replace(arrival, message_type=arrival.message_type + COVERED)
+
+    def _plan(self, unit: WriteUnit, *, atomic: bool) -> list[_Planned]:
+        planned: list[_Planned] = []
+        seen: set[str] = set()
+        for index, it in enumerate(unit.interactions):
+            try:
+                p = self._plan_one(unit, index, it)
+                key = f"{it.resource_type}/{p.resource_id}"
+                if key in seen:
+                    raise BadRequest(
+                        f"{key} appears twice in the same request",
+                        expression=[f"Bundle.entry[{index}]"],
+                    )
+                seen.add(key)
+            except FhirError as err:
+                if atomic:
+                    raise
+                p = _Planned(index, it, it.resource_id or "", error=err)
+            planned.append(p)
+        refs = {
+            p.interaction.full_url: f"{p.interaction.resource_type}/{p.resource_id}"
+            for p in planned
+            if p.interaction.full_url and p.error is None
+        }
+        for p in planned:  # a copy: a retried group plans again from the request as sent
+            p.resource = (
+                _resolved(p.interaction.resource, refs) if refs else dict(p.interaction.resource)
+            )
+        return planned
+
+    def _plan_one(self, unit: WriteUnit, index: int, it: Interaction) -> _Planned:
+        if it.method == "POST":
+            if it.if_none_exist:
+                system, value = parse_if_none_exist(it.if_none_exist)
+                ids = self.ids_by_identifier(unit.site, it.resource_type, system, value)
+                if len(ids) > 1:
+                    raise PreconditionFailed(
+                        "If-None-Exist matches more than one resource",
+                        code="multiple-matches",
+                    )
+                if ids:
+                    return _Planned(index, it, ids[0], matched=True)
+            return _Planned(index, it, _new_id(), new=True)
+        if it.resource_id is None:
+            raise BadRequest("an update needs the resource id in its URL")
+        if it.if_match is not None:
+            wanted = parse_etag(it.if_match)
+            current = self.version_of((unit.site, it.resource_type, it.resource_id))
+            if current is None or current.version != wanted:
+                raise PreconditionFailed(
+                    "If-Match does not name the current version of the resource",
+                    code="conflict",
+                )
+        return _Planned(index, it, it.resource_id)
+
+    def _decide(self, unit: WriteUnit, p: _Planned) -> Written:
+        it = p.interaction
+        key = (unit.site, it.resource_type, p.resource_id)
+        if p.error is not None:
+            return Written(p.error.status, it.resource_type, error=p.error)
+        if p.matched:
+            found = self.current(key)
+            assert found is not None
+            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+            return Written(
+                200,
+                it.resource_type,
+                p.resource_id,
+                found[0],
+                found[1],
+                found[2],
+                changed=False,
+                warnings=it.warnings,
+            )
+        resource = p.resource
+        resource["id"] = p.resource_id
+        meta = {
+            k: v
+            for k, v in (resource.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated")
+        }
+        if meta:
+            resource["meta"] = meta
+        else:
+            resource.pop("meta", None)
+        content_hash = self.store.content_hash(
+            json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        )
+        current = None if p.new else self.version_of(key)
+        if current is not None and current.content_hash == content_hash:
+            found = self.current(key)
+            assert found is not None
+            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+            return Written(
+                200,
+                it.resource_type,
+                p.resource_id,
+                found[0],
+                found[1],
+                found[2],
+                changed=False,
+                warnings=it.warnings,
+            )
+        version = current.version + 1 if current else 1
+        resource["meta"] = {
+            **meta,
+            "versionId": str(version),
+            "lastUpdated": fhir_instant(self.now),
+        }
+        status = resource.get("status") if isinstance(resource.get("status"), str) else None
+        payload = json.dumps(resource, separators=(",", ":"), ensure_ascii=False).encode()
+        keys = frozenset(
+            k
+            for system, value in _identifiers(resource)
+            for k in self.store.identifier_keys(unit.site, it.resource_type, system, value)
+        )
+        write = ResourceWrite(
+            site=unit.site,
+            resource_type=it.resource_type,
+            resource_id=p.resource_id,
+            version=version,
+            last_updated=self.now,
+            status=status[:30] if status else None,
+            content_hash=content_hash,
+            payload=payload,
+            identifier_keys=keys,
+            subject=reference_of(resource.get("subject") or resource.get("patient")),
+            encounter=reference_of(resource.get("encounter") or resource.get("context")),
+            sender=unit.sender,
+        )
+        self._record(key, write, base=current.version if current else None, content=resource)
+        message_type = it.resource_type
+        if (
+            it.resource_type == "Encounter"
+            and current is not None
+            and current.status == "finished"
+            and status not in ("finished", "cancelled", "entered-in-error")
+        ):
+            message_type += REOPENED
+        self.arrivals.append(
+            Arrival(
+                channel=CHANNEL,
+                sender=unit.sender,
+                message_key=f"{it.resource_type}/{p.resource_id}/_history/{version}",
+                message_type=message_type,
+                site=unit.site,
+                payload=payload,
+                received_at=self.now,
+            )
+        )
+        return Written(
+            201 if version == 1 else 200,
+            it.resource_type,
+            p.resource_id,
+            version,
+            self.now,
+            resource,
+            changed=True,
+            warnings=it.warnings,
+        )
+
+    def _record(
+        self,
+        key: ResourceKey,
+        write: ResourceWrite,
+        *,
+        base: int | None,
+        content: dict[str, Any],
+    ) -> None:
+        site, kind, rid = key
+        previous = self.final.get(key)
+        if previous is not None:
+            base = previous[1]  # what the database held before this group
+            for old in previous[0].identifier_keys:
+                self.by_identifier.get((site, kind, old), set()).discard(rid)
+        self.final[key] = (write, base, content)
+        for k in write.identifier_keys:
+            self.by_identifier.setdefault((site, kind, k), set()).add(rid)
+
+    # storing --------------------------------------------------------------------------------
+    def flush(self) -> None:
+        self.store.write_many(self.conn, [(w, base) for w, base, _ in self.final.values()])
+        self.counts.update(insert_arrivals(self.conn, self.store.keyring, self.arrivals))
+        if self.rejected:
+            store_arrivals(self.conn, self.store.keyring, self.rejected)
+        count_messages(self.conn, self.counts)
+
+
+def _identifiers(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for identifier in resource.get("identifier") or ():
+        if isinstance(identifier, dict) and identifier.get("value"):
+            yield str(identifier.get("system") or ""), str(identifier["value"])
+
+
+def _resolved(node: Any, refs: dict[str, str]) -> Any:
+    """A copy of `node` with references to fullUrls of the same Bundle pointing at the ids
+    they were given."""
+    if isinstance(node, dict):
+        copy = {k: _resolved(v, refs) if isinstance(v, dict | list) else v for k, v in node.items()}
+        ref = copy.get("reference")
+        if isinstance(ref, str) and ref in refs:
+            copy["reference"] = refs[ref]
+        return copy
+    if isinstance(node, list):
+        return [_resolved(v, refs) if isinstance(v, dict | list) else v for v in node]
+    return node
+
+
+_ids = random.Random(os.urandom(32))  # only the writer thread draws from it
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID for a created resource. Ids need to be unique, not secret:
+    a generator seeded once from the OS spares a system call per resource."""
+    return str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+
+
+def parse_if_none_exist(query: str) -> tuple[str | None, str]:
+    """`identifier=system|value` (or `identifier=value`, any system) from If-None-Exist."""
+    params = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    if len(params) != 1 or params[0][0] != "identifier" or not params[0][1]:
+        raise BadRequest(
+            "If-None-Exist supports exactly one parameter, identifier=[system|]value",
+            code="not-supported",
+        )
+    raw = params[0][1]
+    if "|" in raw:
+        system, value = raw.split("|", 1)
+        if not value:
+            raise BadRequest("If-None-Exist identifier has no value", code="invalid")
+        return system, value
+    return None, raw
+
+
+def parse_etag(value: str) -> int:
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit():
+        raise BadRequest('If-Match must name a version, e.g. W/"3"', code="invalid")
+    return int(text)
+
+
+def fhir_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,348 @@
+"""FHIR transaction-Bundle benchmark against a real `referral-gateway serve` process.
+
+Each Bundle is what an ED system sends for one attendance: a Patient (conditional create on
+the NHS number), an Encounter and a Condition, tied with urn:uuid references; every Bundle is
+a different synthetic person. Several client threads in this process post flat out over
+keep-alive HTTP connections for `--seconds` (after a short warm-up), then the run waits for
+the pipeline to process what was stored. Prints:
+
+- Bundles/s answered with 200 (each one committed before its answer), latency p50 / p99;
+- how far the pipeline (decode, detect, candidates) was behind when the clients stopped, and
+  the end-to-end rate from first post to last resource processed.
+
+Run: python bench/bench_fhir.py [--seconds 15] [--clients 8] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+NHS = "https://fhir.nhs.uk/Id/nhs-number"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nhs_number(n: int) -> str:
+    """The n-th number of the 999 test range with a valid check digit (n < ~900,000)."""
+    base = 999_000_000 + n
+    while True:
+        digits = str(base)
+        check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11
+        if check != 10:
+            return f"{digits}{0 if check == 11 else check}"
+        base += 1_000_000  # keep n's numbers apart from n+1's
+
+
+def attendance_bundle(n: int) -> bytes:
+    p, e = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
+    nhs = nhs_number(n)
+    young = n % 3 != 0
+    patient = {
+        "resourceType": "Patient",
+        "meta": {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"]},
+        "identifier": [
+            {"system": NHS, "value": nhs},
+            {"system": "https://rxx.example.nhs.uk/Id/mrn", "value": f"MRN{n:07d}"},
+        ],
+        "name": [{"use": "official", "family": "Benchmarkson", "given": ["Sam"]}],
+        "gender": "female" if n % 2 else "male",
+        "birthDate": "2009-05-17" if young else "1971-02-03",
+        "telecom": [{"system": "phone", "value": "07700 900456", "use": "mobile"}],
+        "address": [
+            {
+                "use": "home",
+                "line": ["2 Example Road"],
+                "city": "Exampleton",
+                "postalCode": "ZZ99 4BB",
+            }
+        ],
+    }
+    encounter = {
+        "resourceType": "Encounter",
+        "identifier": [
+            {
+                "use": "official",
+                "system": "https://rxx.example.nhs.uk/Id/ed-visit",
+                "value": f"BENCH-{n:08d}",
+            }
+        ],
+        "status": "in-progress",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+        "subject": {"reference": p},
+        "period": {"start": "2025-03-01T21:14:00Z"},
+        "reasonCode": [
+            {
+                "coding": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "code": "425322008",
+                        "display": "Stab wound",
+                    }
+                ],
+                "text": "stabbed in arm",
+            }
+        ],
+        "location": [{"location": {"display": "Majors"}, "status": "active"}],
+    }
+    condition = {
+        "resourceType": "Condition",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-category",
+                        "code": "encounter-diagnosis",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [
+                {"system": "http://snomed.info/sct", "code": "52684005", "display": "Assault"}
+            ]
+        },
+        "subject": {"reference": p},
+        "encounter": {"reference": e},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": p,
+                "resource": patient,
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier={NHS}|{nhs}",
+                },
+            },
+            {
+                "fullUrl": e,
+                "resource": encounter,
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": condition,
+                "request": {"method": "POST", "url": "Condition"},
+            },
+        ],
+    }
+    return json.dumps(bundle).encode()
+
+
+def create_token(data_dir: Path, database_url: str) -> str:
+    env = dict(os.environ, RG_DATA_DIR=str(data_dir), RG_DATABASE_URL=database_url)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "referral_gateway.cli",
+            "tokens",
+            "create",
+            "--site",
+            "RXX01",
+            "--name",
+            "bench-ed-system",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    match = re.search(r"^(rgf_\S+)$", out, re.MULTILINE)
+    if not match:
+        raise SystemExit("tokens create printed no token")
+    return match.group(1)
+
+
+def start_gateway(
+    data_dir: Path, database_url: str, extra_env: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    env = dict(
+        os.environ,
+        RG_DATA_DIR=str(data_dir),
+        RG_HTTP_PORT=str(port),
+        RG_MLLP_PORT=str(free_port()),
+        RG_DATABASE_URL=database_url,
+        **extra_env,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "referral_gateway.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/fhir/metadata")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("gateway did not start")
+
+
+class Client(threading.Thread):
+    def __init__(
+        self, port: int, token: str, bodies: list[bytes], stop_at: list[float], measure_from: float
+    ) -> None:
+        super().__init__(daemon=True)
+        self.port, self.bodies, self.stop_at, self.measure_from = (
+            port,
+            bodies,
+            stop_at,
+            measure_from,
+        )
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+        self.latencies: list[float] = []
+        self.sent = self.failed = 0
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        for body in self.bodies:
+            if time.perf_counter() >= self.stop_at[0]:
+                break
+            t0 = time.perf_counter()
+            conn.request("POST", "/fhir", body, self.headers)
+            response = conn.getresponse()
+            response.read()
+            self.sent += 1
+            if response.status != 200:
+                self.failed += 1
+            if t0 >= self.measure_from:
+                self.latencies.append(time.perf_counter() - t0)
+        conn.close()
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def count(engine: Any, where: str = "") -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(text(f"select count(*) from inbound_message {where}")).scalar() or 0
+        )
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--warmup", type=float, default=2.0)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--max-bundles", type=int, default=40_000)
+    ap.add_argument("--database-url", default="")
+    ap.add_argument(
+        "--processing-batch",
+        type=int,
+        default=0,
+        help="RG_PROCESSING_BATCH for the server (default: the gateway's own)",
+    )
+    args = ap.parse_args()
+    extra_env = {"RG_PROCESSING_BATCH": str(args.processing_batch)} if args.processing_batch else {}
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, {platform.platform()}"
+    )
+    bodies = [attendance_bundle(n) for n in range(args.max_bundles)]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp)
+        url = args.database_url or f"sqlite:///{data / 'gateway.db'}"
+        token = create_token(data, url)
+        proc, port = start_gateway(data, url, extra_env)
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            t0 = time.perf_counter()
+            measure_from = t0 + args.warmup
+            stop_at = [measure_from + args.seconds]
+            clients = [
+                Client(port, token, bodies[i :: args.clients], stop_at, measure_from)
+                for i in range(args.clients)
+            ]
+            for c in clients:
+                c.start()
+            time.sleep(args.warmup)
+            cpu_start = process_cpu(proc.pid)
+            for c in clients:
+                c.join()
+            t_clients = time.perf_counter()
+            cpu_used = process_cpu(proc.pid) - cpu_start
+            measured = [lat for c in clients for lat in c.latencies]
+            sent = sum(c.sent for c in clients)
+            failed = sum(c.failed for c in clients)
+            behind = count(engine, "where state = 'pending'")
+            while count(engine, "where state = 'pending'"):
+                time.sleep(0.1)
+            t_done = time.perf_counter()
+            stored = count(engine)
+            print(
+                f"FHIR transaction Bundles (Patient + Encounter + Condition), "
+                f"{args.clients} clients, {args.seconds:.0f} s after {args.warmup:.0f} s "
+                f"warm-up, {'SQLite' if url.startswith('sqlite') else 'PostgreSQL'}"
+                + (f", RG_PROCESSING_BATCH={args.processing_batch}:" if extra_env else ":")
+            )
+            print(
+                f"  answered 200: {len(measured) / args.seconds:,.0f} Bundles/s "
+                f"({len(measured)} in the measured window; {failed} not 200 of {sent})"
+            )
+            print(
+                f"  latency: p50 {pct(measured, 0.5) * 1000:.1f} ms, "
+                f"p99 {pct(measured, 0.99) * 1000:.1f} ms; server CPU "
+                f"{cpu_used * 1000 / max(1, len(measured)):.2f} ms per Bundle (intake and "
+                f"pipeline, one process)"
+            )
+            print(
+                f"  pipeline: {behind} of {stored} resource versions still pending when the "
+                f"clients stopped; all processed {t_done - t_clients:.1f} s later; end to end "
+                f"{sent / (t_done - t0):,.0f} Bundles/s ({stored / (t_done - t0):,.0f} "
+                f"resources/s) from first post to last processed"
+            )
+            with engine.connect() as conn:
+                referrals = conn.execute(text("select count(*) from referral")).scalar()
+            print(f"  candidates: {referrals} (two thirds of the Bundles are young people)")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Rest-hook notifications (R4 backport, id-only): the gateway fetches what they name from the
+source server running in another process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from adapters.fhir.auth import TokenAuthenticator
+from adapters.fhir.errors import SourceUnavailable, Unprocessable
+from adapters.fhir.routes import fhir_router
+from adapters.fhir.sources import FhirSource
+from adapters.fhir.subscriptions import SubscriptionReceiver, read_notification
+from referral_gateway.storage.fhir_store import ApiClient
+from referral_gateway.storage.inbox import INBOX
+from tests.fhir import builders as b
+
+RXX = ApiClient(1, "rxx-epr-hook", "RXX01", None, None)  # type: ignore[arg-type]
+
+
+def backport_notification(
+    base: str, *focus: str, kind: str = "event-notification"
+) -> dict[str, Any]:
+    """An R4 backport notification: Parameters status, then one id-only entry per event."""
+    events = [
+        {
+            "name": "notification-event",
+            "part": [
+                {"name": "event-number", "valueString": str(n + 1)},
+                {"name": "focus", "valueReference": {"reference": f"{base}/{ref}"}},
+            ],
+        }
+        for n, ref in enumerate(focus)
+    ]
+    status = {
+        "resourceType": "Parameters",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+                "backport-subscription-status-r4"
+            ]
+        },
+        "parameter": [
+            {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/s1"}},
+            {"name": "topic", "valueCanonical": "http://example.org/topics/ed-encounter"},
+            {"name": "status", "valueCode": "active"},
+            {"name": "type", "valueCode": kind},
+            {"name": "events-since-subscription-start", "valueString": str(len(focus))},
+            *events,
+        ],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0f6a8e9e-1d1c-4c8e-9d1e-6f0f3c3b1a11",
+                "resource": status,
+                "request": {"method": "GET", "url": f"{base}/Subscription/s1/$status"},
+                "response": {"status": "200"},
+            }
+        ]
+        + [
+            {
+                "fullUrl": f"{base}/{ref}",
+                "request": {"method": "PUT", "url": ref},
+                "response": {"status": "200"},
+            }
+            for ref in focus
+        ],
+    }
+
+
+@pytest.fixture
+def receiver(writer, store, source_server, clock) -> SubscriptionReceiver:
+    source = FhirSource(name="rxx-epr", base_url=source_server.base_url, site="RXX01", poll=False)
+    return SubscriptionReceiver(writer, store, [source], clock)
+
+
+def stored_keys(engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(r.message_key for r in conn.execute(select(INBOX.c.message_key)))
+
+
+def test_a_handshake_is_answered_and_stores_nothing(receiver, source_server, engine):
+    outcome = receiver(backport_notification(source_server.base_url, kind="handshake"), RXX)
+    assert outcome["issue"][0]["severity"] == "information"
+    assert stored_keys(engine) == [] and source_server.requests() == []
+
+
+def test_an_id_only_encounter_event_fetches_the_encounter_and_its_patient(
+    receiver, source_server, engine
+):
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1", subject="Patient/p1"), "2025-03-01T21:14:00Z"),
+    )
+    receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
+    assert stored_keys(engine) == ["Encounter/e1/_history/1", "Patient/p1/_history/1"]
+    assert sorted(source_server.requests()) == ["/fhir/Encounter/e1", "/fhir/Patient/p1"]
+    with engine.connect() as conn:
+        assert set(conn.execute(select(INBOX.c.sender)).scalars()) == {"rxx-epr"}
+
+
+def test_the_r4b_subscription_status_form_is_read_too(source_server):
+    base = source_server.base_url
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "SubscriptionStatus",
+                    "status": "active",
+                    "type": "event-notification",
+                    "subscription": {"reference": f"{base}/Subscription/s1"},
+                    "notificationEvent": [
+                        {"eventNumber": "7", "focus": {"reference": f"{base}/Encounter/e1"}}
+                    ],
+                }
+            }
+        ],
+    }
+    note = read_notification(bundle)
+    assert (note.type, note.focus) == ("event-notification", (f"{base}/Encounter/e1",))
+
+
+def test_a_condition_event_brings_its_ed_encounter_and_patient(receiver, source_server, engine):
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1", subject="Patient/p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.condition(id="c1", encounter_ref="Encounter/e1"), "2025-03-01T21:40:00Z"),
+    )
+    receiver(backport_notification(source_server.base_url, "Condition/c1"), RXX)
+    assert stored_keys(engine) == [
+        "Condition/c1/_history/1",
+        "Encounter/e1/_history/1",
+        "Patient/p1/_history/1",
+    ]
+
+
+def test_resources_about_other_kinds_of_encounter_are_left_at_the_source(
+    receiver, source_server, engine
+):
+    source_server.add(
+        b.at_source(b.patient(id="p2"), "2025-03-01T09:00:00Z"),
+        b.at_source(
+            b.encounter(id="e2", klass="AMB", subject="Patient/p2"), "2025-03-01T09:00:00Z"
+        ),
+        b.at_source(b.condition(id="c2", encounter_ref="Encounter/e2"), "2025-03-01T09:10:00Z"),
+        b.at_source(b.patient(id="p3"), "2025-03-01T09:00:00Z"),
+    )
+    receiver(
+        backport_notification(source_server.base_url, "Encounter/e2", "Condition/c2", "Patient/p3"),
+        RXX,
+    )
+    assert stored_keys(engine) == []
+
+
+def test_a_focus_outside_the_configured_source_is_refused_before_any_fetch(receiver, source_server):
+    note = backport_notification("http://169.254.169.254/fhir", "Encounter/e1")
+    with pytest.raises(Unprocessable):
+        receiver(note, RXX)
+    assert source_server.requests() == []
+
+
+def test_a_client_of_a_site_with_no_source_is_refused(receiver, source_server):
+    other_site = ApiClient(2, "ryy", "RYY01", None, None)  # type: ignore[arg-type]
+    with pytest.raises(Unprocessable):
+        receiver(backport_notification(source_server.base_url, "Encounter/e1"), other_site)
+
+
+def test_a_source_that_fails_to_serve_the_focus_is_a_502(receiver, source_server):
+    source_server.add(b.at_source(b.encounter(id="e1"), "2025-03-01T21:14:00Z"))
+    source_server.fail(1)
+    with pytest.raises(SourceUnavailable) as caught:
+        receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
+    assert caught.value.status == 502
+
+
+def test_notifications_arrive_over_http_with_the_sender_s_token(
+    writer, clients, clock, receiver, source_server, engine
+):
+    _, token = clients.create(name="rxx-epr-hook", site="RXX01", now=clock())
+    app = FastAPI()
+    app.include_router(
+        fhir_router(
+            writer=writer,
+            authenticate=TokenAuthenticator(clients),
+            clock=clock,
+            notifications=receiver,
+        )
+    )
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1", subject="Patient/p1"), "2025-03-01T21:14:00Z"),
+    )
+    note = backport_notification(source_server.base_url, "Encounter/e1")
+    headers = {"Content-Type": "application/fhir+json"}
+    with TestClient(app, headers=headers) as http:
+        refused = http.post("/fhir/subscription-hook", json=note)
+        accepted = http.post(
+            "/fhir/subscription-hook", json=note, headers={"Authorization": f"Bearer {token}"}
+        )
+        source_server.fail(1)
+        upstream_down = http.post(
+            "/fhir/subscription-hook", json=note, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert refused.status_code == 401
+    assert accepted.status_code == 200
+    assert accepted.json()["resourceType"] == "OperationOutcome"
+    assert upstream_down.status_code == 502
+    assert stored_keys(engine) == ["Encounter/e1/_history/1", "Patient/p1/_history/1"]
+
+
+def test_a_malformed_notification_is_a_422_naming_the_status_entry(source_server):
+    bundle = backport_notification(source_server.base_url, "Encounter/e1")
+    bundle["entry"][0]["resource"]["parameter"][0]["valueBanana"] = 1
+    with pytest.raises(Unprocessable) as caught:
+        read_notification(bundle)
+    expressions = {e for i in caught.value.issues for e in i.expression}
+    assert any(e.startswith("Bundle.entry[0].resource.parameter[0]") for e in expressions)
