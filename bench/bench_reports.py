@@ -23,6 +23,7 @@ import argparse
 import json
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -306,6 +307,10 @@ def main() -> int:
     else:
         tmp = tempfile.mkdtemp(prefix="rg-bench-")
         url = f"sqlite:///{tmp}/bench.db"
+
+        def cleanup() -> None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
     engine = (
         make_engine(url, sqlite_synchronous="OFF")
         if url.startswith("sqlite")

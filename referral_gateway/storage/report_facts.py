@@ -135,8 +135,10 @@ class SqlFacts:
             histories = _by_referral(conn, _consent_stmt(of_site, made_in_months))
             contacts = _by_referral(conn, _contact_stmt(of_site, made))
             onwards = _by_referral(conn, _onward_stmt(of_site, made_in_months))
-            supported = set(conn.execute(_support_stmt(of_site, made)).scalars())
-            activity = {r[0]: r for r in conn.execute(_activity_stmt(of_site, months_start, end))}
+            supported = {r[0] for r in conn.execute(_support_stmt(of_site, made)).all()}
+            activity = {
+                r[0]: r for r in conn.execute(_activity_stmt(of_site, months_start, end)).all()
+            }
             later = self._violent_returns(conn, site, of_site[1], arrival, start, cohort_end)
             in_window = {r.id for r in window}
             # closed or followed up in the months, but arrived before the window
