@@ -47,10 +47,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, false, func, or_, select
+from sqlalchemy import DateTime, Index, Table, and_, false, func, or_, select, type_coerce
 from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.report_facts import (
@@ -67,6 +67,26 @@ from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD
 from referral_gateway.storage.consent_tables import ConsentRecordRow
 
 CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
+
+# What the consent and casework reads walk (migration 0006_report_indexes): a site's
+# referrals by creation time, carrying their status and id; a referral's contacts by
+# outcome, carrying the time and method; whether support started. Each read then touches
+# the index alone, never the table rows.
+Index(
+    "ix_referral_report_made",
+    REFERRAL.c.site,
+    REFERRAL.c.created_at,
+    REFERRAL.c.status,
+    REFERRAL.c.id,
+)
+Index(
+    "ix_contact_attempt_report",
+    CONTACTS.c.referral_id,
+    CONTACTS.c.outcome,
+    CONTACTS.c.at,
+    CONTACTS.c.method,
+)
+Index("ix_referral_case_report_support", CASES.c.referral_id, CASES.c.support_tier)
 
 NOT_SCREENED_RULES = ("not_emergency", "cancelled")
 ASSAULT_RULE = "assault_signal"
@@ -122,7 +142,7 @@ class SqlFacts:
         of_site = (REFERRAL.c.site == site, REFERRAL.c.status != "voided")
         with self.engine.connect() as conn:
             window = conn.execute(
-                select(*_CANDIDATE, REFERRAL.c.created_at)
+                select(*_CANDIDATE, _MADE)
                 .select_from(_WITH_ATTENDANCE)
                 .where(*of_site, arrival >= start, arrival < end)
             ).all()
@@ -130,12 +150,14 @@ class SqlFacts:
             # bounded by the window's referrals (no second pass over the attendances), and
             # matched to the window by referral id. The approach and what followed it are
             # read for the months' own arrivals; of the year before, only engagement.
-            made = _Span.of(r.created_at for r in window)
-            made_in_months = _Span.of(r.created_at for r in window if r.arrival_at >= months_start)
+            made = _Span.of(r.made for r in window)
+            made_in_months = _Span.of(r.made for r in window if r.arrival_at >= months_start)
+            made_before = _Span.of(r.made for r in window if r.arrival_at < months_start)
             histories = _by_referral(conn, _consent_stmt(of_site, made_in_months))
-            contacts = _by_referral(conn, _contact_stmt(of_site, made))
+            contacts = _by_referral(conn, _contact_stmt(of_site, made_in_months))
             onwards = _by_referral(conn, _onward_stmt(of_site, made_in_months))
-            supported = {r[0] for r in conn.execute(_support_stmt(of_site, made)).all()}
+            engaged_ids = _ids(conn, _support_stmt(of_site, made))
+            engaged_ids |= _ids(conn, _engaged_contact_stmt(of_site, made_before))
             activity = {
                 r[0]: r for r in conn.execute(_activity_stmt(of_site, months_start, end)).all()
             }
@@ -154,7 +176,7 @@ class SqlFacts:
         # rows unpacked, not read by attribute: this loop runs once per candidate
         for rid, arrived, age, sex, reasons, injury, *_made in (*window, *earlier):
             reached = contacts.get(rid, ())
-            engaged = rid in supported or any(c.outcome == _ENGAGED_OUTCOME for c in reached)
+            engaged = rid in engaged_ids or any(c.outcome == _ENGAGED_OUTCOME for c in reached)
             if arrived >= months_start:
                 consent = _approach(histories.get(rid, ()))
                 work = _casework(reached, onwards.get(rid, ()), engaged)
@@ -286,20 +308,26 @@ def _consent_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
             CONSENT.c.giver,
             CONSENT.c.not_approached_reason,
             CONSENT.c.recorded_at,
+            CONSENT.c.seq,
         )
         .select_from(CONSENT.join(REFERRAL, REFERRAL.c.id == CONSENT.c.referral_id))
         .where(*of_site, *_made_within(made))
-        .order_by(CONSENT.c.referral_id, CONSENT.c.seq)
-    )
+    )  # in no order: each referral's few records are put in order by `_approach`
 
 
 def _contact_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
-    """The contacts that reached the young person, in time order."""
+    """The contacts that reached the young person (in no order: `_casework` finds the
+    first of each referral's few)."""
     return (
-        select(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.method, CONTACTS.c.outcome)
+        select(
+            CONTACTS.c.referral_id,
+            CONTACTS.c.at,
+            CONTACTS.c.method,
+            CONTACTS.c.outcome,
+            CONTACTS.c.id,
+        )
         .select_from(CONTACTS.join(REFERRAL, REFERRAL.c.id == CONTACTS.c.referral_id))
         .where(*of_site, *_made_within(made), CONTACTS.c.outcome.in_(_REACHED))
-        .order_by(CONTACTS.c.referral_id, CONTACTS.c.at, CONTACTS.c.id)
     )
 
 
@@ -318,6 +346,19 @@ def _support_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
         .select_from(CASES.join(REFERRAL, REFERRAL.c.id == CASES.c.referral_id))
         .where(*of_site, *_made_within(made), CASES.c.support_tier.is_not(None))
     )
+
+
+def _engaged_contact_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
+    """Referrals with a contact in which the young person engaged."""
+    return (
+        select(CONTACTS.c.referral_id)
+        .select_from(CONTACTS.join(REFERRAL, REFERRAL.c.id == CONTACTS.c.referral_id))
+        .where(*of_site, *_made_within(made), CONTACTS.c.outcome == _ENGAGED_OUTCOME)
+    )
+
+
+def _ids(conn: Any, stmt: Any) -> set[str]:
+    return {row[0] for row in conn.execute(stmt).all()}
 
 
 def _activity_stmt(of_site: tuple[Any, ...], since: datetime, until: datetime) -> Any:
@@ -350,8 +391,20 @@ class _Span:
 
     @classmethod
     def of(cls, moments: Iterable[datetime]) -> _Span | None:
+        """From `_MADE` values: naive UTC from SQLite, aware from PostgreSQL."""
         known = list(moments)
-        return cls(min(known), max(known)) if known else None
+        if not known:
+            return None
+        return cls(_aware(min(known)), _aware(max(known)))
+
+
+# the creation time as the driver gives it (no conversion of each row): only its first and
+# last are needed, and `_Span.of` makes those two aware
+_MADE = type_coerce(REFERRAL.c.created_at, DateTime(timezone=True)).label("made")
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def _made_within(made: _Span | None) -> tuple[Any, ...]:
@@ -378,9 +431,11 @@ class _Approach:
 
 
 def _approach(records: Sequence[Any]) -> _Approach:
-    """A referral's consent history (in order) as the report counts it."""
+    """A referral's consent history as the report counts it."""
     if not records:
         return _NO_APPROACH
+    if len(records) > 1:
+        records = sorted(records, key=lambda r: r.seq)
     outcomes = [r.outcome for r in records]
     override = _OVERRIDE in outcomes
     if _GIVEN in outcomes:
@@ -428,11 +483,11 @@ class _Casework:
 
 
 def _casework(contacts: Sequence[Any], onwards: Sequence[Any], engaged: bool) -> _Casework:
-    """A referral's contacts that reached the young person (in time order) and its onward
-    referrals and signposting, as the report counts them."""
+    """A referral's contacts that reached the young person and its onward referrals and
+    signposting, as the report counts them."""
     if not contacts and not onwards:
         return _ENGAGED_ONLY if engaged else _NO_CASEWORK
-    first = contacts[0] if contacts else None
+    first = min(contacts, key=lambda c: (c.at, c.id)) if contacts else None
     return _Casework(
         reached_at=first.at if first is not None else None,
         first_method=_method(first.method) if first is not None else None,
