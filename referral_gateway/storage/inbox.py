@@ -36,6 +36,9 @@ class Arrival:
     error_stage: str | None = None
     error_detail: str | None = None
 
+    def __repr__(self) -> str:  # the payload carries identifiable data
+        return f"Arrival({self.channel}, {self.sender!r}, {self.message_key!r}, <payload>)"
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -52,6 +55,9 @@ class PendingMessage:
     message_type: str
     payload: bytes
     received_at: datetime
+
+    def __repr__(self) -> str:  # the payload carries identifiable data
+        return f"PendingMessage(id={self.id}, {self.channel}, {self.message_type!r}, <payload>)"
 
 
 class InboxStore:
