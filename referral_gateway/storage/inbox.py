@@ -12,6 +12,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
+from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
 from referral_gateway.storage.tables import FeedCount, InboundMessage
 
@@ -70,7 +71,7 @@ class InboxStore:
         message_key) is not stored again: it comes back as a duplicate of the first."""
         results: list[Stored] = []
         counts: Counter[tuple[str, str, date, str]] = Counter()
-        with self.engine.begin() as conn:
+        with write_gate(self.engine), self.engine.begin() as conn:
             insert = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"])
             stmt = insert.returning(INBOX.c.id)
             for a in arrivals:
