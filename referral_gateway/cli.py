@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -127,7 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    asyncio.run(_serve(settings, demo=args.demo))
+    try:
+        import uvloop  # part of uvicorn[standard]: a faster event loop for MLLP and HTTP
+    except ImportError:  # pragma: no cover - uvloop has no wheel for this platform
+        asyncio.run(_serve(settings, demo=args.demo))
+    else:
+        uvloop.run(_serve(settings, demo=args.demo))
     return 0
 
 
@@ -180,6 +186,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         settings.http_host,
         settings.http_port,
     )
+    gc.freeze()  # everything built so far lives for the whole run: keep it out of GC passes
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve())]
     stop_demo = threading.Event()
     if demo:

@@ -34,7 +34,7 @@ class Settings:
     keyring_file: str = ""  # empty: <data_dir>/keyring.json
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
-    processing_batch: int = 100
+    processing_batch: int = 25
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
     retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided
     retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed

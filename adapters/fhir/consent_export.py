@@ -1,8 +1,7 @@
 """A referral's consent history as a FHIR R4B Consent, for an outside case system to see on
 what basis the data reached it.
 
-    consent_resource(history, site=..., patient_reference=...) -> Consent | None
-    consent_json(...) -> dict | None   (the same, as FHIR JSON)
+    consent_json(history, site=..., patient_reference=...) -> dict | None   (FHIR JSON)
 
 Mapping (the record in force at `at`, default the latest):
 - given consent → `active`, provision `permit` from when it was given;
@@ -18,18 +17,16 @@ Mapping (the record in force at `at`, default the latest):
 Nothing free-text from the record goes out (no Gillick notes, no override reason, no
 authoriser's name): only codes, times, the site's ODS code and the referral id.
 
-This file imports `fhir.resources.R4B` directly for now; the FHIR adapter's single import
-point can take it over.
+The body is checked through the FHIR adapter's single import point (`models.py`, R4B).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from fhir.resources.R4B.consent import Consent
-
+from adapters.fhir.models import validate_resource
 from consent.records import (
     ConsentGiver,
     ConsentOutcome,
@@ -58,19 +55,6 @@ _OVERRIDE_TEXT = (
 )
 
 
-def consent_resource(
-    history: Sequence[ConsentRecord],
-    *,
-    site: str,
-    patient_reference: str | None = None,
-    at: datetime | None = None,
-    referral_id_system: str = REFERRAL_ID_SYSTEM,
-) -> Consent | None:
-    """The Consent describing `history` at `at`, or None when there is no decision."""
-    body = _consent_body(history, site, patient_reference, at, referral_id_system)
-    return Consent.model_validate(body) if body is not None else None
-
-
 def consent_json(
     history: Sequence[ConsentRecord],
     *,
@@ -79,17 +63,12 @@ def consent_json(
     at: datetime | None = None,
     referral_id_system: str = REFERRAL_ID_SYSTEM,
 ) -> dict[str, Any] | None:
-    resource = consent_resource(
-        history,
-        site=site,
-        patient_reference=patient_reference,
-        at=at,
-        referral_id_system=referral_id_system,
-    )
-    if resource is None:
-        return None
-    result: dict[str, Any] = resource.model_dump(mode="json", exclude_none=True, by_alias=True)
-    return result
+    """The Consent (FHIR JSON, checked against the R4B model) describing `history` at `at`,
+    or None when there is no decision."""
+    body = _consent_body(history, site, patient_reference, at, referral_id_system)
+    if body is not None:
+        validate_resource(body, where="Consent")
+    return body
 
 
 def _consent_body(
@@ -115,7 +94,7 @@ def _consent_body(
             {"coding": [{"system": LOINC, "code": "59284-0", "display": "Patient Consent"}]}
         ],
         "organization": [{"identifier": {"system": ODS_SYSTEM, "value": site}}],
-        "dateTime": latest.recorded_at.isoformat(),
+        "dateTime": _instant(latest.recorded_at),
     }
     if patient:
         body["patient"] = patient
@@ -133,9 +112,9 @@ def _consent_body(
     else:
         deciding, status, end = latest, "active", None
 
-    period: dict[str, str] = {"start": deciding.recorded_at.isoformat()}
+    period: dict[str, str] = {"start": _instant(deciding.recorded_at)}
     if end is not None:
-        period["end"] = end.isoformat()
+        period["end"] = _instant(end)
     body["status"] = status
     body["provision"] = {"type": "permit", "period": period, "purpose": [_purpose()]}
     if deciding.outcome is ConsentOutcome.SAFEGUARDING_OVERRIDE:
@@ -150,7 +129,7 @@ def _consent_body(
         elif patient:
             body["performer"] = [{**patient, "type": "Patient"}]
         body["verification"] = [
-            {"verified": True, "verificationDate": deciding.recorded_at.isoformat()}
+            {"verified": True, "verificationDate": _instant(deciding.recorded_at)}
         ]
     return body
 
@@ -161,3 +140,8 @@ def _opt_in(text: str) -> dict[str, Any]:
 
 def _purpose() -> dict[str, str]:
     return {"system": ACT_REASON, "code": "COC", "display": "coordination of care"}
+
+
+def _instant(moment: datetime) -> str:
+    """A FHIR instant in UTC, written with Z."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

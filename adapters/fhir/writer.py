@@ -45,6 +45,7 @@ from adapters.fhir.errors import (
     StorageUnavailable,
 )
 from adapters.fhir.mapping import reference_of
+from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.fhir_store import (
     ConcurrentWrite,
     CurrentVersion,
@@ -185,7 +186,7 @@ class FhirWriter:
     def _commit(self, group: list[tuple[WriteUnit, Future[UnitResult]]], attempt: int = 1) -> None:
         now = self.clock()
         try:
-            with self.engine.begin() as conn:
+            with write_gate(self.engine), self.engine.begin() as conn:
                 batch = _Group(self.store, conn, now)
                 batch.prefetch([unit for unit, _ in group])
                 results = [batch.apply(unit) for unit, _ in group]

@@ -37,6 +37,7 @@ from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import ValueSetLibrary
 from referral_gateway.errors import MessageRejected
 from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.dialect import add_counts
 from referral_gateway.storage.inbox import COUNTS, INBOX, InboxStore, PendingMessage
 
@@ -175,7 +176,7 @@ class Pipeline:
         updates: list[tuple[str, ReferralUpdate]] = []
         states: list[tuple[int, str]] = []
         decoded = [(message, self._decode(message)) for message in messages]  # no lock held
-        with self.engine.begin() as conn:
+        with write_gate(self.engine), self.engine.begin() as conn:
             # Claim first: a message another worker finished meanwhile is not done twice.
             owned = set(conn.execute(_CLAIM, {"ids": [m.id for m, _ in decoded]}).scalars())
             for message, events in decoded:

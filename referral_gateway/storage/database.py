@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,26 @@ def make_derived_engine(url: str, **kwargs: Any) -> Engine:
         dbapi_conn.commit()
 
     return engine
+
+
+_GATES: dict[str, threading.Lock] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def write_gate(engine: Engine) -> AbstractContextManager[Any]:
+    """Taken around the busiest writers' transactions (intake, pipeline, FHIR writer).
+
+    SQLite allows one writer at a time, and a connection that finds the database locked
+    sleeps in growing steps (up to 100 ms) before it looks again, so an acknowledgement
+    could wait long after the lock was free. Queuing on a lock in this process instead
+    wakes the next writer the moment the last one commits. PostgreSQL locks rows, not the
+    database: there the gate is open."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    key = str(engine.url.database)
+    with _GATES_LOCK:
+        gate = _GATES.setdefault(key, threading.Lock())
+    return gate
 
 
 def _sync_mode(value: str) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
+from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
 from referral_gateway.storage.tables import FeedCount, InboundMessage
 
@@ -36,6 +37,9 @@ class Arrival:
     error_stage: str | None = None
     error_detail: str | None = None
 
+    def __repr__(self) -> str:  # the payload carries identifiable data
+        return f"Arrival({self.channel}, {self.sender!r}, {self.message_key!r}, <payload>)"
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -53,6 +57,9 @@ class PendingMessage:
     payload: bytes
     received_at: datetime
 
+    def __repr__(self) -> str:  # the payload carries identifiable data
+        return f"PendingMessage(id={self.id}, {self.channel}, {self.message_type!r}, <payload>)"
+
 
 class InboxStore:
     def __init__(self, engine: Engine, keyring: KeyRing) -> None:
@@ -64,7 +71,7 @@ class InboxStore:
         message_key) is not stored again: it comes back as a duplicate of the first."""
         results: list[Stored] = []
         counts: Counter[tuple[str, str, date, str]] = Counter()
-        with self.engine.begin() as conn:
+        with write_gate(self.engine), self.engine.begin() as conn:
             insert = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"])
             stmt = insert.returning(INBOX.c.id)
             for a in arrivals:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from fhir.resources.R4B.consent import Consent
 
-from adapters.fhir.consent_export import consent_json, consent_resource
+from adapters.fhir.consent_export import consent_json
 from consent.records import ConsentRecord, Refusal, record_consent
 from tests.consent_store.builders import (
     AUTHORISER,
@@ -78,9 +78,9 @@ def test_a_declined_approach_is_rejected():
     assert (body["status"], body["provision"]["type"]) == ("rejected", "deny")
 
 
-def test_no_decision_means_no_consent_resource():
-    assert consent_resource([], site=SITE) is None
-    assert consent_resource(history(not_approached(RID)), site=SITE) is None
+def test_no_decision_means_no_consent_json():
+    assert consent_json([], site=SITE) is None
+    assert consent_json(history(not_approached(RID)), site=SITE) is None
 
 
 def test_an_override_says_so_and_names_the_authoriser_by_role_only():

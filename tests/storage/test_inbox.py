@@ -68,3 +68,12 @@ def test_unreadable_messages_wait_in_the_error_store_and_can_be_requeued(engine,
     assert [e["id"] for e in error_store(engine)] and inbox.fetch_pending(10) == []
     assert inbox.requeue_errors() == 1
     assert len(inbox.fetch_pending(10)) == 1
+
+
+def test_messages_never_show_their_payload_in_a_repr(engine, keyring):
+    inbox = InboxStore(engine, keyring)
+    arrival = an_arrival(payload=b"PID|1||9990001234^^^NHS||Testington^Sam")
+    inbox.store_batch([arrival])
+    [pending] = inbox.fetch_pending(1)
+    for shown in (repr(arrival), repr(pending), str(pending)):
+        assert "9990001234" not in shown and "Testington" not in shown
