@@ -24,9 +24,7 @@ import asyncio
 import json
 import logging
 import os
-import queue
 import random
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +43,7 @@ from adapters.fhir.errors import (
     StorageUnavailable,
 )
 from adapters.fhir.mapping import reference_of
+from referral_gateway.services.intake import GroupCommitter, IntakeClosed
 from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.fhir_store import (
     ConcurrentWrite,
@@ -116,6 +115,9 @@ UnitResult = list[Written]
 
 
 class FhirWriter:
+    """FHIR writes through the gateway's group commit: resources and their inbox rows are
+    stored together, several requests per transaction, before any is answered."""
+
     def __init__(
         self,
         store: FhirResourceStore,
@@ -127,33 +129,34 @@ class FhirWriter:
         self.store = store
         self.engine = store.engine
         self.clock = clock
-        self.on_committed = on_committed
-        self.max_group = max_group
-        self._queue: queue.SimpleQueue[tuple[WriteUnit, Future[UnitResult]] | None] = (
-            queue.SimpleQueue()
+        self._committer: GroupCommitter[WriteUnit, UnitResult] = GroupCommitter(
+            self._commit_units,
+            name="fhir-writer",
+            max_group=max_group,
+            on_committed=on_committed,
+            isolate_failures=True,  # a database error fails only its own request
         )
-        self._thread = threading.Thread(target=self._run, name="fhir-writer", daemon=True)
-        self._stopping = False
 
-    # -- the queue ------------------------------------------------------------------------
+    @property
+    def on_committed(self) -> Callable[[], None] | None:
+        return self._committer.on_committed
+
+    @on_committed.setter
+    def on_committed(self, callback: Callable[[], None] | None) -> None:
+        self._committer.on_committed = callback
+
     def start(self) -> FhirWriter:
-        self._thread.start()
+        self._committer.start()
         return self
 
     def stop(self) -> None:
-        if self._stopping:
-            return
-        self._stopping = True
-        self._queue.put(None)
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        self._committer.stop()
 
     def submit(self, unit: WriteUnit) -> Future[UnitResult]:
-        if self._stopping:
-            raise StorageUnavailable("the gateway is stopping; try again later")
-        fut: Future[UnitResult] = Future()
-        self._queue.put((unit, fut))
-        return fut
+        try:
+            return self._committer.submit(unit)
+        except IntakeClosed:
+            raise StorageUnavailable("the gateway is stopping; try again later") from None
 
     def write(self, unit: WriteUnit, timeout: float = 30.0) -> UnitResult:
         """Store a unit and wait until it is committed. Raises the unit's FhirError when an
@@ -163,64 +166,22 @@ class FhirWriter:
     async def write_async(self, unit: WriteUnit) -> UnitResult:
         return await asyncio.wrap_future(self.submit(unit))
 
-    def _run(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            stop_after = False
-            while len(group) < self.max_group:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop_after = True
-                    break
-                group.append(item)
-            self._commit(group)
-            if stop_after:
-                return
-
-    def _commit(self, group: list[tuple[WriteUnit, Future[UnitResult]]], attempt: int = 1) -> None:
-        now = self.clock()
-        try:
-            with write_gate(self.engine), self.engine.begin() as conn:
-                batch = _Group(self.store, conn, now)
-                batch.prefetch([unit for unit, _ in group])
-                results = [batch.apply(unit) for unit, _ in group]
-                batch.flush()
-        except ConcurrentWrite:
-            if attempt < 3:  # another process wrote one of these resources: decide again
-                self._commit(group, attempt + 1)
-                return
-            self._fail(group, "concurrent writes")
-            return
-        except Exception as exc:
-            if len(group) > 1:  # find the culprit: everyone else still gets stored
-                log.warning(
-                    "a group of %d FHIR writes failed (%s); retrying one by one",
-                    len(group),
-                    type(exc).__name__,
-                )
-                for item in group:
-                    self._commit([item])
-                return
-            self._fail(group, type(exc).__name__)
-            return
-        for (_, fut), result in zip(group, results, strict=True):
-            if isinstance(result, FhirError):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
-        if self.on_committed is not None:
-            self.on_committed()
-
-    def _fail(self, group: list[tuple[WriteUnit, Future[UnitResult]]], why: str) -> None:
-        log.error("storing a FHIR write failed: %s", why)
-        for _, fut in group:
-            fut.set_exception(StorageUnavailable("the write could not be stored; try again later"))
+    def _commit_units(self, units: Sequence[WriteUnit]) -> list[UnitResult | Exception]:
+        for _attempt in range(3):
+            now = self.clock()
+            try:
+                with write_gate(self.engine), self.engine.begin() as conn:
+                    batch = _Group(self.store, conn, now)
+                    batch.prefetch(list(units))
+                    results = [batch.apply(unit) for unit in units]
+                    batch.flush()
+            except ConcurrentWrite:
+                continue  # another process wrote one of these resources: decide again
+            except Exception as exc:
+                log.error("storing FHIR writes failed: %s", type(exc).__name__)
+                raise StorageUnavailable("the write could not be stored; try again later") from None
+            return list(results)
+        raise StorageUnavailable("the write could not be stored; try again later")
 
 
 # -- applying a group of units inside the writer's transaction -------------------------------
