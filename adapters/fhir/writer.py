@@ -52,9 +52,8 @@ from referral_gateway.storage.fhir_store import (
     ResourceWrite,
     count_messages,
     insert_arrivals,
-    store_arrivals,
 )
-from referral_gateway.storage.inbox import Arrival
+from referral_gateway.storage.inbox import Arrival, store_arrivals
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ from referral_gateway.storage.fhir_tables import (
     FhirPollStateRow,
     FhirResourceRow,
 )
-from referral_gateway.storage.inbox import COUNTS, INBOX, PAYLOAD_CONTEXT, Arrival, Stored
+from referral_gateway.storage.inbox import COUNTS, INBOX, Arrival, inbox_row
 from referral_gateway.storage.types import UtcDateTime
 
 CONTENT_CONTEXT = "fhir_resource.content"
@@ -360,56 +360,6 @@ _DELETE_IDENTIFIERS = delete(IDENTIFIER).where(
 
 
 # -- the inbox, inside the FHIR writer's transaction --------------------------------------
-def store_arrivals(conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]) -> list[Stored]:
-    """Insert arrivals into the inbox within `conn`'s transaction, counting them per sender
-    and day. A repeat of (channel, sender, message_key) is reported as a duplicate.
-
-    The same rules as `InboxStore.store_batch`, which commits on its own; the FHIR writer
-    needs the resource and its inbox row in one transaction.
-    """
-    results: list[Stored] = []
-    counts: Counter[tuple[str, str, date, str]] = Counter()
-    stmt = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]).returning(
-        INBOX.c.id
-    )
-    for a in arrivals:
-        row = conn.execute(
-            stmt,
-            {
-                "channel": a.channel,
-                "sender": a.sender,
-                "message_key": a.message_key,
-                "message_type": a.message_type,
-                "site": a.site,
-                "received_at": a.received_at,
-                "payload_enc": keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT),
-                "key_id": keyring.active_key_id,
-                "state": a.state,
-                "error_stage": a.error_stage,
-                "error_detail": a.error_detail,
-                "attempts": 0,
-            },
-        ).first()
-        day = a.received_at.date()
-        if row is not None:
-            results.append(Stored(row[0], duplicate=False))
-            counts[(a.channel, a.sender, day, "received")] += 1
-            if a.state == "error":
-                counts[(a.channel, a.sender, day, "errored")] += 1
-        else:
-            existing = conn.execute(
-                select(INBOX.c.id).where(
-                    INBOX.c.channel == a.channel,
-                    INBOX.c.sender == a.sender,
-                    INBOX.c.message_key == a.message_key,
-                )
-            ).scalar_one()
-            results.append(Stored(existing, duplicate=True))
-            counts[(a.channel, a.sender, day, "duplicate")] += 1
-    count_messages(conn, counts)
-    return results
-
-
 def insert_arrivals(
     conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]
 ) -> Counter[tuple[str, str, date, str]]:
@@ -419,24 +369,8 @@ def insert_arrivals(
     counts: Counter[tuple[str, str, date, str]] = Counter()
     if not arrivals:
         return counts
-    rows = []
+    rows = [inbox_row(a, keyring) for a in arrivals]
     for a in arrivals:
-        rows.append(
-            {
-                "channel": a.channel,
-                "sender": a.sender,
-                "message_key": a.message_key,
-                "message_type": a.message_type,
-                "site": a.site,
-                "received_at": a.received_at,
-                "payload_enc": keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT),
-                "key_id": keyring.active_key_id,
-                "state": a.state,
-                "error_stage": a.error_stage,
-                "error_detail": a.error_detail,
-                "attempts": 0,
-            }
-        )
         counts[(a.channel, a.sender, a.received_at.date(), "received")] += 1
     conn.execute(
         insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]), rows

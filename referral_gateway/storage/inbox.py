@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Table, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.database import write_gate
@@ -67,52 +67,9 @@ class InboxStore:
         self.keyring = keyring
 
     def store_batch(self, arrivals: Sequence[Arrival]) -> list[Stored]:
-        """Commit a group of arrivals in one transaction. A repeat of (channel, sender,
-        message_key) is not stored again: it comes back as a duplicate of the first."""
-        results: list[Stored] = []
-        counts: Counter[tuple[str, str, date, str]] = Counter()
+        """Commit a group of arrivals in one transaction (see `store_arrivals`)."""
         with write_gate(self.engine), self.engine.begin() as conn:
-            insert = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"])
-            stmt = insert.returning(INBOX.c.id)
-            for a in arrivals:
-                token = self.keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT)
-                row = conn.execute(
-                    stmt,
-                    {
-                        "channel": a.channel,
-                        "sender": a.sender,
-                        "message_key": a.message_key,
-                        "message_type": a.message_type,
-                        "site": a.site,
-                        "received_at": a.received_at,
-                        "payload_enc": token,
-                        "key_id": self.keyring.active_key_id,
-                        "state": a.state,
-                        "error_stage": a.error_stage,
-                        "error_detail": a.error_detail,
-                        "attempts": 0,
-                    },
-                ).first()
-                day = a.received_at.date()
-                if row is not None:
-                    results.append(Stored(row[0], duplicate=False))
-                    counts[(a.channel, a.sender, day, "received")] += 1
-                    if a.state == "error":
-                        counts[(a.channel, a.sender, day, "errored")] += 1
-                else:
-                    existing = conn.execute(
-                        select(INBOX.c.id).where(
-                            INBOX.c.channel == a.channel,
-                            INBOX.c.sender == a.sender,
-                            INBOX.c.message_key == a.message_key,
-                        )
-                    ).scalar_one()
-                    results.append(Stored(existing, duplicate=True))
-                    counts[(a.channel, a.sender, day, "duplicate")] += 1
-            add_counts(
-                conn, COUNTS, _count_rows(counts), keys=["channel", "sender", "day", "metric"]
-            )
-        return results
+            return store_arrivals(conn, self.keyring, arrivals)
 
     def fetch_pending(self, limit: int) -> list[PendingMessage]:
         with self.engine.connect() as conn:
@@ -165,3 +122,52 @@ def _count_rows(counts: Counter[tuple[str, str, date, str]]) -> list[dict[str, A
         {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
         for (c, s, d, m), n in counts.items()
     ]
+
+
+def inbox_row(a: Arrival, keyring: KeyRing) -> dict[str, Any]:
+    """An arrival as an inbox row, its payload encrypted."""
+    return {
+        "channel": a.channel,
+        "sender": a.sender,
+        "message_key": a.message_key,
+        "message_type": a.message_type,
+        "site": a.site,
+        "received_at": a.received_at,
+        "payload_enc": keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT),
+        "key_id": keyring.active_key_id,
+        "state": a.state,
+        "error_stage": a.error_stage,
+        "error_detail": a.error_detail,
+        "attempts": 0,
+    }
+
+
+def store_arrivals(conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]) -> list[Stored]:
+    """Insert arrivals into the inbox within `conn`'s transaction, counting them per sender
+    and day. A repeat of (channel, sender, message_key) is not stored again: it comes back
+    as a duplicate of the first."""
+    results: list[Stored] = []
+    counts: Counter[tuple[str, str, date, str]] = Counter()
+    stmt = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]).returning(
+        INBOX.c.id
+    )
+    for a in arrivals:
+        row = conn.execute(stmt, inbox_row(a, keyring)).first()
+        day = a.received_at.date()
+        if row is not None:
+            results.append(Stored(row[0], duplicate=False))
+            counts[(a.channel, a.sender, day, "received")] += 1
+            if a.state == "error":
+                counts[(a.channel, a.sender, day, "errored")] += 1
+        else:
+            existing = conn.execute(
+                select(INBOX.c.id).where(
+                    INBOX.c.channel == a.channel,
+                    INBOX.c.sender == a.sender,
+                    INBOX.c.message_key == a.message_key,
+                )
+            ).scalar_one()
+            results.append(Stored(existing, duplicate=True))
+            counts[(a.channel, a.sender, day, "duplicate")] += 1
+    add_counts(conn, COUNTS, _count_rows(counts), keys=["channel", "sender", "day", "metric"])
+    return results
