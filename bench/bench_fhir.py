@@ -22,7 +22,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,13 +36,9 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_process import start_serve  # noqa: E402
+
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def nhs_number(n: int) -> str:
@@ -182,37 +177,6 @@ def create_token(data_dir: Path, database_url: str) -> str:
     return match.group(1)
 
 
-def start_gateway(
-    data_dir: Path, database_url: str, extra_env: dict[str, str]
-) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        RG_DATA_DIR=str(data_dir),
-        RG_HTTP_PORT=str(port),
-        RG_MLLP_PORT=str(free_port()),
-        RG_DATABASE_URL=database_url,
-        **extra_env,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/fhir/metadata")
-            if conn.getresponse().status == 200:
-                return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("gateway did not start")
-
-
 class Client(threading.Thread):
     def __init__(
         self, port: int, token: str, bodies: list[bytes], stop_at: list[float], measure_from: float
@@ -288,7 +252,8 @@ def main() -> None:
         data = Path(tmp)
         url = args.database_url or f"sqlite:///{data / 'gateway.db'}"
         token = create_token(data, url)
-        proc, port = start_gateway(data, url, extra_env)
+        gateway = start_serve(data, url, extra_env)
+        proc, port = gateway.proc, gateway.http_port
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         try:
             t0 = time.perf_counter()

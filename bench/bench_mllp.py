@@ -15,8 +15,6 @@ import multiprocessing as mp
 import os
 import platform
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,38 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.hl7.client import MllpClient  # noqa: E402
 from adapters.hl7.synthetic import SyntheticEd  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_gateway(data_dir: Path, database_url: str) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        RG_DATA_DIR=str(data_dir),
-        RG_MLLP_PORT=str(port),
-        RG_HTTP_PORT=str(free_port()),
-        RG_DATABASE_URL=database_url,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("gateway did not start")
+from bench.serve_process import start_serve  # noqa: E402
 
 
 def sender(port: int, messages: list[str], rate: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
@@ -136,7 +103,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp)
         url = args.database_url or f"sqlite:///{data / 'gateway.db'}"
-        proc, port = start_gateway(data, url)
+        gateway = start_serve(data, url)
+        proc, port = gateway.proc, gateway.mllp_port
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         try:
             # 1. throughput: senders flat out, each its own slice of visits in order

@@ -17,7 +17,6 @@ import platform
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.serve_process import start_serve  # noqa: E402
 from consent.keyring import KeyRing  # noqa: E402
 from consent.policy import Role  # noqa: E402
 from referral_gateway.domain.accounts import check_new_account  # noqa: E402
@@ -51,12 +51,6 @@ SITES = ("RXA01", "RXB02")
 PASSWORD = "benchmark password 2026"
 AREAS = ("MAJORS", "MINORS", "RESUS", "PAEDS")
 CATEGORIES = ("bladed", "body_part", "firearm", "other")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def seed(database_url: str, keyring: KeyRing, referrals: int) -> None:
@@ -133,34 +127,6 @@ def seed(database_url: str, keyring: KeyRing, referrals: int) -> None:
     engine.dispose()
 
 
-def serve(data_dir: Path, database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = dict(
-        os.environ,
-        RG_DATA_DIR=str(data_dir),
-        RG_HTTP_PORT=str(port),
-        RG_MLLP_PORT=str(free_port()),
-        RG_DATABASE_URL=database_url,
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the gateway did not start")
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -207,7 +173,8 @@ def main() -> None:
             f"seeded {args.referrals} open referrals in {time.perf_counter() - started:.1f} s "
             f"({'PostgreSQL' if url.startswith('postgresql') else 'SQLite'})"
         )
-        proc, base = serve(data_dir, url)
+        gateway = start_serve(data_dir, url)
+        proc, base = gateway.proc, gateway.url
         try:
             with httpx.Client(base_url=base, timeout=30, follow_redirects=True) as client:
                 page = client.get("/sign-in").text

@@ -5,43 +5,28 @@ consent history and queue records. Nothing here identifies anyone: no name, NHS 
 of birth, address, phone or visit number; re-attendance arrives as a yes/no computed by the
 storage layer through the keyed NHS-number hash.
 
-The consent enums mirror `consent.records` value for value (the storage layer converts by
-value), so the report does not depend on the consent package.
+The enums are the ones the rest of the gateway speaks: consent outcomes and givers from
+`consent.records` (pure, like this module), contact methods from `domain.casework`, injury
+categories from `domain.valuesets`.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+from consent.records import ConsentGiver, ConsentOutcome
+from referral_gateway.domain.casework import ContactMethod
+from referral_gateway.domain.valuesets import InjuryCategory
 
-class ConsentOutcome(enum.StrEnum):
-    GIVEN = "given"
-    DECLINED = "declined"
-    WITHDRAWN = "withdrawn"
-    NOT_APPROACHED = "not_approached"
-    SAFEGUARDING_OVERRIDE = "safeguarding_override"
-
-
-class ConsentGiver(enum.StrEnum):
-    YOUNG_PERSON_16_PLUS = "young_person_16_plus"
-    GILLICK_COMPETENT_UNDER_16 = "gillick_competent_under_16"
-    PARENT_GUARDIAN = "parent_guardian"
-
-
-class ContactMethod(enum.StrEnum):
-    FACE_TO_FACE = "face_to_face"
-    PHONE = "phone"
-
-
-class InjuryCategory(enum.StrEnum):
-    BODY_PART = "body_part"  # punched, kicked, headbutted
-    BLADED = "bladed"
-    FIREARM = "firearm"
-    SEXUAL = "sexual"
-    EXPLOITATION = "exploitation"
-    OTHER = "other"
+__all__ = [
+    "AssaultDetail",
+    "ConsentGiver",
+    "ConsentOutcome",
+    "ContactMethod",
+    "InjuryCategory",
+    "ReportFacts",
+]
 
 
 @dataclass(frozen=True, slots=True)
