@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
 from adapters.fhir.channel import CHANNEL as FHIR_CHANNEL
+from adapters.fhir.channel import make_decoder as make_fhir_decoder
 from adapters.fhir.wiring import FhirChannel, build_fhir_channel, load_fhir_sources
 from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
@@ -32,6 +34,7 @@ from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.audit_store import AuditStore, anchor_for
 from referral_gateway.storage.casework import assigned_to
 from referral_gateway.storage.database import make_derived_engine, make_engine, migrate
+from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
 
@@ -42,6 +45,17 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class PipelineRunner(Protocol):
+    """What runs the pipeline in the background: a thread (`PipelineWorker`) or, under
+    `serve`, a process of its own (`PipelineProcess`)."""
+
+    def start(self) -> object: ...
+
+    def wake(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -55,7 +69,7 @@ class Gateway:
     valuesets: ValueSetLibrary
     pipeline: Pipeline
     intake: IntakeWriter
-    worker: PipelineWorker
+    worker: PipelineRunner
     watch: ProcessingWatch
     clock: Clock
     fhir: FhirChannel
@@ -105,6 +119,34 @@ def load_sites(settings: Settings) -> SiteDirectory:
     return parse_site_config(data)
 
 
+def build_pipeline(
+    settings: Settings,
+    engine: Engine,
+    keyring: KeyRing,
+    clock: Clock,
+    *,
+    on_referral: Callable[[str, ReferralUpdate], None] | None = None,
+    on_processed: Callable[[Sequence[tuple[int, str]]], None] | None = None,
+) -> Pipeline:
+    """The pipeline on `engine`: in the gateway's thread or in its own process."""
+    decoders: dict[str, Decoder] = {
+        HL7_CHANNEL: decode_hl7,
+        FHIR_CHANNEL: make_fhir_decoder(FhirResourceStore(engine, keyring)),
+    }
+    return Pipeline(
+        engine,
+        InboxStore(engine, keyring),
+        AttendanceStore(keyring),
+        decoders,
+        load_sites(settings),
+        bundled_valuesets(),
+        clock,
+        batch_size=settings.processing_batch,
+        on_referral=on_referral,
+        on_processed=on_processed,
+    )
+
+
 def build_gateway(
     settings: Settings,
     *,
@@ -112,8 +154,15 @@ def build_gateway(
     keyring: KeyRing | None = None,
     engine: Engine | None = None,
     create_keyring: bool = True,
+    pipeline_process: bool = False,
 ) -> Gateway:
-    """Everything but the listeners: storage (migrated), key ring, intake, pipeline."""
+    """Everything but the listeners: storage (migrated), key ring, intake, pipeline.
+
+    With `pipeline_process` (what `serve` asks for) the pipeline runs in a process of its
+    own, built from the same settings, the key ring file and the system clock."""
+    injected = keyring is not None or engine is not None or clock is not system_clock
+    if pipeline_process and injected:
+        raise ValueError("a pipeline process builds its own engine, key ring and clock")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if engine is None:
         engine = make_engine(
@@ -147,28 +196,30 @@ def build_gateway(
         raise
     audit = AuditStore(anchor_for(settings.data_dir))
     inbox = InboxStore(intake_engine or engine, keyring)
-    attendances = AttendanceStore(keyring)
-    sites = load_sites(settings)
-    valuesets = bundled_valuesets()
     fhir = build_fhir_channel(  # FHIR writes acknowledge too: the durable intake connection
         intake_engine or engine, keyring, clock, sources=load_fhir_sources(settings.config_file)
     )
-    decoders: dict[str, Decoder] = {HL7_CHANNEL: decode_hl7, FHIR_CHANNEL: fhir.decoder}
     holder: dict[str, Gateway] = {}
     watch = ProcessingWatch(inbox.state_of)
-    pipeline = Pipeline(
+
+    def announce(rid: str, update: ReferralUpdate) -> None:
+        holder["gw"].announce(rid, update)
+
+    pipeline = build_pipeline(
+        settings,
         pipeline_engine,
-        inbox,
-        attendances,
-        decoders,
-        sites,
-        valuesets,
+        keyring,
         clock,
-        batch_size=settings.processing_batch,
-        on_referral=lambda rid, update: holder["gw"].announce(rid, update),
+        on_referral=announce,
         on_processed=watch.completed,
     )
-    worker = PipelineWorker(pipeline)
+    worker: PipelineRunner
+    if pipeline_process:
+        from referral_gateway.pipeline_process import PipelineProcess
+
+        worker = PipelineProcess(settings, on_processed=watch.completed, on_referral=announce)
+    else:
+        worker = PipelineWorker(pipeline)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     fhir.writer.on_committed = worker.wake
     gateway = Gateway(
@@ -176,9 +227,9 @@ def build_gateway(
         engine=engine,
         keyring=keyring,
         inbox=inbox,
-        attendances=attendances,
-        sites=sites,
-        valuesets=valuesets,
+        attendances=pipeline.attendances,
+        sites=pipeline.sites,
+        valuesets=pipeline.valuesets,
         pipeline=pipeline,
         intake=intake,
         worker=worker,

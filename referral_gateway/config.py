@@ -35,6 +35,7 @@ class Settings:
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
     processing_batch: int = 25
+    pipeline_process: bool = True  # `serve` runs the pipeline in a second process (two cores)
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
     retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided
     retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed

@@ -1,7 +1,6 @@
 """The FHIR channel's parts, built once and handed to the gateway's wiring.
 
 channel = build_fhir_channel(engine, keyring, clock, sources=load_fhir_sources(path))
-decoders["fhir"] = channel.decoder           # the pipeline
 app.include_router(channel.router())         # the web app
 channel.writer.on_committed = worker.wake    # wake the pipeline after each commit
 channel.start(); ...; channel.stop()         # writer thread and the poll scheduler
@@ -21,7 +20,6 @@ from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
 from adapters.fhir.auth import TokenAuthenticator
-from adapters.fhir.channel import Decoder, make_decoder
 from adapters.fhir.poller import FhirPoller
 from adapters.fhir.routes import fhir_router
 from adapters.fhir.sources import FhirSource, SourceConfigError, parse_fhir_sources
@@ -43,7 +41,6 @@ class FhirChannel:
     receiver: SubscriptionReceiver
     poller: FhirPoller
     clock: Callable[[], datetime]
-    decoder: Decoder
     _scheduler: Any = field(default=None, repr=False)
     _started: bool = False
 
@@ -92,7 +89,6 @@ def build_fhir_channel(
         receiver=SubscriptionReceiver(writer, store, sources, clock),
         poller=FhirPoller(writer, PollStateStore(engine)),
         clock=clock,
-        decoder=make_decoder(store),
     )
 
 

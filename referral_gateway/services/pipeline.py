@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from referral_gateway.domain.detection import Detection, detect
 from referral_gateway.domain.nhs_number import is_valid_nhs_number
 from referral_gateway.domain.referral import (
     ReferralAction,
+    ReferralStatus,
     ReferralUpdate,
     referral_change,
     referral_update,
@@ -36,7 +38,12 @@ from referral_gateway.domain.referral import (
 from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import ValueSetLibrary
 from referral_gateway.errors import MessageRejected
-from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.attendances import (
+    AttendanceStore,
+    Snapshot,
+    VisitKey,
+    referral_row,
+)
 from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.dialect import add_counts
 from referral_gateway.storage.inbox import COUNTS, INBOX, InboxStore, PendingMessage
@@ -152,13 +159,16 @@ class Pipeline:
             with self.engine.begin() as conn:
                 if not conn.execute(_CLAIM, {"ids": [message.id]}).scalars().all():
                     return BatchResult(0, 0, 0, 0)
-                self._mark(
-                    conn,
-                    message.id,
-                    "error",
-                    None,
-                    "store",
-                    f"storing the attendance failed ({type(exc).__name__})",
+                conn.execute(
+                    _MARK,
+                    _mark(
+                        message.id,
+                        "error",
+                        None,
+                        "store",
+                        f"storing the attendance failed ({type(exc).__name__})",
+                        self.clock(),
+                    ),
                 )
                 add_counts(
                     conn,
@@ -169,62 +179,25 @@ class Pipeline:
             return BatchResult(1, 0, 1, 0, states=((message.id, "error"),))
 
     def _process_group(self, messages: Sequence[PendingMessage]) -> BatchResult:
+        """Decode, read and work out everything first, holding no lock; then, inside the
+        write gate, claim the messages, check that nothing read has changed meanwhile and
+        write. If something did change (another writer, a claim lost to another worker),
+        the batch is read and worked out again inside the gate."""
         now = self.clock()
-        counts: Counter[tuple[str, str, date, str]] = Counter()
-        candidates = errors = filtered = 0
-        new_ids: list[str] = []
-        updates: list[tuple[str, ReferralUpdate]] = []
-        states: list[tuple[int, str]] = []
-        decoded = [(message, self._decode(message)) for message in messages]  # no lock held
+        decoded = [(message, self._decode(message)) for message in messages]
+        visits, patients = _wanted(decoded)
+        with self.engine.connect() as conn:
+            snapshot = self.attendances.snapshot(conn, visits, patients)
+        plan = self._plan(decoded, snapshot, now)
         with write_gate(self.engine), self.engine.begin() as conn:
             # Claim first: a message another worker finished meanwhile is not done twice.
             owned = set(conn.execute(_CLAIM, {"ids": [m.id for m, _ in decoded]}).scalars())
-            for message, events in decoded:
-                if message.id not in owned:
-                    continue
-                key = (message.channel, message.sender, now.date())
-                if isinstance(events, MessageRejected):
-                    self._mark(conn, message.id, "error", None, events.stage, events.detail)
-                    states.append((message.id, "error"))
-                    counts[(*key, "errored")] += 1
-                    errors += 1
-                    continue
-                if not events:
-                    self._mark(conn, message.id, "filtered", "filtered", None, None)
-                    states.append((message.id, "filtered"))
-                    counts[(*key, "filtered")] += 1
-                    filtered += 1
-                    continue
-                outcome = "processed"
-                for event in events:
-                    outcome, update = self._apply(conn, message.id, event, now)
-                    if update is not None:
-                        updates.append(update)
-                    if update is not None and update[1] is ReferralUpdate.NEW:
-                        new_ids.append(update[0])
-                        counts[(*key, "candidate")] += 1
-                        candidates += 1
-                        outcome = "candidate"
-                self._mark(conn, message.id, "processed", outcome, None, None)
-                states.append((message.id, "processed"))
-            add_counts(
-                conn,
-                COUNTS,
-                [
-                    {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
-                    for (c, s, d, m), n in counts.items()
-                ],
-                keys=["channel", "sender", "day", "metric"],
-            )
-        return BatchResult(
-            len(owned),
-            candidates,
-            errors,
-            filtered,
-            tuple(new_ids),
-            tuple(states),
-            tuple(updates),
-        )
+            if len(owned) != len(decoded) or not self.attendances.unchanged(conn, snapshot):
+                decoded = [(m, events) for m, events in decoded if m.id in owned]
+                visits, patients = _wanted(decoded)
+                plan = self._plan(decoded, self.attendances.snapshot(conn, visits, patients), now)
+            self._write(conn, plan, now)
+        return plan.result()
 
     def _decode(self, message: PendingMessage) -> Sequence[AttendanceEvent] | MessageRejected:
         decoder = self.decoders.get(message.channel)
@@ -235,76 +208,89 @@ class Pipeline:
         except MessageRejected as rejected:
             return rejected
 
-    # -- one event ---------------------------------------------------------------------
+    # -- working out a batch, in memory --------------------------------------------------
+    def _plan(self, decoded: Sequence[Decoded], snapshot: Snapshot, now: datetime) -> _Plan:
+        plan = _Plan(
+            visits={
+                key: _Visit(s.id, s.attendance, s.referral_id, s.referral_status)
+                for key, s in snapshot.found.items()
+            }
+        )
+        for message, events in decoded:
+            key = (message.channel, message.sender, now.date())
+            if isinstance(events, MessageRejected):
+                plan.mark(message.id, "error", None, events.stage, events.detail, now)
+                plan.counts[(*key, "errored")] += 1
+                continue
+            if not events:
+                plan.mark(message.id, "filtered", "filtered", None, None, now)
+                plan.counts[(*key, "filtered")] += 1
+                continue
+            outcome = "processed"
+            for event in events:
+                outcome, update = self._apply(plan, message.id, event)
+                if update is not None:
+                    plan.updates.append(update)
+                if update is not None and update[1] is ReferralUpdate.NEW:
+                    plan.counts[(*key, "candidate")] += 1
+                    outcome = "candidate"
+            plan.mark(message.id, "processed", outcome, None, None, now)
+        plan.rows = {
+            key: self._row(key[1], visit, now)
+            for key, visit in plan.visits.items()
+            if visit.message_id is not None
+        }
+        return plan
+
     def _apply(
-        self, conn: Connection, message_id: int, event: AttendanceEvent, now: datetime
+        self, plan: _Plan, message_id: int, event: AttendanceEvent
     ) -> tuple[str, tuple[str, ReferralUpdate] | None]:
         """The message's outcome for this event, and what to announce about a referral."""
         if event.kind is EventKind.MERGE:
-            return self._merge(conn, message_id, event, now), None
-        visit_key = event.visit_number or f"message:{message_id}"
-        stored = self.attendances.load(conn, event.site, visit_key)
-        attendance = stored.attendance.apply(event) if stored else Attendance.from_event(event)
+            return self._merge(plan, message_id, event), None
+        key = (event.site, event.visit_number or f"message:{message_id}")
+        before = plan.visits.get(key)
+        attendance = before.attendance.apply(event) if before else Attendance.from_event(event)
         detection = self._detect(attendance)
-        existing_id = self.attendances.save(
-            conn,
-            existing_id=stored.id if stored else None,
-            visit_key=visit_key,
-            attendance=attendance,
-            age_at_arrival=detection.age_at_arrival,
-            detection_rule=detection.rule,
-            detection=_detection_json(detection),
-            nhs_number_valid=(
-                is_valid_nhs_number(attendance.patient.nhs_number)
-                if attendance.patient.nhs_number
-                else None
-            ),
-            message_id=message_id,
-            now=now,
-        )
-        change = referral_change(
+        visit = plan.visits[key] = _Visit(
+            before.id if before else None,
             attendance,
-            event.kind,
-            detection.is_candidate,
-            stored.referral_status if stored else None,
+            before.referral_id if before else None,
+            before.status if before else None,
+            message_id,
+            detection,
         )
+        change = referral_change(attendance, event.kind, detection.is_candidate, visit.status)
         if change.action is ReferralAction.CREATE:
-            rid = self.attendances.create_referral(
-                conn,
-                attendance_id=existing_id,
-                site=attendance.site,
-                detection_rule=detection.rule,
-                reasons=_reasons(detection),
-                injury_category=(
-                    detection.injury_category.value if detection.injury_category else None
-                ),
-                valueset_version=detection.valueset_version,
-                now=now,
-            )
-            return "candidate", (rid, ReferralUpdate.NEW)
+            visit.referral_id, visit.status = str(uuid.uuid4()), ReferralStatus.NEW
+            plan.new_referrals.append((key, visit.referral_id, detection))
+            return "candidate", (visit.referral_id, ReferralUpdate.NEW)
         update = None
-        if stored and stored.referral_id:
-            news = referral_update(stored.attendance, attendance, change.action)
-            update = (stored.referral_id, news) if news is not None else None
-        if change.action is ReferralAction.VOID and stored and stored.referral_id:
-            self.attendances.void_referral(conn, stored.referral_id, change.reason, now)
+        if before and before.referral_id:
+            news = referral_update(before.attendance, attendance, change.action)
+            update = (before.referral_id, news) if news is not None else None
+        if change.action is ReferralAction.VOID and before and before.referral_id:
+            plan.voids.append((before.referral_id, change.reason))
+            visit.status = ReferralStatus.VOIDED
             return "voided", update
         return detection.rule, update
 
-    def _merge(
-        self, conn: Connection, message_id: int, event: AttendanceEvent, now: datetime
-    ) -> str:
+    def _merge(self, plan: _Plan, message_id: int, event: AttendanceEvent) -> str:
         """A40: the prior patient's attendances now belong to the surviving patient."""
         moved = 0
         for old_id in event.merged_from:
-            for attendance_id in self.attendances.attendances_of_patient(conn, event.site, old_id):
-                visit_key, attendance = self.attendances.load_by_id(conn, attendance_id)
-                updated = attendance.apply(
+            old_hash = self.attendances.local_id_hash(event.site, old_id)
+            for key, visit in list(plan.visits.items()):
+                if key[0] != event.site or (
+                    self.attendances.patient_hash(visit.attendance) != old_hash
+                ):
+                    continue
+                updated = visit.attendance.apply(
                     AttendanceEvent(
                         kind=EventKind.UPDATE,
                         site=event.site,
                         source=event.source,
-                        visit_number=attendance.visit_number,
+                        visit_number=visit.attendance.visit_number,
                         patient=event.patient,
                     )
                 )
@@ -314,22 +300,8 @@ class Pipeline:
                 merged = replace(
                     updated, patient=replace(updated.patient, local_ids=surviving_first)
                 )
-                detection = self._detect(merged)
-                self.attendances.save(
-                    conn,
-                    existing_id=attendance_id,
-                    visit_key=visit_key,
-                    attendance=merged,
-                    age_at_arrival=detection.age_at_arrival,
-                    detection_rule=detection.rule,
-                    detection=_detection_json(detection),
-                    nhs_number_valid=(
-                        is_valid_nhs_number(merged.patient.nhs_number)
-                        if merged.patient.nhs_number
-                        else None
-                    ),
-                    message_id=message_id,
-                    now=now,
+                plan.visits[key] = replace(
+                    visit, attendance=merged, message_id=message_id, detection=self._detect(merged)
                 )
                 moved += 1
         return "merged" if moved else "merge_no_match"
@@ -338,26 +310,153 @@ class Pipeline:
         rules = self.sites.rules_for(attendance.site)
         return detect(attendance, rules, self.valuesets.get(rules.valueset_version))
 
-    def _mark(
+    def _row(self, visit_key: str, visit: _Visit, now: datetime) -> dict[str, Any]:
+        attendance, detection = visit.attendance, visit.detection
+        assert detection is not None  # every changed visit was detected
+        nhs_number = attendance.patient.nhs_number
+        return self.attendances.row_values(
+            visit_key=visit_key,
+            attendance=attendance,
+            age_at_arrival=detection.age_at_arrival,
+            detection_rule=detection.rule,
+            detection=_detection_json(detection),
+            nhs_number_valid=is_valid_nhs_number(nhs_number) if nhs_number else None,
+            message_id=visit.message_id,
+            now=now,
+        )
+
+    # -- writing a batch -----------------------------------------------------------------
+    def _write(self, conn: Connection, plan: _Plan, now: datetime) -> None:
+        """A handful of statements for the whole batch, each attendance written once."""
+        new = [key for key in plan.rows if plan.visits[key].id is None]
+        ids = self.attendances.insert_rows(conn, [plan.rows[key] for key in new], now)
+        attendance_ids = {key: plan.visits[key].id for key in plan.visits}
+        attendance_ids.update(zip(new, ids, strict=True))
+        self.attendances.update_rows(
+            conn,
+            [
+                (row_id, plan.rows[key])
+                for key in plan.rows
+                if (row_id := plan.visits[key].id) is not None
+            ],
+        )
+        self.attendances.insert_referrals(
+            conn,
+            [
+                referral_row(
+                    referral_id=rid,
+                    attendance_id=int(attendance_ids[key]),  # type: ignore[arg-type]
+                    site=key[0],
+                    detection_rule=detection.rule,
+                    reasons=_reasons(detection),
+                    injury_category=(
+                        detection.injury_category.value if detection.injury_category else None
+                    ),
+                    valueset_version=detection.valueset_version,
+                    now=now,
+                )
+                for key, rid, detection in plan.new_referrals
+            ],
+        )
+        self.attendances.void_referrals(conn, plan.voids, now)
+        if plan.marks:
+            conn.execute(_MARK, plan.marks)
+        add_counts(
+            conn,
+            COUNTS,
+            [
+                {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
+                for (c, s, d, m), n in plan.counts.items()
+            ],
+            keys=["channel", "sender", "day", "metric"],
+        )
+
+
+Decoded = tuple[PendingMessage, Sequence[AttendanceEvent] | MessageRejected]
+
+
+def _wanted(decoded: Sequence[Decoded]) -> tuple[set[VisitKey], set[tuple[str, str]]]:
+    """The stored attendances a batch needs: by visit, and by patient for merges."""
+    visits: set[VisitKey] = set()
+    patients: set[tuple[str, str]] = set()
+    for message, events in decoded:
+        if isinstance(events, MessageRejected):
+            continue
+        for event in events:
+            if event.kind is EventKind.MERGE:
+                patients.update((event.site, old_id) for old_id in event.merged_from)
+            else:
+                visits.add((event.site, event.visit_number or f"message:{message.id}"))
+    return visits, patients
+
+
+@dataclass
+class _Visit:
+    """One attendance as the batch has left it so far."""
+
+    id: int | None  # None: not stored yet
+    attendance: Attendance
+    referral_id: str | None
+    status: ReferralStatus | None  # the referral's
+    message_id: int | None = None  # the last message that changed it; None: unchanged
+    detection: Detection | None = None
+
+
+@dataclass
+class _Plan:
+    """Everything a batch will write, worked out before the write gate is taken."""
+
+    visits: dict[VisitKey, _Visit]
+    rows: dict[VisitKey, dict[str, Any]] = field(default_factory=dict)  # changed attendances
+    new_referrals: list[tuple[VisitKey, str, Detection]] = field(default_factory=list)
+    voids: list[tuple[str, str]] = field(default_factory=list)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+    counts: Counter[tuple[str, str, date, str]] = field(default_factory=Counter)
+    updates: list[tuple[str, ReferralUpdate]] = field(default_factory=list)
+
+    def mark(
         self,
-        conn: Connection,
         message_id: int,
         state: str,
         outcome: str | None,
         stage: str | None,
         detail: str | None,
+        now: datetime,
     ) -> None:
-        conn.execute(
-            _MARK,
-            {
-                "_id": message_id,
-                "state": state,
-                "outcome": outcome,
-                "error_stage": stage,
-                "error_detail": detail[:1000] if detail else None,
-                "processed_at": self.clock(),
-            },
+        self.marks.append(_mark(message_id, state, outcome, stage, detail, now))
+
+    def result(self) -> BatchResult:
+        states = tuple((m["_id"], m["state"]) for m in self.marks)
+        metrics: Counter[str] = Counter()
+        for (_, _, _, metric), n in self.counts.items():
+            metrics[metric] += n
+        return BatchResult(
+            processed=len(self.marks),
+            candidates=metrics["candidate"],
+            errors=metrics["errored"],
+            filtered=metrics["filtered"],
+            new_referral_ids=tuple(rid for _, rid, _ in self.new_referrals),
+            states=states,
+            updates=tuple(self.updates),
         )
+
+
+def _mark(
+    message_id: int,
+    state: str,
+    outcome: str | None,
+    stage: str | None,
+    detail: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "_id": message_id,
+        "state": state,
+        "outcome": outcome,
+        "error_stage": stage,
+        "error_detail": detail[:1000] if detail else None,
+        "processed_at": now,
+    }
 
 
 def _count(message: PendingMessage, day: date, metric: str) -> dict[str, Any]:

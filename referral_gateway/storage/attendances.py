@@ -30,22 +30,40 @@ REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
 
 
 # Statements built once: building them per message cost more than running them.
-_LOAD = (
-    select(ATTENDANCE, REFERRAL.c.id.label("rid"), REFERRAL.c.status.label("rstatus"))
-    .select_from(ATTENDANCE.outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id))
-    .where(ATTENDANCE.c.site == bindparam("site"), ATTENDANCE.c.visit_key == bindparam("visit_key"))
+_READ = select(
+    ATTENDANCE,
+    REFERRAL.c.id.label("rid"),
+    REFERRAL.c.status.label("rstatus"),
+    REFERRAL.c.updated_at.label("rupdated"),
+).select_from(ATTENDANCE.outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id))
+_BY_VISIT = _READ.where(
+    ATTENDANCE.c.site.in_(bindparam("sites", expanding=True)),
+    ATTENDANCE.c.visit_key.in_(bindparam("visit_keys", expanding=True)),
+)
+_BY_PATIENT = _READ.where(
+    ATTENDANCE.c.site.in_(bindparam("sites", expanding=True)),
+    ATTENDANCE.c.patient_key_hash.in_(bindparam("hashes", expanding=True)),
 )
 _SAVED_COLUMNS = [c.name for c in ATTENDANCE.columns if c.name not in {"id", "created_at"}]
-_INSERT = (
-    insert(ATTENDANCE)
-    .values({name: bindparam(name) for name in [*_SAVED_COLUMNS, "created_at"]})
-    .returning(ATTENDANCE.c.id)
-)
+_INSERT = insert(ATTENDANCE).returning(ATTENDANCE.c.id, sort_by_parameter_order=True)
 _UPDATE = (
     update(ATTENDANCE)
     .where(ATTENDANCE.c.id == bindparam("_id"))
     .values({name: bindparam(name) for name in _SAVED_COLUMNS})
 )
+_INSERT_REFERRAL = insert(REFERRAL)
+_VOID = (
+    update(REFERRAL)
+    .where(REFERRAL.c.id == bindparam("_id"))
+    .values(
+        status=ReferralStatus.VOIDED.value,
+        voided_reason=bindparam("reason"),
+        updated_at=bindparam("now"),
+    )
+)
+
+VisitKey = tuple[str, str]
+"""(site, visit key): an attendance's identity."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,17 @@ class StoredAttendance:
     referral_status: ReferralStatus | None
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The stored attendances (and their referrals) asked for, as read at one moment:
+    those with the given visit keys, and those of the given patients (site, local id)."""
+
+    visits: frozenset[VisitKey]
+    patients: frozenset[tuple[str, str]]  # (site, local id hash)
+    found: dict[VisitKey, StoredAttendance]
+    versions: dict[VisitKey, tuple[Any, ...]]  # what `unchanged` compares
+
+
 class AttendanceStore:
     """Reads and writes attendances inside a caller's transaction."""
 
@@ -63,21 +92,72 @@ class AttendanceStore:
         self.keyring = keyring
 
     def load(self, conn: Connection, site: str, visit_key: str) -> StoredAttendance | None:
-        row = conn.execute(_LOAD, {"site": site, "visit_key": visit_key}).first()
-        if row is None:
-            return None
-        return StoredAttendance(
-            id=row.id,
-            attendance=self._to_domain(row._mapping),
-            referral_id=row.rid,
-            referral_status=ReferralStatus(row.rstatus) if row.rstatus else None,
-        )
+        return self.snapshot(conn, {(site, visit_key)}).found.get((site, visit_key))
 
-    def save(
+    def snapshot(
         self,
         conn: Connection,
+        visits: set[VisitKey] | frozenset[VisitKey],
+        patients: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
+    ) -> Snapshot:
+        """Read the attendances with these (site, visit key)s and those of these
+        (site, local patient id)s, decrypted, in one or two queries."""
+        hashes = frozenset((site, self.local_id_hash(site, local)) for site, local in patients)
+        found: dict[VisitKey, StoredAttendance] = {}
+        versions: dict[VisitKey, tuple[Any, ...]] = {}
+        for row in self._rows(conn, frozenset(visits), hashes):
+            key = (row.site, row.visit_key)
+            versions[key] = _version(row)
+            found[key] = StoredAttendance(
+                id=row.id,
+                attendance=self._to_domain(row._mapping),
+                referral_id=row.rid,
+                referral_status=ReferralStatus(row.rstatus) if row.rstatus else None,
+            )
+        return Snapshot(frozenset(visits), hashes, found, versions)
+
+    def unchanged(self, conn: Connection, snapshot: Snapshot) -> bool:
+        """Whether every attendance and referral in `snapshot` is still as it was read, and
+        no attendance it asked for has appeared since (no decryption: versions only)."""
+        now = {
+            (row.site, row.visit_key): _version(row)
+            for row in self._rows(conn, snapshot.visits, snapshot.patients)
+        }
+        return now == snapshot.versions
+
+    def _rows(
+        self, conn: Connection, visits: frozenset[VisitKey], hashes: frozenset[tuple[str, str]]
+    ) -> list[Any]:
+        rows: list[Any] = []
+        if visits:
+            rows.extend(
+                row
+                for row in conn.execute(
+                    _BY_VISIT,
+                    {
+                        "sites": sorted({site for site, _ in visits}),
+                        "visit_keys": sorted({key for _, key in visits}),
+                    },
+                )
+                if (row.site, row.visit_key) in visits
+            )
+        if hashes:
+            rows.extend(
+                row
+                for row in conn.execute(
+                    _BY_PATIENT,
+                    {
+                        "sites": sorted({site for site, _ in hashes}),
+                        "hashes": sorted({h for _, h in hashes}),
+                    },
+                )
+                if (row.site, row.patient_key_hash) in hashes
+            )
+        return rows
+
+    def row_values(
+        self,
         *,
-        existing_id: int | None,
         visit_key: str,
         attendance: Attendance,
         age_at_arrival: int | None,
@@ -86,9 +166,9 @@ class AttendanceStore:
         nhs_number_valid: bool | None,
         message_id: int | None,  # None: entered by hand (a manual referral)
         now: datetime,
-    ) -> int:
-        identity = _identity_json(attendance)
-        values: dict[str, Any] = {
+    ) -> dict[str, Any]:
+        """An attendance as the columns of its row, identifiable parts encrypted."""
+        return {
             "site": attendance.site,
             "visit_key": visit_key,
             "source": attendance.source.value,
@@ -105,7 +185,9 @@ class AttendanceStore:
             "flags_json": json.dumps(list(attendance.flags)),
             "detection_rule": detection_rule,
             "detection_json": json.dumps(detection),
-            "identity_enc": self.keyring.encrypt_text(identity, context=IDENTITY_CONTEXT),
+            "identity_enc": self.keyring.encrypt_text(
+                _identity_json(attendance), context=IDENTITY_CONTEXT
+            ),
             "key_id": self.keyring.active_key_id,
             "nhs_number_hash": self.nhs_hash(attendance.patient.nhs_number),
             "nhs_number_valid": nhs_number_valid,
@@ -116,12 +198,51 @@ class AttendanceStore:
             "updated_at": now,
             "last_message_id": message_id,
         }
+
+    def save(
+        self,
+        conn: Connection,
+        *,
+        existing_id: int | None,
+        visit_key: str,
+        attendance: Attendance,
+        age_at_arrival: int | None,
+        detection_rule: str,
+        detection: dict[str, Any],
+        nhs_number_valid: bool | None,
+        message_id: int | None,  # None: entered by hand (a manual referral)
+        now: datetime,
+    ) -> int:
+        """Insert or update one attendance; returns its id."""
+        values = self.row_values(
+            visit_key=visit_key,
+            attendance=attendance,
+            age_at_arrival=age_at_arrival,
+            detection_rule=detection_rule,
+            detection=detection,
+            nhs_number_valid=nhs_number_valid,
+            message_id=message_id,
+            now=now,
+        )
         if existing_id is None:
-            values["created_at"] = now
-            return int(conn.execute(_INSERT, values).scalar_one())
-        values["_id"] = existing_id
-        conn.execute(_UPDATE, values)
+            [new_id] = self.insert_rows(conn, [values], now)
+            return new_id
+        self.update_rows(conn, [(existing_id, values)])
         return existing_id
+
+    @staticmethod
+    def insert_rows(conn: Connection, rows: list[dict[str, Any]], now: datetime) -> list[int]:
+        """Insert attendance rows (from `row_values`); returns their ids, in order."""
+        if not rows:
+            return []
+        params = [{**row, "created_at": now} for row in rows]
+        return [int(i) for i in conn.execute(_INSERT, params).scalars().all()]
+
+    @staticmethod
+    def update_rows(conn: Connection, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        """Overwrite attendance rows: (id, `row_values`) pairs."""
+        if rows:
+            conn.execute(_UPDATE, [{**values, "_id": row_id} for row_id, values in rows])
 
     def nhs_hash(self, nhs_number: str | None) -> str | None:
         if not nhs_number:
@@ -138,19 +259,6 @@ class AttendanceStore:
     def local_id_hash(self, site: str, local_id: str) -> str:
         return self.keyring.blind_index(f"{site}|{local_id}", purpose="local_patient_id")
 
-    def attendances_of_patient(self, conn: Connection, site: str, local_id: str) -> list[int]:
-        rows = conn.execute(
-            select(ATTENDANCE.c.id).where(
-                ATTENDANCE.c.site == site,
-                ATTENDANCE.c.patient_key_hash == self.local_id_hash(site, local_id),
-            )
-        ).all()
-        return [r.id for r in rows]
-
-    def load_by_id(self, conn: Connection, attendance_id: int) -> tuple[str, Attendance]:
-        row = conn.execute(select(ATTENDANCE).where(ATTENDANCE.c.id == attendance_id)).one()
-        return row.visit_key, self._to_domain(row._mapping)
-
     def create_referral(
         self,
         conn: Connection,
@@ -162,30 +270,33 @@ class AttendanceStore:
         injury_category: str | None,
         valueset_version: str,
         now: datetime,
+        referral_id: str | None = None,
     ) -> str:
-        referral_id = str(uuid.uuid4())
-        conn.execute(
-            insert(REFERRAL).values(
-                id=referral_id,
-                attendance_id=attendance_id,
-                site=site,
-                status=ReferralStatus.NEW.value,
-                detection_rule=detection_rule,
-                detection_reasons_json=json.dumps(reasons),
-                injury_category=injury_category,
-                valueset_version=valueset_version,
-                created_at=now,
-                updated_at=now,
-            )
+        """Insert one new referral; returns its id."""
+        row = referral_row(
+            referral_id=referral_id or str(uuid.uuid4()),
+            attendance_id=attendance_id,
+            site=site,
+            detection_rule=detection_rule,
+            reasons=reasons,
+            injury_category=injury_category,
+            valueset_version=valueset_version,
+            now=now,
         )
-        return referral_id
+        self.insert_referrals(conn, [row])
+        return str(row["id"])
 
-    def void_referral(self, conn: Connection, referral_id: str, reason: str, now: datetime) -> None:
-        conn.execute(
-            update(REFERRAL)
-            .where(REFERRAL.c.id == referral_id)
-            .values(status=ReferralStatus.VOIDED.value, voided_reason=reason, updated_at=now)
-        )
+    @staticmethod
+    def insert_referrals(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert new referral rows (from `referral_row`)."""
+        if rows:
+            conn.execute(_INSERT_REFERRAL, rows)
+
+    @staticmethod
+    def void_referrals(conn: Connection, voids: list[tuple[str, str]], now: datetime) -> None:
+        """Void referrals: (referral id, reason) pairs."""
+        if voids:
+            conn.execute(_VOID, [{"_id": rid, "reason": why, "now": now} for rid, why in voids])
 
     def _to_domain(self, row: Any) -> Attendance:
         ident: dict[str, Any] = {}
@@ -218,6 +329,46 @@ class AttendanceStore:
             free_text=tuple(ident.get("free_text", ())),
             flags=tuple(json.loads(row["flags_json"])),
         )
+
+
+def referral_row(
+    *,
+    referral_id: str,
+    attendance_id: int,
+    site: str,
+    detection_rule: str,
+    reasons: list[dict[str, str]],
+    injury_category: str | None,
+    valueset_version: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A new candidate referral as the columns of its row."""
+    return {
+        "id": referral_id,
+        "attendance_id": attendance_id,
+        "site": site,
+        "status": ReferralStatus.NEW.value,
+        "detection_rule": detection_rule,
+        "detection_reasons_json": json.dumps(reasons),
+        "injury_category": injury_category,
+        "valueset_version": valueset_version,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _version(row: Any) -> tuple[Any, ...]:
+    """What changes whenever anything rewrites an attendance or its referral."""
+    return (
+        row.id,
+        row.updated_at,
+        row.last_message_id,
+        row.key_id,
+        row.identity_enc,
+        row.rid,
+        row.rstatus,
+        row.rupdated,
+    )
 
 
 def _identity_json(a: Attendance) -> str:

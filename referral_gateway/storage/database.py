@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -77,7 +79,46 @@ def make_derived_engine(url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-_GATES: dict[str, threading.Lock] = {}
+class WriteGate:
+    """One writer at a time for one SQLite file, across threads and processes.
+
+    A lock in this process queues its threads; an exclusive `flock` on a file beside the
+    database (`<db>-gate`) queues the processes (the serve process and its pipeline
+    process, or a `replay` running beside `serve`). Both wake the next writer the moment
+    the last one lets go. The lock file holds nothing and may be deleted when no gateway
+    runs."""
+
+    def __init__(self, lock_path: Path) -> None:
+        self.lock_path = lock_path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> WriteGate:
+        self._thread_lock.acquire()
+        try:
+            fcntl.flock(self._file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _file(self) -> int:
+        # a forked child shares the parent's open file, and so its lock: open its own
+        if self._fd is None or self._pid != os.getpid():
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
+_GATES: dict[str, WriteGate] = {}
 _GATES_LOCK = threading.Lock()
 
 
@@ -86,14 +127,19 @@ def write_gate(engine: Engine) -> AbstractContextManager[Any]:
 
     SQLite allows one writer at a time, and a connection that finds the database locked
     sleeps in growing steps (up to 100 ms) before it looks again, so an acknowledgement
-    could wait long after the lock was free. Queuing on a lock in this process instead
-    wakes the next writer the moment the last one commits. PostgreSQL locks rows, not the
-    database: there the gate is open."""
+    could wait long after the lock was free. Queuing on a `WriteGate` instead wakes the
+    next writer the moment the last one commits. PostgreSQL locks rows, not the database,
+    and an in-memory SQLite database has one process: there the gate is open."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
-    key = str(engine.url.database)
-    with _GATES_LOCK:
-        gate = _GATES.setdefault(key, threading.Lock())
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return nullcontext()
+    gate = _GATES.get(database)
+    if gate is None:
+        path = Path(database).resolve()
+        with _GATES_LOCK:
+            gate = _GATES.setdefault(database, WriteGate(path.with_name(path.name + "-gate")))
     return gate
 
 

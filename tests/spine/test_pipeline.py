@@ -136,10 +136,9 @@ def test_a_merge_moves_the_old_record_to_the_surviving_patient(engine, keyring, 
     pipeline.drain()
     store = AttendanceStore(keyring)
     with engine.connect() as conn:
-        assert store.attendances_of_patient(conn, "RXX01", "OLD1") == []
-        [moved] = store.attendances_of_patient(conn, "RXX01", "NEW1")
-        _, attendance = store.load_by_id(conn, moved)
-    assert attendance.patient.local_ids == ("NEW1", "OLD1")
+        assert store.snapshot(conn, set(), {("RXX01", "OLD1")}).found == {}
+        [moved] = store.snapshot(conn, set(), {("RXX01", "NEW1")}).found.values()
+    assert moved.attendance.patient.local_ids == ("NEW1", "OLD1")
 
 
 def test_two_workers_on_one_inbox_never_process_a_message_twice(engine, keyring, clock):

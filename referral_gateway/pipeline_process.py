@@ -1,0 +1,195 @@
+"""The pipeline in a process of its own, for `serve`.
+
+A Python process runs one thread of Python at a time, so under a busy feed the MLLP
+listener, the HTTP server and the pipeline would take turns on one core. `serve` therefore
+runs the pipeline in a second process (`RG_PIPELINE_PROCESS`, on by default) and the two
+halves use two cores. Nothing else changes: the pipeline claims each batch before it works
+on it, SQLite writers of both processes queue on the same `WriteGate`, and a message's
+effects and its "processed" mark are still committed together.
+
+Two pipes join the processes:
+
+- parent to child, a wake-up after each intake commit. Closing it tells the child to stop
+  after the batch in hand, and the child stops the same way when the parent dies (even by
+  SIGKILL): it reads end-of-file.
+- child to parent, after each committed batch: each message's final state (for enhanced
+  application ACKs) and the referral news (for the live queue), ids and words only.
+
+If the child dies, the parent says so in its log and starts another; pending messages wait
+in the inbox meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+
+from referral_gateway.config import Settings
+from referral_gateway.domain.referral import ReferralUpdate
+
+log = logging.getLogger(__name__)
+
+News = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str], ...]]
+"""(message states, (referral id, ReferralUpdate value) in order) for one committed batch."""
+
+
+class PipelineProcess:
+    """Starts, wakes, relays for and stops the pipeline's own process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_processed: Callable[[Sequence[tuple[int, str]]], None],
+        on_referral: Callable[[str, ReferralUpdate], None],
+        poll_interval: float = 1.0,
+        restart_delay: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.on_processed = on_processed
+        self.on_referral = on_referral
+        self.poll_interval = poll_interval
+        self.restart_delay = restart_delay
+        self._lock = threading.Lock()
+        self._wake: Connection | None = None
+        self._process: BaseProcess | None = None
+        self._relay: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self) -> PipelineProcess:
+        self._stopping.clear()
+        self._news = self._spawn()
+        self._relay = threading.Thread(target=self._run, name="pipeline-relay", daemon=True)
+        self._relay.start()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def wake(self) -> None:
+        with self._lock:
+            if self._wake is None:
+                return
+            try:
+                self._wake.send_bytes(b"w")
+            except BlockingIOError:
+                pass  # the pipe is full: the child has wake-ups waiting already
+            except OSError:
+                pass  # the child is gone; the relay thread starts another
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            if self._wake is not None:
+                self._wake.close()  # the child finishes its batch and exits
+                self._wake = None
+        if self._process is not None:
+            self._process.join(timeout=30)
+            if self._process.is_alive():
+                log.warning("the pipeline process did not stop in 30 s; terminating it")
+                self._process.terminate()
+                self._process.join(timeout=5)
+        if self._relay is not None and self._relay is not threading.current_thread():
+            self._relay.join(timeout=5)
+
+    # -- parent side ---------------------------------------------------------------------
+    def _spawn(self) -> Connection:
+        ctx = mp.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
+        wake_read, wake_write = ctx.Pipe(duplex=False)
+        news_read, news_write = ctx.Pipe(duplex=False)
+        process = ctx.Process(
+            target=run_pipeline_process,
+            args=(self.settings, wake_read, news_write, self.poll_interval),
+            name="referral-gateway-pipeline",
+            daemon=True,
+        )
+        process.start()
+        wake_read.close()  # only the child holds these ends now: end-of-file means "gone"
+        news_write.close()
+        os.set_blocking(wake_write.fileno(), False)  # a wake-up never blocks an intake commit
+        with self._lock:
+            self._wake = wake_write
+            self._process = process
+        log.info("pipeline process started (pid %s)", process.pid)
+        return news_read
+
+    def _run(self) -> None:
+        while True:
+            self._relay_news(self._news)
+            self._news.close()
+            if self._stopping.is_set():
+                return
+            process = self._process
+            if process is not None:
+                process.join(timeout=5)
+            log.error(
+                "the pipeline process stopped unexpectedly (exit code %s); starting another",
+                process.exitcode if process is not None else None,
+            )
+            with self._lock:
+                if self._wake is not None:
+                    self._wake.close()
+                    self._wake = None
+            if self._stopping.wait(self.restart_delay):
+                return
+            self._news = self._spawn()
+
+    def _relay_news(self, news: Connection) -> None:
+        while True:
+            try:
+                states, updates = news.recv()
+            except (EOFError, OSError):
+                return
+            try:
+                if states:
+                    self.on_processed(states)
+                for referral_id, word in updates:
+                    self.on_referral(referral_id, ReferralUpdate(word))
+            except Exception as exc:  # a listener must never stop the relay
+                log.warning("relaying pipeline news failed: %s", type(exc).__name__)
+
+
+# -- child side -------------------------------------------------------------------------
+def run_pipeline_process(
+    settings: Settings, wake: Connection, news: Connection, poll_interval: float
+) -> None:
+    """The child's whole life: build the pipeline, then process whenever woken (or every
+    `poll_interval` seconds) until the wake pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from referral_gateway.bootstrap import build_pipeline, system_clock
+    from referral_gateway.storage.database import make_derived_engine
+    from referral_gateway.storage.keystore import open_keyring
+
+    engine = make_derived_engine(settings.resolved_database_url)
+    keyring = open_keyring(engine, settings.resolved_keyring_file, create=False, now=system_clock())
+    pipeline = build_pipeline(settings, engine, keyring, system_clock)
+    try:
+        while True:
+            try:
+                if wake.poll(poll_interval):
+                    while wake.poll(0):  # every wake-up so far is served by the pass below
+                        wake.recv_bytes()
+            except (EOFError, OSError):
+                return  # the parent stopped us, or died
+            try:
+                while True:
+                    result = pipeline.process_pending()
+                    if not result.processed:
+                        break
+                    news.send((result.states, tuple((rid, u.value) for rid, u in result.updates)))
+            except (BrokenPipeError, EOFError):
+                return  # the parent is gone; what was committed stays committed
+            except Exception as exc:  # keep running: the messages stay pending
+                log.error("pipeline pass failed: %s", type(exc).__name__)
+                time.sleep(1.0)
+    finally:
+        engine.dispose()
