@@ -40,10 +40,16 @@ class RunningGateway:
 
 
 def start_gateway(
-    data_dir: Path, database_url: str, limits: MllpLimits | None = None, **settings: object
+    data_dir: Path,
+    database_url: str,
+    limits: MllpLimits | None = None,
+    *,
+    pipeline_process: bool = False,
+    **settings: object,
 ) -> RunningGateway:
     gateway = build_gateway(
-        Settings(data_dir=data_dir, database_url=database_url, **settings)  # type: ignore[arg-type]
+        Settings(data_dir=data_dir, database_url=database_url, **settings),  # type: ignore[arg-type]
+        pipeline_process=pipeline_process,
     ).start()
     loop = asyncio.new_event_loop()
     hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)

@@ -159,3 +159,55 @@ def test_two_workers_on_one_inbox_never_process_a_message_twice(engine, keyring,
         attempts = conn.execute(text("select attempts from inbound_message")).scalars().all()
     assert sorted(set(attempts)) == [1] and len(attempts) == 60
     assert len(referral_summaries(engine)) == 60
+
+
+class ConsentRecordedMeanwhile(AttendanceStore):
+    """A store whose first read of a batch is followed, before the batch is written, by a
+    youth worker recording consent on the referral: the race the write gate's check is for."""
+
+    def __init__(self, keyring, engine) -> None:
+        super().__init__(keyring)
+        self.engine = engine
+        self.armed = False
+
+    def snapshot(self, conn, visits, patients=frozenset()):
+        snapshot = super().snapshot(conn, visits, patients)
+        if self.armed:
+            self.armed = False
+            from sqlalchemy import text
+
+            with self.engine.begin() as other:
+                other.execute(
+                    text("update referral set status = 'consented', updated_at = :now"),
+                    {"now": ARRIVAL.replace(hour=23)},
+                )
+        return snapshot
+
+
+def test_a_referral_changed_while_its_batch_is_worked_out_is_read_again_not_overwritten(
+    engine, keyring, clock
+):
+    store = ConsentRecordedMeanwhile(keyring, engine)
+    inbox = InboxStore(engine, keyring)
+    pipeline = Pipeline(
+        engine, inbox, store, {"test": JsonDecoder()}, SiteDirectory(), bundled_valuesets(), clock
+    )
+    send(inbox, "1", codes=["425322008"])
+    pipeline.drain()
+    # the arrival is cancelled (A11) just as a youth worker records consent: read before
+    # consent, the cancellation would void the referral; read again, it leaves it alone
+    store.armed = True
+    send(inbox, "2", kind="cancel_arrival", codes=["425322008"])
+    pipeline.drain()
+    [referral] = referral_summaries(engine)
+    assert referral["status"] == "consented"
+
+
+def test_a_visit_arriving_and_cancelled_in_one_batch_ends_voided(engine, keyring, clock):
+    inbox, pipeline, _ = build(engine, keyring, clock)
+    send(inbox, "1", codes=["425322008"])
+    send(inbox, "2", kind="cancel_arrival", codes=["425322008"])
+    result = pipeline.process_pending()
+    assert result.processed == 2
+    [referral] = referral_summaries(engine)
+    assert referral["status"] == "voided"
