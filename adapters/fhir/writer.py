@@ -49,11 +49,12 @@ from referral_gateway.storage.fhir_store import (
     ConcurrentWrite,
     CurrentVersion,
     FhirResourceStore,
+    PreparedWrites,
     ResourceWrite,
     count_messages,
     insert_arrivals,
 )
-from referral_gateway.storage.inbox import Arrival, store_arrivals
+from referral_gateway.storage.inbox import Arrival, inbox_row, store_arrivals
 
 log = logging.getLogger(__name__)
 
@@ -166,14 +167,27 @@ class FhirWriter:
         return await asyncio.wrap_future(self.submit(unit))
 
     def _commit_units(self, units: Sequence[WriteUnit]) -> list[UnitResult | Exception]:
-        for _attempt in range(3):
+        """Decide the group and encrypt its rows holding no lock, then, inside the write
+        gate, check that nothing the decisions read has changed and write. If something did
+        (another process wrote a resource), decide again; the last try decides inside the
+        gate, where nothing can overtake it."""
+        for attempt in range(3):
             now = self.clock()
             try:
-                with write_gate(self.engine), self.engine.begin() as conn:
-                    batch = _Group(self.store, conn, now)
-                    batch.prefetch(list(units))
-                    results = [batch.apply(unit) for unit in units]
-                    batch.flush()
+                if attempt < 2:
+                    with self.engine.connect() as conn:
+                        batch = _Group(self.store, conn, now)
+                        results = batch.decide(units)
+                    prepared = batch.prepare()
+                    with write_gate(self.engine), self.engine.begin() as conn:
+                        if not batch.unchanged(conn):
+                            raise ConcurrentWrite("a resource read for the group has changed")
+                        prepared.write(conn)
+                else:
+                    with write_gate(self.engine), self.engine.begin() as conn:
+                        batch = _Group(self.store, conn, now)
+                        results = batch.decide(units)
+                        batch.prepare().write(conn)
             except ConcurrentWrite:
                 continue  # another process wrote one of these resources: decide again
             except Exception as exc:
@@ -202,8 +216,10 @@ class _Group:
     """The writes of one group, decided in order and stored together at the end.
 
     Decisions (versions, conditional matches) read the database and, first, what earlier
-    units of the same group wrote; `flush` then stores the final state of each resource and
-    every version's inbox row in a handful of statements.
+    units of the same group wrote; every version and identifier match read from the
+    database is remembered, so `unchanged` can tell whether the decisions still hold.
+    `prepare` then turns the final state of each resource and every version's inbox row
+    into rows, written in a handful of statements.
     """
 
     def __init__(self, store: FhirResourceStore, conn: Any, now: datetime) -> None:
@@ -219,6 +235,31 @@ class _Group:
         self.counts: Counter[tuple[str, str, date, str]] = Counter()
         self.known_versions: dict[ResourceKey, CurrentVersion | None] = {}
         self.known_ids: dict[tuple[str, str, str], set[str]] = {}
+        self.seen: dict[ResourceKey, int | None] = {}  # versions read from the database
+
+    def decide(self, units: Sequence[WriteUnit]) -> list[UnitResult | FhirError]:
+        self.prefetch(list(units))
+        return [self.apply(unit) for unit in units]
+
+    def unchanged(self, conn: Any) -> bool:
+        """Whether every version and identifier match the decisions read is still so."""
+        versions: dict[tuple[str, str], list[str]] = {}
+        for site, kind, rid in self.seen:
+            versions.setdefault((site, kind), []).append(rid)
+        for (site, kind), rids in versions.items():
+            now = self.store.versions_of(conn, site, kind, rids)
+            for rid in rids:
+                current = now.get(rid)
+                if (current.version if current else None) != self.seen[(site, kind, rid)]:
+                    return False
+        keys: dict[tuple[str, str], list[str]] = {}
+        for site, kind, key in self.known_ids:
+            keys.setdefault((site, kind), []).append(key)
+        for (site, kind), wanted in keys.items():
+            now_ids = self.store.ids_by_keys(conn, site, kind, wanted)
+            if any(now_ids.get(k, set()) != self.known_ids[(site, kind, k)] for k in wanted):
+                return False
+        return True
 
     def prefetch(self, units: Sequence[WriteUnit]) -> None:
         """Read, in one query per site and type, the versions of resources the group updates
@@ -242,7 +283,9 @@ class _Group:
         for (site, kind), wanted in ids.items():
             found = self.store.versions_of(self.conn, site, kind, sorted(wanted))
             for rid in wanted:
-                self.known_versions[(site, kind, rid)] = found.get(rid)
+                version = found.get(rid)
+                self.known_versions[(site, kind, rid)] = version
+                self.seen[(site, kind, rid)] = version.version if version else None
         for (site, kind), wanted_keys in keys.items():
             matches = self.store.ids_by_keys(self.conn, site, kind, sorted(wanted_keys))
             for key in wanted_keys:
@@ -253,15 +296,18 @@ class _Group:
         if key in self.final:
             w = self.final[key][0]
             return CurrentVersion(w.version, w.content_hash, w.status)
-        if key in self.known_versions:
-            return self.known_versions[key]
-        return self.store.version_of(self.conn, *key)
+        if key not in self.known_versions:
+            found = self.store.version_of(self.conn, *key)
+            self.known_versions[key] = found
+            self.seen.setdefault(key, found.version if found else None)
+        return self.known_versions[key]
 
     def current(self, key: ResourceKey) -> tuple[int, datetime, dict[str, Any]] | None:
         if key in self.final:
             w, _, content = self.final[key]
             return w.version, w.last_updated, content
         found = self.store.current(self.conn, *key)
+        self.seen.setdefault(key, found.version if found else None)
         return (found.version, found.last_updated, found.content) if found else None
 
     def ids_by_identifier(self, site: str, kind: str, system: str | None, value: str) -> list[str]:
@@ -269,6 +315,7 @@ class _Group:
         stored = self.known_ids.get((site, kind, key))
         if stored is None:
             stored = set(self.store.ids_by_identifier(self.conn, site, kind, system, value))
+            self.known_ids[(site, kind, key)] = stored
         ids = {i for i in stored if (site, kind, i) not in self.final}
         ids |= self.by_identifier.get((site, kind, key), set())
         return sorted(ids)
@@ -496,12 +543,36 @@ class _Group:
             self.by_identifier.setdefault((site, kind, k), set()).add(rid)
 
     # storing --------------------------------------------------------------------------------
-    def flush(self) -> None:
-        self.store.write_many(self.conn, [(w, base) for w, base, _ in self.final.values()])
-        self.counts.update(insert_arrivals(self.conn, self.store.keyring, self.arrivals))
+    def prepare(self) -> _Prepared:
+        """The group as rows, encrypted: everything but running the statements."""
+        keyring = self.store.keyring
+        return _Prepared(
+            store=self.store,
+            writes=self.store.prepare_writes([(w, base) for w, base, _ in self.final.values()]),
+            arrivals=self.arrivals,
+            arrival_rows=[inbox_row(a, keyring) for a in self.arrivals],
+            rejected=self.rejected,
+            rejected_rows=[inbox_row(a, keyring) for a in self.rejected],
+            counts=Counter(self.counts),
+        )
+
+
+@dataclass
+class _Prepared:
+    store: FhirResourceStore
+    writes: PreparedWrites
+    arrivals: list[Arrival]
+    arrival_rows: list[dict[str, Any]]
+    rejected: list[Arrival]
+    rejected_rows: list[dict[str, Any]]
+    counts: Counter[tuple[str, str, date, str]]
+
+    def write(self, conn: Any) -> None:
+        self.store.write_many(conn, self.writes)
+        counts = self.counts + insert_arrivals(conn, self.arrivals, self.arrival_rows)
         if self.rejected:
-            store_arrivals(self.conn, self.store.keyring, self.rejected)
-        count_messages(self.conn, self.counts)
+            store_arrivals(conn, self.rejected, self.rejected_rows)
+        count_messages(conn, counts)
 
 
 def _identifiers(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:

@@ -38,7 +38,7 @@ from referral_gateway.storage.fhir_tables import (
     FhirPollStateRow,
     FhirResourceRow,
 )
-from referral_gateway.storage.inbox import COUNTS, INBOX, Arrival, inbox_row
+from referral_gateway.storage.inbox import COUNTS, INBOX, Arrival
 from referral_gateway.storage.types import UtcDateTime
 
 CONTENT_CONTEXT = "fhir_resource.content"
@@ -101,6 +101,15 @@ class ResourceWrite:
 
     def __repr__(self) -> str:
         return f"ResourceWrite({self.resource_type}/{self.resource_id}/_history/{self.version})"
+
+
+@dataclass(frozen=True)
+class PreparedWrites:
+    """Resource versions as rows, ready for `FhirResourceStore.write_many`."""
+
+    inserts: list[dict[str, Any]]
+    updates: list[tuple[dict[str, Any], dict[str, Any], int, str]]  # row, where, base, name
+    identifier_rows: list[dict[str, Any]]
 
 
 class FhirResourceStore:
@@ -202,26 +211,17 @@ class FhirResourceStore:
         return [self._to_stored(r._mapping) for r in rows]
 
     # writes ------------------------------------------------------------------------------
-    def write_many(
-        self, conn: Connection, writes: Sequence[tuple[ResourceWrite, int | None]]
-    ) -> None:
-        """Store each write as its resource's current version. The int is the version the
-        database held before (None: the resource is new): the update only applies if it
-        still does, so two processes writing the same resource cannot both win; the loser
-        raises ConcurrentWrite and its writer decides again."""
-        inserts, keys = [], []
+    def prepare_writes(self, writes: Sequence[tuple[ResourceWrite, int | None]]) -> PreparedWrites:
+        """Each write as the rows to store (content encrypted): done before the write gate
+        is taken, so the transaction holding it only runs statements."""
+        inserts, updates, keys = [], [], []
         for w, base in writes:
             row = self._row(w)
             if base is None:
                 inserts.append(row)
             else:
                 where = {"b_site": w.site, "b_type": w.resource_type, "b_id": w.resource_id}
-                done = conn.execute(_UPDATE_RESOURCE, {**row, **where, "b_version": base})
-                if done.rowcount != 1:
-                    raise ConcurrentWrite(
-                        f"{w.resource_type}/{w.resource_id} changed while being written"
-                    )
-                conn.execute(_DELETE_IDENTIFIERS, where)
+                updates.append((row, where, base, f"{w.resource_type}/{w.resource_id}"))
             keys += [
                 {
                     "site": w.site,
@@ -231,10 +231,23 @@ class FhirResourceStore:
                 }
                 for k in sorted(w.identifier_keys)
             ]
-        if inserts:
-            conn.execute(insert(RESOURCE), inserts)
-        if keys:
-            conn.execute(insert(IDENTIFIER), keys)
+        return PreparedWrites(inserts, updates, keys)
+
+    @staticmethod
+    def write_many(conn: Connection, prepared: PreparedWrites) -> None:
+        """Store each write as its resource's current version. An update applies only if
+        the database still holds the version it was based on, so two processes writing the
+        same resource cannot both win; the loser raises ConcurrentWrite and its writer
+        decides again."""
+        for row, where, base, name in prepared.updates:
+            done = conn.execute(_UPDATE_RESOURCE, {**row, **where, "b_version": base})
+            if done.rowcount != 1:
+                raise ConcurrentWrite(f"{name} changed while being written")
+            conn.execute(_DELETE_IDENTIFIERS, where)
+        if prepared.inserts:
+            conn.execute(insert(RESOURCE), prepared.inserts)
+        if prepared.identifier_rows:
+            conn.execute(insert(IDENTIFIER), prepared.identifier_rows)
 
     def _row(self, w: ResourceWrite) -> dict[str, Any]:
         return {
@@ -361,19 +374,19 @@ _DELETE_IDENTIFIERS = delete(IDENTIFIER).where(
 
 # -- the inbox, inside the FHIR writer's transaction --------------------------------------
 def insert_arrivals(
-    conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]
+    conn: Connection, arrivals: Sequence[Arrival], rows: Sequence[dict[str, Any]]
 ) -> Counter[tuple[str, str, date, str]]:
-    """Insert new resource versions into the inbox in one statement; returns the counts to
-    add. Their keys ("Type/id/_history/version") are new by construction: a conflict would
-    mean a version was written twice, and the first row is kept."""
+    """Insert new resource versions (`rows`: their `inbox_row`s) into the inbox in one
+    statement; returns the counts to add. Their keys ("Type/id/_history/version") are new
+    by construction: a conflict would mean a version was written twice, and the first row
+    is kept."""
     counts: Counter[tuple[str, str, date, str]] = Counter()
     if not arrivals:
         return counts
-    rows = [inbox_row(a, keyring) for a in arrivals]
     for a in arrivals:
         counts[(a.channel, a.sender, a.received_at.date(), "received")] += 1
     conn.execute(
-        insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]), rows
+        insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]), list(rows)
     )
     return counts
 

@@ -67,9 +67,11 @@ class InboxStore:
         self.keyring = keyring
 
     def store_batch(self, arrivals: Sequence[Arrival]) -> list[Stored]:
-        """Commit a group of arrivals in one transaction (see `store_arrivals`)."""
+        """Commit a group of arrivals in one transaction (see `store_arrivals`); their
+        payloads are encrypted before the write gate is taken."""
+        rows = [inbox_row(a, self.keyring) for a in arrivals]
         with write_gate(self.engine), self.engine.begin() as conn:
-            return store_arrivals(conn, self.keyring, arrivals)
+            return store_arrivals(conn, arrivals, rows)
 
     def fetch_pending(self, limit: int) -> list[PendingMessage]:
         with self.engine.connect() as conn:
@@ -142,17 +144,19 @@ def inbox_row(a: Arrival, keyring: KeyRing) -> dict[str, Any]:
     }
 
 
-def store_arrivals(conn: Connection, keyring: KeyRing, arrivals: Sequence[Arrival]) -> list[Stored]:
-    """Insert arrivals into the inbox within `conn`'s transaction, counting them per sender
-    and day. A repeat of (channel, sender, message_key) is not stored again: it comes back
-    as a duplicate of the first."""
+def store_arrivals(
+    conn: Connection, arrivals: Sequence[Arrival], rows: Sequence[dict[str, Any]]
+) -> list[Stored]:
+    """Insert arrivals (`rows`: their `inbox_row`s) into the inbox within `conn`'s
+    transaction, counting them per sender and day. A repeat of (channel, sender,
+    message_key) is not stored again: it comes back as a duplicate of the first."""
     results: list[Stored] = []
     counts: Counter[tuple[str, str, date, str]] = Counter()
     stmt = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]).returning(
         INBOX.c.id
     )
-    for a in arrivals:
-        row = conn.execute(stmt, inbox_row(a, keyring)).first()
+    for a, values in zip(arrivals, rows, strict=True):
+        row = conn.execute(stmt, values).first()
         day = a.received_at.date()
         if row is not None:
             results.append(Stored(row[0], duplicate=False))

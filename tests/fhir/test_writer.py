@@ -63,10 +63,10 @@ def test_updates_in_one_group_make_successive_versions(idle_writer, engine):
 class ExplodingStore(FhirResourceStore):
     """A store whose database refuses any write of a resource called 'boom'."""
 
-    def write_many(self, conn, writes):
-        if any(w.resource_id == "boom" for w, _ in writes):
+    def write_many(self, conn, prepared):
+        if any(row["resource_id"] == "boom" for row in prepared.inserts):
             raise RuntimeError("disk on fire")
-        super().write_many(conn, writes)
+        super().write_many(conn, prepared)
 
 
 def test_a_unit_the_database_refuses_fails_alone(engine, keyring, clock):
@@ -113,12 +113,12 @@ class RacedStore(FhirResourceStore):
 
     raced = False
 
-    def write_many(self, conn, writes):
+    def write_many(self, conn, prepared):
         if not self.raced:
             self.raced = True
             with self.engine.begin() as other:
                 other.execute(text("update fhir_resource set version = 2 where resource_id = 'e1'"))
-        super().write_many(conn, writes)
+        super().write_many(conn, prepared)
 
 
 def test_a_version_written_meanwhile_by_another_process_is_not_overwritten(engine, keyring, clock):
@@ -133,3 +133,42 @@ def test_a_version_written_meanwhile_by_another_process_is_not_overwritten(engin
     finally:
         writer.stop()
     assert written.version == 3  # decided again after the race, on top of version 2
+
+
+class MatchStoredMeanwhile(FhirResourceStore):
+    """After this writer has decided its group, and before it takes the write gate,
+    another writer (another process, as far as this one can tell) stores a Patient with
+    the NHS number this group's conditional create looked for and did not find."""
+
+    def __init__(self, engine, keyring, clock, nhs) -> None:
+        super().__init__(engine, keyring)
+        self.other = FhirWriter(FhirResourceStore(engine, keyring), clock)
+        self.nhs = nhs
+        self.done = False
+
+    def prepare_writes(self, writes):
+        if not self.done:
+            self.done = True
+            self.other.start()
+            self.other.write(unit(create("Patient", b.patient(nhs=self.nhs), if_none_exist=None)))
+            self.other.stop()
+        return super().prepare_writes(writes)
+
+
+def test_a_conditional_create_decided_before_another_writer_stored_a_match_is_decided_again(
+    engine, keyring, clock
+):
+    nhs = b.nhs_number(12)
+    writer = FhirWriter(MatchStoredMeanwhile(engine, keyring, clock, nhs), clock).start()
+    try:
+        [written] = writer.write(
+            unit(create("Patient", b.patient(nhs=nhs), if_none_exist=f"identifier={b.NHS}|{nhs}"))
+        )
+    finally:
+        writer.stop()
+    assert written.status == 200  # the other writer's Patient, not a second one
+    with engine.connect() as conn:
+        patients = conn.execute(
+            text("select count(*) from fhir_resource where resource_type = 'Patient'")
+        ).scalar()
+    assert patients == 1
