@@ -68,7 +68,7 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 
 def make_decoder(lookup: ResourceLookup) -> Decoder:
     def decode_stored(message: PendingMessage) -> Sequence[AttendanceEvent]:
-        if message.message_type.endswith(COVERED):
+        if message.message_type.endswith(COVERED):  # stored filtered; older rows pending
             return []
         try:
             resource = json.loads(message.payload)

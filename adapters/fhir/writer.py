@@ -340,7 +340,8 @@ class _Group:
         """Resources evaluated with an Encounter written in the same unit need no evaluation
         of their own: a Condition or Observation of that Encounter, and a Patient created
         here (with an id of ours, so nothing older refers to it) that is its subject. The
-        Encounter's message reads them all from the store once the unit is committed."""
+        Encounter's message reads them all from the store once the unit is committed, so
+        they are stored as already filtered: the pipeline never has to pick them up."""
         encounters = {
             f"Encounter/{w.resource_id}": w.resource
             for w in results
@@ -362,7 +363,9 @@ class _Group:
         for i in range(first_arrival, len(self.arrivals)):
             arrival = self.arrivals[i]
             if arrival.message_key in covered:
-                self.arrivals[i] = replace(arrival, message_type=arrival.message_type + COVERED)
+                self.arrivals[i] = replace(
+                    arrival, message_type=arrival.message_type + COVERED, state="filtered"
+                )
 
     def _plan(self, unit: WriteUnit, *, atomic: bool) -> list[_Planned]:
         planned: list[_Planned] = []

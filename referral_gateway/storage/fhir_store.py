@@ -385,6 +385,8 @@ def insert_arrivals(
         return counts
     for a in arrivals:
         counts[(a.channel, a.sender, a.received_at.date(), "received")] += 1
+        if a.state == "filtered":
+            counts[(a.channel, a.sender, a.received_at.date(), "filtered")] += 1
     conn.execute(
         insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]), list(rows)
     )

@@ -33,7 +33,8 @@ class Arrival:
     site: str
     payload: bytes
     received_at: datetime
-    state: str = "pending"  # "error" for what could not even be read
+    state: str = "pending"  # "error" for what could not even be read; "filtered" for what
+    # needs no processing of its own (a FHIR resource evaluated with its Encounter)
     error_stage: str | None = None
     error_detail: str | None = None
 
@@ -138,6 +139,8 @@ def inbox_row(a: Arrival, keyring: KeyRing) -> dict[str, Any]:
         "payload_enc": keyring.encrypt(a.payload, context=PAYLOAD_CONTEXT),
         "key_id": keyring.active_key_id,
         "state": a.state,
+        "outcome": "filtered" if a.state == "filtered" else None,
+        "processed_at": a.received_at if a.state == "filtered" else None,
         "error_stage": a.error_stage,
         "error_detail": a.error_detail,
         "attempts": 0,

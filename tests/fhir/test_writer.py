@@ -96,15 +96,16 @@ def test_a_transaction_that_writes_an_encounter_marks_its_companions_as_covered(
         )
     )
     with engine.connect() as conn:
-        types = conn.execute(select(INBOX.c.message_type).order_by(INBOX.c.id)).scalars().all()
-    # a new Patient and the Condition ride with their Encounter; a PUT Patient (an id the
-    # sender chose, perhaps referred to before) is evaluated on its own
-    assert types == [
-        "Patient+Encounter",
-        "Encounter",
-        "Condition+Encounter",
-        "Encounter",
-        "Patient",
+        rows = conn.execute(select(INBOX.c.message_type, INBOX.c.state).order_by(INBOX.c.id)).all()
+    # a new Patient and the Condition ride with their Encounter, stored as already filtered
+    # so the pipeline never picks them up; a PUT Patient (an id the sender chose, perhaps
+    # referred to before) is evaluated on its own
+    assert [tuple(r) for r in rows] == [
+        ("Patient+Encounter", "filtered"),
+        ("Encounter", "pending"),
+        ("Condition+Encounter", "filtered"),
+        ("Encounter", "pending"),
+        ("Patient", "pending"),
     ]
 
 

@@ -55,6 +55,7 @@ def test_a_writer_waits_while_another_process_holds_the_gate(tmp_path):
             "this process in",
         ]
     finally:
+        release.touch()  # never leave the other process waiting
         holder.wait(30)
 
 
