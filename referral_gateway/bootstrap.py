@@ -23,7 +23,7 @@ from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
-from referral_gateway.domain.referral import ReferralUpdate
+from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
@@ -76,7 +76,7 @@ class Gateway:
     audit: AuditStore
     sharing: Sharing
     # (referral id, what happened): the pipeline's news and the escalation job's
-    referral_listeners: list[Callable[[str, ReferralUpdate], None]] = field(default_factory=list)
+    referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
     _started: bool = False
 
     def start(self) -> Gateway:
@@ -97,11 +97,11 @@ class Gateway:
         self.pipeline.engine.dispose()
         self.inbox.engine.dispose()
 
-    def announce(self, referral_id: str, update: ReferralUpdate) -> None:
+    def announce(self, news: ReferralNews) -> None:
         """Tell the listeners (the live queue) after a commit. Never raises."""
         for listener in list(self.referral_listeners):
             try:
-                listener(referral_id, update)
+                listener(news)
             except Exception as exc:  # a listener must never stop the pipeline
                 log.warning("referral listener failed: %s", type(exc).__name__)
 
@@ -125,7 +125,7 @@ def build_pipeline(
     keyring: KeyRing,
     clock: Clock,
     *,
-    on_referral: Callable[[str, ReferralUpdate], None] | None = None,
+    on_referral: Callable[[ReferralNews], None] | None = None,
     on_processed: Callable[[Sequence[tuple[int, str]]], None] | None = None,
 ) -> Pipeline:
     """The pipeline on `engine`: in the gateway's thread or in its own process."""
@@ -202,8 +202,8 @@ def build_gateway(
     holder: dict[str, Gateway] = {}
     watch = ProcessingWatch(inbox.state_of)
 
-    def announce(rid: str, update: ReferralUpdate) -> None:
-        holder["gw"].announce(rid, update)
+    def announce(news: ReferralNews) -> None:
+        holder["gw"].announce(news)
 
     pipeline = build_pipeline(
         settings,

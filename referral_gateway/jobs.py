@@ -25,7 +25,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from consent.retention import RetentionPolicy
 from referral_gateway.config import Settings
-from referral_gateway.domain.referral import ReferralUpdate
+from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import escalate_untouched
 from referral_gateway.services.retention import erase_identifiable, erase_raw_messages
 
@@ -84,8 +84,8 @@ def run_escalations(gateway: Gateway, after: timedelta) -> list[tuple[str, str]]
     except Exception as exc:
         log.error("escalation failed: %s", type(exc).__name__)
         return []
-    for referral_id, _site in done:
-        gateway.announce(referral_id, ReferralUpdate.ESCALATED)
+    for referral_id, site in done:
+        gateway.announce(ReferralNews(referral_id, site, ReferralUpdate.ESCALATED))
     if done:
         log.info("escalation: %d referral(s) unclaimed for %s", len(done), after)
     return done

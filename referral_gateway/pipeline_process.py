@@ -32,12 +32,12 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from referral_gateway.config import Settings
-from referral_gateway.domain.referral import ReferralUpdate
+from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 
 log = logging.getLogger(__name__)
 
-News = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str], ...]]
-"""(message states, (referral id, ReferralUpdate value) in order) for one committed batch."""
+News = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str, str], ...]]
+"""(message states, (referral id, site, ReferralUpdate value) in order) for one batch."""
 
 
 class PipelineProcess:
@@ -48,7 +48,7 @@ class PipelineProcess:
         settings: Settings,
         *,
         on_processed: Callable[[Sequence[tuple[int, str]]], None],
-        on_referral: Callable[[str, ReferralUpdate], None],
+        on_referral: Callable[[ReferralNews], None],
         poll_interval: float = 1.0,
         restart_delay: float = 1.0,
     ) -> None:
@@ -151,8 +151,8 @@ class PipelineProcess:
             try:
                 if states:
                     self.on_processed(states)
-                for referral_id, word in updates:
-                    self.on_referral(referral_id, ReferralUpdate(word))
+                for referral_id, site, word in updates:
+                    self.on_referral(ReferralNews(referral_id, site, ReferralUpdate(word)))
             except Exception as exc:  # a listener must never stop the relay
                 log.warning("relaying pipeline news failed: %s", type(exc).__name__)
 
@@ -185,7 +185,8 @@ def run_pipeline_process(
                     result = pipeline.process_pending()
                     if not result.processed:
                         break
-                    news.send((result.states, tuple((rid, u.value) for rid, u in result.updates)))
+                    words = tuple((n.referral_id, n.site, n.update.value) for n in result.updates)
+                    news.send((result.states, words))
             except (BrokenPipeError, EOFError):
                 return  # the parent is gone; what was committed stays committed
             except Exception as exc:  # keep running: the messages stay pending

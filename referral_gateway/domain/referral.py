@@ -47,6 +47,16 @@ class ReferralUpdate(enum.StrEnum):
     ESCALATED = "escalated"  # nobody claimed it within the escalation time
 
 
+@dataclass(frozen=True, slots=True)
+class ReferralNews:
+    """What the live queue hears after a commit: a referral's random id, its site (to know
+    whose pages to tell) and one word. Nothing identifying."""
+
+    referral_id: str
+    site: str
+    update: ReferralUpdate
+
+
 def referral_change(
     attendance: Attendance,
     event_kind: EventKind,

@@ -6,7 +6,7 @@ done and never done twice. Messages are processed in arrival order, so an A08 af
 sees the attendance the A01 made.
 
 After each commit the pipeline announces what changed for the youth workers, as
-`on_referral(referral_id, ReferralUpdate)`: a new candidate, and for an existing referral a
+`on_referral(ReferralNews)`: a new candidate, and for an existing referral a
 discharge, an A13 undoing it, a cancelled arrival (voided), a move to another area or bay.
 Nothing identifying: the referral's random id and one word.
 """
@@ -18,7 +18,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from referral_gateway.domain.detection import Detection, detect
 from referral_gateway.domain.nhs_number import is_valid_nhs_number
 from referral_gateway.domain.referral import (
     ReferralAction,
+    ReferralNews,
     ReferralStatus,
     ReferralUpdate,
     referral_change,
@@ -55,8 +56,8 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 Raises MessageRejected for what cannot be read or mapped."""
 
 Clock = Callable[[], datetime]
-OnReferral = Callable[[str, ReferralUpdate], None]
-"""Called after the commit with a referral id and what happened to it."""
+OnReferral = Callable[[ReferralNews], None]
+"""Called after the commit with a referral id, its site and what happened to it."""
 
 _MARK = (
     update(INBOX)
@@ -85,7 +86,7 @@ class BatchResult:
     filtered: int
     new_referral_ids: tuple[str, ...] = ()
     states: tuple[tuple[int, str], ...] = ()  # (message id, processed | filtered | error)
-    updates: tuple[tuple[str, ReferralUpdate], ...] = ()  # in order, new ones included
+    updates: tuple[ReferralNews, ...] = ()  # in order, new ones included
 
 
 class Pipeline:
@@ -139,8 +140,8 @@ class Pipeline:
         if self.on_processed:
             self.on_processed(result.states)
         if self.on_referral:
-            for rid, update in result.updates:
-                self.on_referral(rid, update)
+            for news in result.updates:
+                self.on_referral(news)
         return result
 
     def drain(self) -> int:
@@ -231,7 +232,7 @@ class Pipeline:
                 outcome, update = self._apply(plan, message.id, event)
                 if update is not None:
                     plan.updates.append(update)
-                if update is not None and update[1] is ReferralUpdate.NEW:
+                if update is not None and update.update is ReferralUpdate.NEW:
                     plan.counts[(*key, "candidate")] += 1
                     outcome = "candidate"
             plan.mark(message.id, "processed", outcome, None, None, now)
@@ -244,7 +245,7 @@ class Pipeline:
 
     def _apply(
         self, plan: _Plan, message_id: int, event: AttendanceEvent
-    ) -> tuple[str, tuple[str, ReferralUpdate] | None]:
+    ) -> tuple[str, ReferralNews | None]:
         """The message's outcome for this event, and what to announce about a referral."""
         if event.kind is EventKind.MERGE:
             return self._merge(plan, message_id, event), None
@@ -264,11 +265,11 @@ class Pipeline:
         if change.action is ReferralAction.CREATE:
             visit.referral_id, visit.status = str(uuid.uuid4()), ReferralStatus.NEW
             plan.new_referrals.append((key, visit.referral_id, detection))
-            return "candidate", (visit.referral_id, ReferralUpdate.NEW)
+            return "candidate", ReferralNews(visit.referral_id, key[0], ReferralUpdate.NEW)
         update = None
         if before and before.referral_id:
             news = referral_update(before.attendance, attendance, change.action)
-            update = (before.referral_id, news) if news is not None else None
+            update = ReferralNews(before.referral_id, key[0], news) if news is not None else None
         if change.action is ReferralAction.VOID and before and before.referral_id:
             plan.voids.append((before.referral_id, change.reason))
             visit.status = ReferralStatus.VOIDED
@@ -412,7 +413,7 @@ class _Plan:
     voids: list[tuple[str, str]] = field(default_factory=list)
     marks: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter[tuple[str, str, date, str]] = field(default_factory=Counter)
-    updates: list[tuple[str, ReferralUpdate]] = field(default_factory=list)
+    updates: list[ReferralNews] = field(default_factory=list)
 
     def mark(
         self,
@@ -470,7 +471,10 @@ def _count(message: PendingMessage, day: date, metric: str) -> dict[str, Any]:
 
 
 def _reasons(detection: Detection) -> list[dict[str, str]]:
-    return [{k: str(v) for k, v in asdict(r).items()} for r in detection.reasons]
+    return [
+        {"rule": r.rule, "description": r.description, "kind": str(r.kind)}
+        for r in detection.reasons
+    ]
 
 
 def _detection_json(detection: Detection) -> dict[str, Any]:

@@ -189,7 +189,3 @@ def unclaimed_since(conn: Connection, sites: Collection[str], *, before: datetim
             )
         ).scalar_one()
     )
-
-
-def site_of(conn: Connection, referral_id: str) -> str | None:
-    return conn.execute(select(REFERRAL.c.site).where(REFERRAL.c.id == referral_id)).scalar()

@@ -23,11 +23,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
-from referral_gateway.domain.referral import ReferralUpdate
+from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import Casework, QueueEvent
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
-from referral_gateway.storage.queue import site_of
 from referral_gateway.web import admin, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
@@ -52,7 +51,7 @@ def install_web(
     engine: Engine,
     keyring: KeyRing,
     clock: Callable[[], datetime],
-    listeners: list[Callable[[str, ReferralUpdate], None]],
+    listeners: list[Callable[[ReferralNews], None]],
     sharing: Sharing,
     options: WebOptions | None = None,
     hasher: PasswordHasher | None = None,
@@ -110,12 +109,9 @@ def install_web(
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(SignInRequired, page_error)
 
-    def on_referral(referral_id: str, update: ReferralUpdate) -> None:
+    def on_referral(news: ReferralNews) -> None:
         """Called on the pipeline's (or the escalation job's) thread after the commit."""
-        with engine.connect() as conn:
-            site = site_of(conn, referral_id)
-        if site is not None:
-            events.publish(queue_event(referral_id, site, update))
+        events.publish(queue_event(news.referral_id, news.site, news.update))
 
     listeners.append(on_referral)
     _add_background(app, ctx)

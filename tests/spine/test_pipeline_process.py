@@ -36,7 +36,9 @@ def wait_until(predicate, timeout: float = 30.0) -> bool:
 def gateway(tmp_path, database_url):
     running = start_gateway(tmp_path, database_url, pipeline_process=True)
     news: list[tuple[str, ReferralUpdate]] = []
-    running.gateway.referral_listeners.append(lambda rid, update: news.append((rid, update)))
+    running.gateway.referral_listeners.append(
+        lambda heard: news.append((heard.referral_id, heard.update))
+    )
     running.news = news  # type: ignore[attr-defined]
     yield running
     running.stop()

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from consent.policy import Role
 from referral_gateway.domain.accounts import StaffUser
-from referral_gateway.domain.referral import ReferralUpdate
+from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.casework import assigned_to
@@ -92,9 +92,9 @@ def build_web(engine, keyring, clock, **options: object) -> Web:  # type: ignore
         hasher=FAST_HASHER,
     )
 
-    def announce(referral_id: str, update: ReferralUpdate) -> None:
+    def announce(news: ReferralNews) -> None:
         for listener in listeners:
-            listener(referral_id, update)
+            listener(news)
 
     ed = FakeEd(engine, keyring, clock, on_referral=announce)
     return Web(app, ctx, ed, clock, listeners)

@@ -21,7 +21,7 @@ from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import Person, Visit, adt
 from consent.policy import Role
 from referral_gateway.config import Settings
-from referral_gateway.domain.referral import ReferralStatus, ReferralUpdate
+from referral_gateway.domain.referral import ReferralNews, ReferralStatus, ReferralUpdate
 from referral_gateway.jobs import build_scheduler, run_escalations
 from referral_gateway.storage.attendances import REFERRAL
 from referral_gateway.web.app import build_app
@@ -39,7 +39,7 @@ from tests.web.test_live_queue import events
 @pytest.fixture
 def heard(web: Web) -> list[tuple[str, str]]:
     said: list[tuple[str, str]] = []
-    web.listeners.append(lambda rid, update: said.append((rid, update)))
+    web.listeners.append(lambda news: said.append((news.referral_id, news.update)))
     return said
 
 
@@ -220,9 +220,9 @@ class FakeGateway:
     clock: object
     listeners: list = field(default_factory=list)
 
-    def announce(self, referral_id: str, update: ReferralUpdate) -> None:
+    def announce(self, news: ReferralNews) -> None:
         for listener in self.listeners:
-            listener(referral_id, update)
+            listener(news)
 
 
 def test_the_escalation_job_marks_untouched_referrals_once_and_the_queue_hears_of_it(
