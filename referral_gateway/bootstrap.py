@@ -219,7 +219,7 @@ def build_gateway(
 
         worker = PipelineProcess(settings, on_processed=watch.completed, on_referral=announce)
     else:
-        worker = PipelineWorker(pipeline)
+        worker = PipelineWorker(pipeline, gather=settings.processing_gather_ms / 1000)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     fhir.writer.on_committed = worker.wake
     gateway = Gateway(

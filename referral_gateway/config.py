@@ -35,6 +35,7 @@ class Settings:
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
     processing_batch: int = 25
+    processing_gather_ms: int = 20  # after a wake-up, let this long's messages gather first
     pipeline_process: bool = True  # `serve` runs the pipeline in a second process (two cores)
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
     retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided

@@ -162,7 +162,8 @@ def run_pipeline_process(
     settings: Settings, wake: Connection, news: Connection, poll_interval: float
 ) -> None:
     """The child's whole life: build the pipeline, then process whenever woken (or every
-    `poll_interval` seconds) until the wake pipe closes."""
+    `poll_interval` seconds) until the wake pipe closes. A wake-up waits
+    `RG_PROCESSING_GATHER_MS` first, so that one batch serves several commits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from referral_gateway.bootstrap import build_pipeline, system_clock
@@ -172,10 +173,12 @@ def run_pipeline_process(
     engine = make_derived_engine(settings.resolved_database_url)
     keyring = open_keyring(engine, settings.resolved_keyring_file, create=False, now=system_clock())
     pipeline = build_pipeline(settings, engine, keyring, system_clock)
+    gather = settings.processing_gather_ms / 1000
     try:
         while True:
             try:
                 if wake.poll(poll_interval):
+                    time.sleep(gather)
                     while wake.poll(0):  # every wake-up so far is served by the pass below
                         wake.recv_bytes()
             except (EOFError, OSError):
@@ -183,10 +186,13 @@ def run_pipeline_process(
             try:
                 while True:
                     result = pipeline.process_pending()
-                    if not result.processed:
-                        break
-                    words = tuple((n.referral_id, n.site, n.update.value) for n in result.updates)
-                    news.send((result.states, words))
+                    if result.processed:
+                        words = tuple(
+                            (n.referral_id, n.site, n.update.value) for n in result.updates
+                        )
+                        news.send((result.states, words))
+                    if result.processed < pipeline.batch_size:
+                        break  # caught up: wait for the next wake-up
             except (BrokenPipeError, EOFError):
                 return  # the parent is gone; what was committed stays committed
             except Exception as exc:  # keep running: the messages stay pending

@@ -489,11 +489,16 @@ def _detection_json(detection: Detection) -> dict[str, Any]:
 
 class PipelineWorker:
     """Runs the pipeline on a thread: woken after each intake commit, and every
-    `poll_interval` seconds for anything another process stored."""
+    `poll_interval` seconds for anything another process stored. A wake-up waits `gather`
+    seconds first, so that one batch serves several commits (small batches cost more per
+    message and take the write gate more often)."""
 
-    def __init__(self, pipeline: Pipeline, *, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, pipeline: Pipeline, *, poll_interval: float = 1.0, gather: float = 0.0
+    ) -> None:
         self.pipeline = pipeline
         self.poll_interval = poll_interval
+        self.gather = gather
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -512,11 +517,13 @@ class PipelineWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.poll_interval)
+            if self._wake.wait(self.poll_interval) and self.gather:
+                self._stop.wait(self.gather)
             self._wake.clear()
             try:
-                while not self._stop.is_set() and self.pipeline.process_pending().processed:
-                    pass
+                while not self._stop.is_set():
+                    if self.pipeline.process_pending().processed < self.pipeline.batch_size:
+                        break  # caught up: wait for the next wake-up
             except Exception as exc:  # keep running: the messages stay pending
                 log.error("pipeline pass failed: %s", type(exc).__name__)
                 self._stop.wait(1.0)
