@@ -7,6 +7,7 @@ keep-alive HTTP connections for `--seconds` (after a short warm-up), then the ru
 the pipeline to process what was stored. Prints:
 
 - Bundles/s answered with 200 (each one committed before its answer), latency p50 / p99;
+- CPU per Bundle in the serve process, its pipeline process and these clients;
 - how far the pipeline (decode, detect, candidates) was behind when the clients stopped, and
   the end-to-end rate from first post to last resource processed.
 
