@@ -220,11 +220,12 @@ class Pipeline:
         for message, events in decoded:
             key = (message.channel, message.sender, now.date())
             if isinstance(events, MessageRejected):
-                plan.mark(message.id, "error", None, events.stage, events.detail, now)
+                mark = _mark(message.id, "error", None, events.stage, events.detail, now)
+                plan.marks.append(mark)
                 plan.counts[(*key, "errored")] += 1
                 continue
             if not events:
-                plan.mark(message.id, "filtered", "filtered", None, None, now)
+                plan.marks.append(_mark(message.id, "filtered", "filtered", None, None, now))
                 plan.counts[(*key, "filtered")] += 1
                 continue
             outcome = "processed"
@@ -235,7 +236,7 @@ class Pipeline:
                 if update is not None and update.update is ReferralUpdate.NEW:
                     plan.counts[(*key, "candidate")] += 1
                     outcome = "candidate"
-            plan.mark(message.id, "processed", outcome, None, None, now)
+            plan.marks.append(_mark(message.id, "processed", outcome, None, None, now))
         plan.rows = {
             key: self._row(key[1], visit, now)
             for key, visit in plan.visits.items()
@@ -414,17 +415,6 @@ class _Plan:
     marks: list[dict[str, Any]] = field(default_factory=list)
     counts: Counter[tuple[str, str, date, str]] = field(default_factory=Counter)
     updates: list[ReferralNews] = field(default_factory=list)
-
-    def mark(
-        self,
-        message_id: int,
-        state: str,
-        outcome: str | None,
-        stage: str | None,
-        detail: str | None,
-        now: datetime,
-    ) -> None:
-        self.marks.append(_mark(message_id, state, outcome, stage, detail, now))
 
     def result(self) -> BatchResult:
         states = tuple((m["_id"], m["state"]) for m in self.marks)

@@ -128,31 +128,19 @@ class AttendanceStore:
     def _rows(
         self, conn: Connection, visits: frozenset[VisitKey], hashes: frozenset[tuple[str, str]]
     ) -> list[Any]:
+        """Rows whose (site, visit key) is in `visits` or (site, patient hash) in `hashes`:
+        one query each, by sites and keys, the exact pairs picked out here."""
         rows: list[Any] = []
-        if visits:
-            rows.extend(
-                row
-                for row in conn.execute(
-                    _BY_VISIT,
-                    {
-                        "sites": sorted({site for site, _ in visits}),
-                        "visit_keys": sorted({key for _, key in visits}),
-                    },
+        for statement, param, column, pairs in (
+            (_BY_VISIT, "visit_keys", "visit_key", visits),
+            (_BY_PATIENT, "hashes", "patient_key_hash", hashes),
+        ):
+            if pairs:
+                found = conn.execute(
+                    statement,
+                    {"sites": sorted({s for s, _ in pairs}), param: sorted({k for _, k in pairs})},
                 )
-                if (row.site, row.visit_key) in visits
-            )
-        if hashes:
-            rows.extend(
-                row
-                for row in conn.execute(
-                    _BY_PATIENT,
-                    {
-                        "sites": sorted({site for site, _ in hashes}),
-                        "hashes": sorted({h for _, h in hashes}),
-                    },
-                )
-                if (row.site, row.patient_key_hash) in hashes
-            )
+                rows.extend(r for r in found if (r.site, r._mapping[column]) in pairs)
         return rows
 
     def row_values(
