@@ -418,9 +418,7 @@ class Casework:
         attendance = manual.attendance
 
         def work(uow: UnitOfWork) -> str:
-            attendance_id = self.attendances.save(
-                uow.conn,
-                existing_id=None,
+            values = self.attendances.row_values(
                 visit_key=f"manual:{uuid.uuid4()}",
                 attendance=attendance,
                 age_at_arrival=manual.age_at_arrival,
@@ -436,6 +434,7 @@ class Casework:
                 message_id=None,  # it came from no inbound message
                 now=now,
             )
+            attendance_id = self.attendances.save(uow.conn, values)
             return self.attendances.create_referral(
                 uow.conn,
                 attendance_id=attendance_id,

@@ -188,32 +188,11 @@ class AttendanceStore:
         }
 
     def save(
-        self,
-        conn: Connection,
-        *,
-        existing_id: int | None,
-        visit_key: str,
-        attendance: Attendance,
-        age_at_arrival: int | None,
-        detection_rule: str,
-        detection: dict[str, Any],
-        nhs_number_valid: bool | None,
-        message_id: int | None,  # None: entered by hand (a manual referral)
-        now: datetime,
+        self, conn: Connection, values: dict[str, Any], *, existing_id: int | None = None
     ) -> int:
-        """Insert or update one attendance; returns its id."""
-        values = self.row_values(
-            visit_key=visit_key,
-            attendance=attendance,
-            age_at_arrival=age_at_arrival,
-            detection_rule=detection_rule,
-            detection=detection,
-            nhs_number_valid=nhs_number_valid,
-            message_id=message_id,
-            now=now,
-        )
+        """Insert or update one attendance (`values` from `row_values`); returns its id."""
         if existing_id is None:
-            [new_id] = self.insert_rows(conn, [values], now)
+            [new_id] = self.insert_rows(conn, [values], values["updated_at"])
             return new_id
         self.update_rows(conn, [(existing_id, values)])
         return existing_id

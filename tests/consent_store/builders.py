@@ -166,15 +166,16 @@ def seed_referral(
     with engine.begin() as conn:
         attendance_id = store.save(
             conn,
-            existing_id=None,
-            visit_key=visit_number,
-            attendance=attendance,
-            age_at_arrival=16,
-            detection_rule="coded_assault",
-            detection={"candidate": True},
-            nhs_number_valid=True,
-            message_id=message_id,
-            now=now,
+            store.row_values(
+                visit_key=visit_number,
+                attendance=attendance,
+                age_at_arrival=16,
+                detection_rule="coded_assault",
+                detection={"candidate": True},
+                nhs_number_valid=True,
+                message_id=message_id,
+                now=now,
+            ),
         )
         referral_id = store.create_referral(
             conn,

@@ -235,9 +235,7 @@ def test_rotation_under_load_leaves_nothing_on_the_old_key(engine, tmp_path):
                 inbox.store_batch([hl7_arrival(f"LOAD{i}", visit_number=f"L{i}")])
                 with engine.begin() as conn:  # an A08 re-saving an attendance under rotation
                     stored = store.load(conn, SITE, f"S{i % 4}")
-                    store.save(
-                        conn,
-                        existing_id=stored.id,
+                    values = store.row_values(
                         visit_key=f"S{i % 4}",
                         attendance=stored.attendance,
                         age_at_arrival=16,
@@ -247,6 +245,7 @@ def test_rotation_under_load_leaves_nothing_on_the_old_key(engine, tmp_path):
                         message_id=0,
                         now=T0,
                     )
+                    store.save(conn, values, existing_id=stored.id)
                 written.append(i)
                 i += 1
                 time.sleep(0.005)

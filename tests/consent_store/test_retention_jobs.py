@@ -234,15 +234,16 @@ def test_an_attendance_that_never_became_a_candidate_loses_identity_after_the_vo
     with engine.begin() as conn:
         attendance_id = store.save(
             conn,
-            existing_id=None,
-            visit_key="V-NOT",
-            attendance=Attendance.from_event(arrival_event("V-NOT", codings=(), free_text=())),
-            age_at_arrival=16,
-            detection_rule="no_assault_signal",
-            detection={},
-            nhs_number_valid=True,
-            message_id=0,
-            now=T0,
+            store.row_values(
+                visit_key="V-NOT",
+                attendance=Attendance.from_event(arrival_event("V-NOT", codings=(), free_text=())),
+                age_at_arrival=16,
+                detection_rule="no_assault_signal",
+                detection={},
+                nhs_number_valid=True,
+                message_id=0,
+                now=T0,
+            ),
         )
     candidate = seed_referral(engine, keyring, visit_number="V-CAND")
     not_candidate = Seeded("", attendance_id, 0)
