@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from referral_gateway.domain.attendance import (  # noqa: E402
     Source,
 )
 from referral_gateway.storage.accounts import AccountStore  # noqa: E402
-from referral_gateway.storage.attendances import REFERRAL, AttendanceStore  # noqa: E402
+from referral_gateway.storage.attendances import REFERRAL, AttendanceStore, referral_row  # noqa: E402
 from referral_gateway.storage.casework import CASES  # noqa: E402
 from referral_gateway.storage.database import make_engine, migrate  # noqa: E402
 
@@ -90,27 +91,38 @@ def seed(database_url: str, keyring: KeyRing, referrals: int) -> None:
             )
             attendance_id = store.save(
                 conn,
-                existing_id=None,
-                visit_key=f"V{i:07d}",
-                attendance=attendance,
-                age_at_arrival=rng.randrange(11, 26),
-                detection_rule="assault_signal",
-                detection={},
-                nhs_number_valid=True,
-                message_id=i + 1,
-                now=arrival,
+                store.row_values(
+                    visit_key=f"V{i:07d}",
+                    attendance=attendance,
+                    age_at_arrival=rng.randrange(11, 26),
+                    detection_rule="assault_signal",
+                    detection={},
+                    nhs_number_valid=True,
+                    message_id=i + 1,
+                    now=arrival,
+                ),
             )
-            rid = store.create_referral(
+            rid = f"{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+            store.insert_referrals(
                 conn,
-                attendance_id=attendance_id,
-                site=site,
-                detection_rule="assault_signal",
-                reasons=[
-                    {"rule": "snomed:425322008", "description": "Stab wound", "kind": "assault"}
+                [
+                    referral_row(
+                        referral_id=rid,
+                        attendance_id=attendance_id,
+                        site=site,
+                        detection_rule="assault_signal",
+                        reasons=[
+                            {
+                                "rule": "snomed:425322008",
+                                "description": "Stab wound",
+                                "kind": "assault",
+                            }
+                        ],
+                        injury_category=rng.choice(CATEGORIES),
+                        valueset_version="bench",
+                        now=arrival,
+                    )
                 ],
-                injury_category=rng.choice(CATEGORIES),
-                valueset_version="bench",
-                now=arrival,
             )
             if rng.random() < 0.2:  # claimed
                 who = rng.choice(users)

@@ -51,7 +51,7 @@ from referral_gateway.domain.manual import MANUAL_RULE, ManualReferral
 from referral_gateway.errors import NotFound
 from referral_gateway.services.sharing import ConsentHistoryView, RevealedIdentity, Sharing
 from referral_gateway.storage.accounts import AccountStore
-from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.attendances import AttendanceStore, referral_row
 from referral_gateway.storage.casework import (
     CaseNote,
     CaseStore,
@@ -434,10 +434,9 @@ class Casework:
                 message_id=None,  # it came from no inbound message
                 now=now,
             )
-            attendance_id = self.attendances.save(uow.conn, values)
-            return self.attendances.create_referral(
-                uow.conn,
-                attendance_id=attendance_id,
+            row = referral_row(
+                referral_id=str(uuid.uuid4()),
+                attendance_id=self.attendances.save(uow.conn, values),
                 site=attendance.site,
                 detection_rule=MANUAL_RULE,
                 reasons=manual.reasons(),
@@ -445,6 +444,8 @@ class Casework:
                 valueset_version="",
                 now=now,
             )
+            self.attendances.insert_referrals(uow.conn, [row])
+            return str(row["id"])
 
         referral_id = run_unit(self.engine, work)
         self.publish(QueueEvent("new", referral_id, attendance.site))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -225,33 +224,6 @@ class AttendanceStore:
 
     def local_id_hash(self, site: str, local_id: str) -> str:
         return self.keyring.blind_index(f"{site}|{local_id}", purpose="local_patient_id")
-
-    def create_referral(
-        self,
-        conn: Connection,
-        *,
-        attendance_id: int,
-        site: str,
-        detection_rule: str,
-        reasons: list[dict[str, str]],
-        injury_category: str | None,
-        valueset_version: str,
-        now: datetime,
-        referral_id: str | None = None,
-    ) -> str:
-        """Insert one new referral; returns its id."""
-        row = referral_row(
-            referral_id=referral_id or str(uuid.uuid4()),
-            attendance_id=attendance_id,
-            site=site,
-            detection_rule=detection_rule,
-            reasons=reasons,
-            injury_category=injury_category,
-            valueset_version=valueset_version,
-            now=now,
-        )
-        self.insert_referrals(conn, [row])
-        return str(row["id"])
 
     @staticmethod
     def insert_referrals(conn: Connection, rows: list[dict[str, Any]]) -> None:

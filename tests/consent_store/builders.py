@@ -8,6 +8,7 @@ the phone number in Ofcom's drama range, the names and places invented.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,7 +37,7 @@ from referral_gateway.domain.attendance import (
 )
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.services.sharing import Sharing
-from referral_gateway.storage.attendances import REFERRAL, AttendanceStore
+from referral_gateway.storage.attendances import REFERRAL, AttendanceStore, referral_row
 from referral_gateway.storage.audit_store import AuditAnchor, AuditStore
 from referral_gateway.storage.inbox import Arrival, InboxStore
 
@@ -177,15 +178,21 @@ def seed_referral(
                 now=now,
             ),
         )
-        referral_id = store.create_referral(
+        referral_id = str(uuid.uuid4())
+        store.insert_referrals(
             conn,
-            attendance_id=attendance_id,
-            site=site,
-            detection_rule="coded_assault",
-            reasons=[{"rule": "coded_assault", "code": "425322008"}],
-            injury_category="bladed",
-            valueset_version="test",
-            now=now,
+            [
+                referral_row(
+                    referral_id=referral_id,
+                    attendance_id=attendance_id,
+                    site=site,
+                    detection_rule="coded_assault",
+                    reasons=[{"rule": "coded_assault", "code": "425322008"}],
+                    injury_category="bladed",
+                    valueset_version="test",
+                    now=now,
+                )
+            ],
         )
     return Seeded(referral_id, attendance_id, message_id)
 
