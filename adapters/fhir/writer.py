@@ -421,25 +421,31 @@ class _Group:
                 )
         return _Planned(index, it, it.resource_id)
 
+    def _unchanged(self, unit: WriteUnit, it: Interaction, key: ResourceKey) -> Written:
+        """The answer for a write that stores nothing new: the current version, counted as
+        a duplicate (a conditional create's match, or a repeat of the current content)."""
+        found = self.current(key)
+        assert found is not None
+        self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+        version, last_updated, content = found
+        return Written(
+            200,
+            it.resource_type,
+            key[2],
+            version,
+            last_updated,
+            content,
+            changed=False,
+            warnings=it.warnings,
+        )
+
     def _decide(self, unit: WriteUnit, p: _Planned) -> Written:
         it = p.interaction
         key = (unit.site, it.resource_type, p.resource_id)
         if p.error is not None:
             return Written(p.error.status, it.resource_type, error=p.error)
         if p.matched:
-            found = self.current(key)
-            assert found is not None
-            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
-            return Written(
-                200,
-                it.resource_type,
-                p.resource_id,
-                found[0],
-                found[1],
-                found[2],
-                changed=False,
-                warnings=it.warnings,
-            )
+            return self._unchanged(unit, it, key)
         resource = p.resource
         resource["id"] = p.resource_id
         meta = {
@@ -456,19 +462,7 @@ class _Group:
         )
         current = None if p.new else self.version_of(key)
         if current is not None and current.content_hash == content_hash:
-            found = self.current(key)
-            assert found is not None
-            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
-            return Written(
-                200,
-                it.resource_type,
-                p.resource_id,
-                found[0],
-                found[1],
-                found[2],
-                changed=False,
-                warnings=it.warnings,
-            )
+            return self._unchanged(unit, it, key)
         version = current.version + 1 if current else 1
         resource["meta"] = {
             **meta,

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Select, Update, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from consent.audit import AuditAction
@@ -220,40 +222,28 @@ def _erase_non_candidates(
     engine: Engine, audit: AuditStore, policy: RetentionPolicy, *, now: datetime, batch_size: int
 ) -> int:
     cutoff = now - timedelta(days=policy.voided_days)
-    total = 0
-    while True:
-        with unit_of_work(engine) as uow:
-            ids = [
-                r.id
-                for r in uow.conn.execute(
-                    select(ATTENDANCE.c.id)
-                    .outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
-                    .where(
-                        REFERRAL.c.id.is_(None),
-                        ATTENDANCE.c.identity_enc.is_not(None),
-                        ATTENDANCE.c.updated_at <= cutoff,
-                    )
-                    .order_by(ATTENDANCE.c.id)
-                    .limit(batch_size)
-                    .with_for_update(of=ATTENDANCE)
-                )
-            ]
-            if not ids:
-                return total
-            uow.conn.execute(
-                update(ATTENDANCE)
-                .where(ATTENDANCE.c.id.in_(ids), ATTENDANCE.c.updated_at <= cutoff)
-                .values(identity_enc=None, key_id=None)
-            )
-            audit.append(
-                uow,
-                at=now,
-                actor=SYSTEM_ACTOR,
-                action=AuditAction.RETENTION_ERASE,
-                subject="attendance",
-                why=f"identifiable:not_candidate:{len(ids)}:ids={ids[0]}-{ids[-1]}",
-            )
-            total += len(ids)
+    return _erase_in_batches(
+        engine,
+        audit,
+        now=now,
+        pick=select(ATTENDANCE.c.id)
+        .outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
+        .where(
+            REFERRAL.c.id.is_(None),
+            ATTENDANCE.c.identity_enc.is_not(None),
+            ATTENDANCE.c.updated_at <= cutoff,
+        )
+        .order_by(ATTENDANCE.c.id)
+        .limit(batch_size)
+        .with_for_update(of=ATTENDANCE),
+        erase=lambda ids: (
+            update(ATTENDANCE)
+            .where(ATTENDANCE.c.id.in_(ids), ATTENDANCE.c.updated_at <= cutoff)
+            .values(identity_enc=None, key_id=None)
+        ),
+        subject="attendance",
+        why="identifiable:not_candidate",
+    )
 
 
 def erase_raw_messages(
@@ -268,36 +258,54 @@ def erase_raw_messages(
     ago or more. Returns how many payloads were erased."""
     require_aware(now, "now")
     cutoff = now - timedelta(days=policy.raw_message_days)
+    return _erase_in_batches(
+        engine,
+        audit,
+        now=now,
+        pick=select(INBOX.c.id)
+        .where(
+            INBOX.c.state.in_(PROCESSED_STATES),
+            INBOX.c.payload_enc.is_not(None),
+            INBOX.c.received_at <= cutoff,
+        )
+        .order_by(INBOX.c.id)
+        .limit(batch_size)
+        .with_for_update(),
+        erase=lambda ids: (
+            update(INBOX)
+            .where(INBOX.c.id.in_(ids), INBOX.c.state.in_(PROCESSED_STATES))
+            .values(payload_enc=None, key_id=None)
+        ),
+        subject="inbound_message",
+        why="raw_message",
+    )
+
+
+def _erase_in_batches(
+    engine: Engine,
+    audit: AuditStore,
+    *,
+    now: datetime,
+    pick: Select[Any],
+    erase: Callable[[list[int]], Update],
+    subject: str,
+    why: str,
+) -> int:
+    """Erase batch after batch (`pick` the ids, `erase` them), each in its own unit of work
+    with one audit entry naming how many and the id range, until none is left."""
     total = 0
     while True:
         with unit_of_work(engine) as uow:
-            ids = [
-                r.id
-                for r in uow.conn.execute(
-                    select(INBOX.c.id)
-                    .where(
-                        INBOX.c.state.in_(PROCESSED_STATES),
-                        INBOX.c.payload_enc.is_not(None),
-                        INBOX.c.received_at <= cutoff,
-                    )
-                    .order_by(INBOX.c.id)
-                    .limit(batch_size)
-                    .with_for_update()
-                )
-            ]
+            ids = [r.id for r in uow.conn.execute(pick)]
             if not ids:
                 return total
-            uow.conn.execute(
-                update(INBOX)
-                .where(INBOX.c.id.in_(ids), INBOX.c.state.in_(PROCESSED_STATES))
-                .values(payload_enc=None, key_id=None)
-            )
+            uow.conn.execute(erase(ids))
             audit.append(
                 uow,
                 at=now,
                 actor=SYSTEM_ACTOR,
                 action=AuditAction.RETENTION_ERASE,
-                subject="inbound_message",
-                why=f"raw_message:{len(ids)}:ids={ids[0]}-{ids[-1]}",
+                subject=subject,
+                why=f"{why}:{len(ids)}:ids={ids[0]}-{ids[-1]}",
             )
             total += len(ids)

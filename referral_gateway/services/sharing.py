@@ -192,9 +192,7 @@ class Sharing:
         now: datetime,
     ) -> ConsentRecord | Refusal | ConsentDecision:
         conn = uow.conn
-        referral = self._referral(conn, referral_id, lock=True)
-        history = self.consents.history(conn, referral_id)
-        view = ReferralView(referral.id, referral.site, self.assignments(conn, referral.id))
+        referral, history, view = self._load(conn, referral_id, lock=True)
         access = decide(
             actor, view, FieldGroup.APPROACH_CARD, Purpose.DETAIL_VIEW, history, now=now
         )
@@ -254,9 +252,7 @@ class Sharing:
             raise InvalidInputError("reveal_identity is for identifiable field groups only.")
         with unit_of_work(self.engine) as uow:
             conn = uow.conn
-            referral = self._referral(conn, referral_id)
-            history = self.consents.history(conn, referral_id)
-            view = ReferralView(referral.id, referral.site, self.assignments(conn, referral.id))
+            referral, history, view = self._load(conn, referral_id)
             decisions = [decide(actor, view, g, purpose, history, now=now) for g in wanted]
             refused = next((d for d in decisions if not d.allowed), None)
             if refused is not None:
@@ -283,9 +279,7 @@ class Sharing:
         require_aware(now, "now")
         with unit_of_work(self.engine) as uow:
             conn = uow.conn
-            referral = self._referral(conn, referral_id)
-            history = self.consents.history(conn, referral_id)
-            view = ReferralView(referral.id, referral.site, self.assignments(conn, referral.id))
+            _, history, view = self._load(conn, referral_id)
             card = decide(
                 actor, view, FieldGroup.APPROACH_CARD, Purpose.DETAIL_VIEW, history, now=now
             )
@@ -325,9 +319,7 @@ class Sharing:
         require_aware(now, "now")
         with unit_of_work(self.engine) as uow:
             conn = uow.conn
-            referral = self._referral(conn, referral_id)
-            history = self.consents.history(conn, referral_id)
-            view = ReferralView(referral.id, referral.site, self.assignments(conn, referral.id))
+            _, history, view = self._load(conn, referral_id)
             decision = decide(actor, view, group, purpose, history, now=now)
             if decision.audit_required:
                 if decision.allowed:
@@ -369,6 +361,15 @@ class Sharing:
             }
 
     # -- helpers -------------------------------------------------------------------------
+    def _load(
+        self, conn: Connection, referral_id: str, *, lock: bool = False
+    ) -> tuple[_Referral, tuple[ConsentRecord, ...], ReferralView]:
+        """The referral, its consent history and what the policy is told about it."""
+        referral = self._referral(conn, referral_id, lock=lock)
+        history = self.consents.history(conn, referral_id)
+        view = ReferralView(referral.id, referral.site, self.assignments(conn, referral.id))
+        return referral, history, view
+
     def _referral(self, conn: Connection, referral_id: str, *, lock: bool = False) -> _Referral:
         stmt = select(
             REFERRAL.c.id, REFERRAL.c.site, REFERRAL.c.status, REFERRAL.c.attendance_id

@@ -79,15 +79,7 @@ class ReportStore:
                     )
                 )
                 if track_push:
-                    conn.execute(
-                        insert(PUSH).values(
-                            site=snapshot.site,
-                            month=str(snapshot.month),
-                            report_id=snapshot.report_id,
-                            status=PushStatus.PENDING.value,
-                            attempts=0,
-                        )
-                    )
+                    conn.execute(insert(PUSH).values(_pending_push(snapshot)))
         except IntegrityError:
             pass
         stored = self.snapshot(snapshot.site, snapshot.month)
@@ -205,15 +197,7 @@ class ReportStore:
                     .where(PUSH.c.site == snapshot.site, PUSH.c.month == str(snapshot.month))
                 ).scalar_one()
                 if not exists:
-                    conn.execute(
-                        insert(PUSH).values(
-                            site=snapshot.site,
-                            month=str(snapshot.month),
-                            report_id=snapshot.report_id,
-                            status=PushStatus.PENDING.value,
-                            attempts=0,
-                        )
-                    )
+                    conn.execute(insert(PUSH).values(_pending_push(snapshot)))
         except IntegrityError:
             pass  # another process recorded it first
 
@@ -275,3 +259,14 @@ def _snapshot(row: object) -> ReportSnapshot:
         body=r["body"].encode("utf-8"),
         checksum=r["checksum"],
     )
+
+
+def _pending_push(snapshot: ReportSnapshot) -> dict[str, object]:
+    """A month's push record, not yet attempted."""
+    return {
+        "site": snapshot.site,
+        "month": str(snapshot.month),
+        "report_id": snapshot.report_id,
+        "status": PushStatus.PENDING.value,
+        "attempts": 0,
+    }

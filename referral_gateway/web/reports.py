@@ -190,6 +190,15 @@ def build_reports_router(
             ),
         )
 
+    def downloaded(
+        actor: Actor, month: str | None, site: str | None, raw: bool
+    ) -> tuple[list[PublishedReport], str]:
+        """The month's reports the actor may download, and the file name without suffix."""
+        check_raw(actor, raw, page=False)
+        m = month_of(month)
+        reports = [service.published(s, m, raw=raw) for s in sites_for(actor, site)]
+        return reports, f"throughput-{m}{'-' + site if site else ''}{'-raw' if raw else ''}"
+
     @router.get("/download.csv")
     def download_csv(
         actor: DownloadActor,
@@ -197,12 +206,11 @@ def build_reports_router(
         site: str | None = None,
         raw: Annotated[bool, Query()] = False,
     ) -> Response:
-        check_raw(actor, raw, page=False)
-        m = month_of(month)
-        reports = [service.published(s, m, raw=raw) for s in sites_for(actor, site)]
-        name = f"throughput-{m}{'-' + site if site else ''}{'-raw' if raw else ''}.csv"
+        reports, name = downloaded(actor, month, site, raw)
         return Response(
-            reports_csv(reports), media_type="text/csv; charset=utf-8", headers=_attachment(name)
+            reports_csv(reports),
+            media_type="text/csv; charset=utf-8",
+            headers=_attachment(f"{name}.csv"),
         )
 
     @router.get("/download.json")
@@ -212,14 +220,11 @@ def build_reports_router(
         site: str | None = None,
         raw: Annotated[bool, Query()] = False,
     ) -> Response:
-        check_raw(actor, raw, page=False)
-        m = month_of(month)
-        reports = [service.published(s, m, raw=raw) for s in sites_for(actor, site)]
-        name = f"throughput-{m}{'-' + site if site else ''}{'-raw' if raw else ''}.json"
+        reports, name = downloaded(actor, month, site, raw)
         return Response(
             reports_json(reports, generated_at=clock()),
             media_type="application/json",
-            headers=_attachment(name),
+            headers=_attachment(f"{name}.json"),
         )
 
     @router.get("/istv.csv")
