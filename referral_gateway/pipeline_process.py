@@ -145,9 +145,10 @@ class PipelineProcess:
     def _relay_news(self, news: Connection) -> None:
         while True:
             try:
-                states, updates = news.recv()
+                batch: News = news.recv()
             except (EOFError, OSError):
                 return
+            states, updates = batch
             try:
                 if states:
                     self.on_processed(states)
@@ -190,7 +191,8 @@ def run_pipeline_process(
                         words = tuple(
                             (n.referral_id, n.site, n.update.value) for n in result.updates
                         )
-                        news.send((result.states, words))
+                        batch: News = (result.states, words)
+                        news.send(batch)
                     if result.processed < pipeline.batch_size:
                         break  # caught up: wait for the next wake-up
             except (BrokenPipeError, EOFError):
