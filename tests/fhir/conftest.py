@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.routes import fhir_router
+from adapters.fhir.validation import InlineValidator
 from adapters.fhir.writer import FhirWriter
 from consent.keyring import KeyRing
 from referral_gateway.storage.fhir_store import ApiClientStore, FhirResourceStore
@@ -55,6 +56,7 @@ def app(writer: FhirWriter, clients: ApiClientStore, clock: FixedClock) -> FastA
     app.include_router(
         fhir_router(
             writer=writer,
+            validator=InlineValidator(),
             authenticate=TokenAuthenticator(clients, cache_seconds=0),
             clock=clock,
         )
