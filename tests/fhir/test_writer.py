@@ -3,12 +3,14 @@ unit that cannot be stored does not take the others down with it."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select, text
 
 from adapters.fhir.errors import PreconditionFailed, StorageUnavailable
 from adapters.fhir.interactions import bundle_interactions, create, update
-from adapters.fhir.writer import FhirWriter, WriteUnit
+from adapters.fhir.writer import FhirWriter, WriteUnit, _new_id
 from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import INBOX
 from tests.fhir import builders as b
@@ -173,3 +175,10 @@ def test_a_conditional_create_decided_before_another_writer_stored_a_match_is_de
             text("select count(*) from fhir_resource where resource_type = 'Patient'")
         ).scalar()
     assert patients == 1
+
+
+def test_created_resources_get_ids_that_grow_with_time_so_their_index_pages_stay_few():
+    earlier, later = _new_id(now_ms=1_763_000_000_000), _new_id(now_ms=1_763_000_000_001)
+    assert earlier < later  # as text, which is how the indexes compare them
+    assert uuid.UUID(earlier).version == 7
+    assert len({_new_id() for _ in range(1000)}) == 1000
