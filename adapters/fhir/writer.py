@@ -1,17 +1,20 @@
 """Storing FHIR writes: store first, then answer; many requests share one commit.
 
 A `WriteUnit` is what one request asks for: a single create or update, a transaction (all
-or nothing), a batch (each entry on its own) or resources fetched from a source server. One
-thread takes whatever units are waiting, applies them in one database transaction and
-commits; only then does each request get its answer. Every resource version written is,
-in the same transaction, an inbox row for the pipeline (`channel = "fhir"`,
+or nothing), a batch (each entry on its own) or resources fetched from a source server.
+Whatever units are waiting are applied in one database transaction and committed; only then
+does each request get its answer. Requests on the event loop (`write_async`) commit on the
+loop; callers on other threads (the poller, the subscription receiver) go through a writer
+thread. Both commit the same way and take turns at the write gate. Every resource version
+written is, in the same transaction, an inbox row for the pipeline (`channel = "fhir"`,
 `message_key = "Type/id/_history/version"`), so nothing is acknowledged that is not durable
 and nothing durable is left unprocessed.
 
-Being the only writer also makes version checks simple: `If-Match` and `If-None-Exist` are
-decided against what the same thread has just written. Preconditions are checked for a
-whole unit before it writes anything, so a failed transaction leaves no trace (SQLite's
-driver makes savepoints unreliable, so they are not used).
+`If-Match` and `If-None-Exist` are decided against the database and what earlier units of
+the same group wrote; inside the write gate the group checks that nothing it read has
+changed since (another group, another process) and otherwise decides again. Preconditions
+are checked for a whole unit before it writes anything, so a failed transaction leaves no
+trace (SQLite's driver makes savepoints unreliable, so they are not used).
 
 A repeat of a resource's current content (same content apart from meta) writes nothing and
 answers with the current version: a retried request, or a source polled twice over the same
@@ -20,7 +23,6 @@ window, is not processed twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -44,7 +46,7 @@ from adapters.fhir.errors import (
     StorageUnavailable,
 )
 from adapters.fhir.mapping import reference_of
-from referral_gateway.services.intake import GroupCommitter, IntakeClosed
+from referral_gateway.services.intake import GroupCommitter, IntakeClosed, LoopGroupCommitter
 from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.fhir_store import (
     ConcurrentWrite,
@@ -137,6 +139,13 @@ class FhirWriter:
             on_committed=on_committed,
             isolate_failures=True,  # a database error fails only its own request
         )
+        self._on_loop: LoopGroupCommitter[WriteUnit, UnitResult] = LoopGroupCommitter(
+            self._commit_units,
+            max_group=max_group,
+            on_committed=on_committed,
+            isolate_failures=True,
+        )
+        self._stopped = False
 
     @property
     def on_committed(self) -> Callable[[], None] | None:
@@ -145,12 +154,15 @@ class FhirWriter:
     @on_committed.setter
     def on_committed(self, callback: Callable[[], None] | None) -> None:
         self._committer.on_committed = callback
+        self._on_loop.on_committed = callback
 
     def start(self) -> FhirWriter:
+        self._stopped = False
         self._committer.start()
         return self
 
     def stop(self) -> None:
+        self._stopped = True
         self._committer.stop()
 
     def submit(self, unit: WriteUnit) -> Future[UnitResult]:
@@ -165,7 +177,11 @@ class FhirWriter:
         return self.submit(unit).result(timeout)
 
     async def write_async(self, unit: WriteUnit) -> UnitResult:
-        return await asyncio.wrap_future(self.submit(unit))
+        """`write` for a request on the event loop: it joins the loop's next group, which
+        commits on the loop itself."""
+        if self._stopped:
+            raise StorageUnavailable("the gateway is stopping; try again later")
+        return await self._on_loop.wait(unit)
 
     def _commit_units(self, units: Sequence[WriteUnit]) -> list[UnitResult | Exception]:
         """Decide the group and encrypt its rows holding no lock, then, inside the write

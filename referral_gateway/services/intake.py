@@ -4,6 +4,12 @@ A `GroupCommitter` runs one thread that drains whatever is waiting, commits it a
 and then resolves each submitter's future, so one flush to disk serves many messages and no
 sender is answered before its write is durable. The HL7 intake (`IntakeWriter`) and the FHIR
 writer are both built on it.
+
+A `LoopGroupCommitter` does the same for callers on an event loop, on the loop itself: the
+requests that are ready when a group starts form it, and no write crosses to another thread
+and back (two thread switches, and in a busy process a wait for the interpreter lock each
+way). The loop is blocked while a group commits, as it would be by any handler's own
+database call; groups are small and the flush is one per group.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from referral_gateway.storage.inbox import Arrival, Stored
 
@@ -22,6 +28,7 @@ log = logging.getLogger(__name__)
 
 U = TypeVar("U")
 R = TypeVar("R")
+R_contra = TypeVar("R_contra", contravariant=True)
 
 StoreBatch = Callable[[Sequence[Arrival]], list[Stored]]
 
@@ -100,30 +107,88 @@ class GroupCommitter(Generic[U, R]):
                 return
 
     def _commit(self, group: list[tuple[U, Future[R]]]) -> None:
-        try:
-            results = self._commit_group([unit for unit, _ in group])
-        except Exception as exc:
-            if self._isolate and len(group) > 1:
-                log.warning(
-                    "a group of %d writes failed (%s); committing one by one",
-                    len(group),
-                    type(exc).__name__,
-                )
-                for item in group:
-                    self._commit([item])
-                return
-            # storage failed: every submitter must hear it (AE, 5xx)
-            log.error("storing a group of %d writes failed: %s", len(group), type(exc).__name__)
-            for _, fut in group:
-                fut.set_exception(exc)
+        commit_and_resolve(self._commit_group, group, self._isolate, self.on_committed)
+
+
+class LoopGroupCommitter(Generic[U, R]):
+    """`GroupCommitter`'s contract for callers on one event loop, committing on the loop."""
+
+    def __init__(
+        self,
+        commit_group: Callable[[Sequence[U]], Sequence[R | Exception]],
+        *,
+        max_group: int = 500,
+        on_committed: Callable[[], None] | None = None,
+        isolate_failures: bool = False,
+    ) -> None:
+        self._commit_group = commit_group
+        self._max_group = max_group
+        self.on_committed = on_committed
+        self._isolate = isolate_failures
+        self._waiting: list[tuple[U, asyncio.Future[R]]] = []
+        self._runner: asyncio.Task[None] | None = None
+
+    async def wait(self, unit: U) -> R:
+        """Store one unit and wait until it is committed."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[R] = loop.create_future()
+        self._waiting.append((unit, answer))
+        if self._runner is None or self._runner.done():
+            self._runner = loop.create_task(self._run())
+        return await answer
+
+    async def _run(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(0)  # the requests that are ready join this group
+            group = self._waiting[: self._max_group]
+            del self._waiting[: len(group)]
+            commit_and_resolve(self._commit_group, group, self._isolate, self.on_committed)
+
+
+class _Answer(Protocol[R_contra]):
+    """A concurrent or an asyncio future: what `commit_and_resolve` needs of it."""
+
+    def done(self) -> bool: ...
+    def set_result(self, result: R_contra, /) -> None: ...
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+def commit_and_resolve(
+    commit_group: Callable[[Sequence[U]], Sequence[R | Exception]],
+    group: Sequence[tuple[U, _Answer[R]]],
+    isolate: bool,
+    on_committed: Callable[[], None] | None,
+) -> None:
+    """Commit a group and answer each submitter. If the whole group fails, every submitter
+    hears it or, with `isolate`, the units are committed one by one. An answer nobody waits
+    for any more (a request cancelled meanwhile) is dropped."""
+    try:
+        results = commit_group([unit for unit, _ in group])
+    except Exception as exc:
+        if isolate and len(group) > 1:
+            log.warning(
+                "a group of %d writes failed (%s); committing one by one",
+                len(group),
+                type(exc).__name__,
+            )
+            for item in group:
+                commit_and_resolve(commit_group, [item], isolate, on_committed)
             return
-        for (_, fut), result in zip(group, results, strict=True):
-            if isinstance(result, Exception):
-                fut.set_exception(result)
-            else:
-                fut.set_result(result)
-        if self.on_committed is not None:
-            self.on_committed()
+        # storage failed: every submitter must hear it (AE, 5xx)
+        log.error("storing a group of %d writes failed: %s", len(group), type(exc).__name__)
+        for _, answer in group:
+            if not answer.done():
+                answer.set_exception(exc)
+        return
+    for (_, answer), result in zip(group, results, strict=True):
+        if answer.done():
+            continue
+        if isinstance(result, Exception):
+            answer.set_exception(result)
+        else:
+            answer.set_result(result)
+    if on_committed is not None:
+        on_committed()
 
 
 class IntakeWriter(GroupCommitter[Arrival, Stored]):

@@ -1,9 +1,10 @@
+import asyncio
 import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from referral_gateway.services.intake import IntakeWriter
+from referral_gateway.services.intake import IntakeWriter, LoopGroupCommitter
 from referral_gateway.storage.inbox import Arrival, Stored
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -58,3 +59,56 @@ def test_the_commit_callback_runs_after_each_group():
     writer.store(arrival("a"))
     assert woken.wait(5)
     writer.stop()
+
+
+# -- the same contract on an event loop ---------------------------------------------------
+def loop_committer(store, **kwargs) -> LoopGroupCommitter:
+    return LoopGroupCommitter(store, **kwargs)
+
+
+def test_requests_on_the_loop_that_are_ready_together_commit_as_one_group():
+    store = RecordingStore()
+    committer = loop_committer(store)
+
+    async def five_requests():
+        return await asyncio.gather(*(committer.wait(arrival(str(i))) for i in range(5)))
+
+    assert len(asyncio.run(five_requests())) == 5
+    assert store.groups == [["0", "1", "2", "3", "4"]]
+
+
+def test_on_the_loop_a_failed_group_is_retried_one_by_one_so_only_the_culprit_fails():
+    class FailsWithKeyTwo(RecordingStore):
+        def __call__(self, arrivals):
+            if any(a.message_key == "2" for a in arrivals):
+                raise RuntimeError("constraint")
+            return super().__call__(arrivals)
+
+    committed = []
+    committer = loop_committer(
+        FailsWithKeyTwo(), isolate_failures=True, on_committed=lambda: committed.append(1)
+    )
+
+    async def three_requests():
+        return await asyncio.gather(
+            *(committer.wait(arrival(str(i))) for i in range(1, 4)), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(three_requests())
+    assert [type(o).__name__ for o in outcomes] == ["Stored", "RuntimeError", "Stored"]
+    assert len(committed) == 2  # once per group that was committed
+
+
+def test_a_request_cancelled_while_its_group_commits_does_not_stop_the_others():
+    store = RecordingStore()
+    committer = loop_committer(store)
+
+    async def one_cancelled():
+        first = asyncio.ensure_future(committer.wait(arrival("gone")))
+        second = asyncio.ensure_future(committer.wait(arrival("kept")))
+        await asyncio.sleep(0)
+        first.cancel()
+        return await asyncio.wait_for(second, 5)
+
+    assert isinstance(asyncio.run(one_cancelled()), Stored)
+    assert store.groups == [["gone", "kept"]]  # committed all the same; only the answer is dropped
