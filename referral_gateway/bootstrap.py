@@ -155,13 +155,11 @@ def build_gateway(
     engine: Engine | None = None,
     create_keyring: bool = True,
     pipeline_process: bool = False,
-    validation_process: bool = False,
 ) -> Gateway:
     """Everything but the listeners: storage (migrated), key ring, intake, pipeline.
 
     With `pipeline_process` (what `serve` asks for) the pipeline runs in a process of its
-    own, built from the same settings, the key ring file and the system clock. With
-    `validation_process` (also `serve`'s) FHIR requests are validated in another."""
+    own, built from the same settings, the key ring file and the system clock."""
     injected = keyring is not None or engine is not None or clock is not system_clock
     if pipeline_process and injected:
         raise ValueError("a pipeline process builds its own engine, key ring and clock")
@@ -199,11 +197,7 @@ def build_gateway(
     audit = AuditStore(anchor_for(settings.data_dir))
     inbox = InboxStore(intake_engine or engine, keyring)
     fhir = build_fhir_channel(  # FHIR writes acknowledge too: the durable intake connection
-        intake_engine or engine,
-        keyring,
-        clock,
-        sources=load_fhir_sources(settings.config_file),
-        validation_process=validation_process,
+        intake_engine or engine, keyring, clock, sources=load_fhir_sources(settings.config_file)
     )
     holder: dict[str, Gateway] = {}
     watch = ProcessingWatch(inbox.state_of)

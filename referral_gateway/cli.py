@@ -147,11 +147,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from referral_gateway.services.report_wiring import build_reports
     from referral_gateway.web.app import build_app
 
-    gateway = build_gateway(
-        settings,
-        pipeline_process=settings.pipeline_process,
-        validation_process=settings.fhir_validation_process,
-    ).start()
+    gateway = build_gateway(settings, pipeline_process=settings.pipeline_process).start()
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries

@@ -37,7 +37,6 @@ class Settings:
     processing_batch: int = 25
     processing_gather_ms: int = 20  # after a wake-up, let this long's messages gather first
     pipeline_process: bool = True  # `serve` runs the pipeline in a second process (two cores)
-    fhir_validation_process: bool = True  # `serve` validates FHIR requests in a process too
     ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
     retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided
     retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed

@@ -11,8 +11,7 @@
     ├── PreconditionFailed    412    If-Match version mismatch, several If-None-Exist matches
     ├── Unprocessable         422    an invalid resource (issue.expression names the element)
     ├── SourceUnavailable     502    a source server we fetch from did not answer usefully
-    ├── StorageUnavailable    503    the database did not take the write: try again
-    └── ValidatorUnavailable  503    the validation process was not there: try again
+    └── StorageUnavailable    503    the database did not take the write: try again
 
 Issues never carry identifiable values: they name elements and rules, not what was in them.
 """
@@ -123,10 +122,5 @@ class SourceUnavailable(FhirError):
 
 
 class StorageUnavailable(FhirError):
-    status = 503
-    code = "transient"
-
-
-class ValidatorUnavailable(FhirError):
     status = 503
     code = "transient"

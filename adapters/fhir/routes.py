@@ -35,7 +35,6 @@ from adapters.fhir.errors import (
     UnsupportedMediaType,
 )
 from adapters.fhir.outcome import FHIR_JSON, error_outcome, etag, http_date, operation_outcome
-from adapters.fhir.validation import Validator
 from adapters.fhir.writer import FhirWriter, WriteUnit, Written, fhir_instant
 from referral_gateway.storage.fhir_store import ApiClient
 
@@ -48,15 +47,13 @@ NotificationHandler = Callable[[Mapping[str, Any], ApiClient], Mapping[str, Any]
 def fhir_router(
     *,
     writer: FhirWriter,
-    validator: Validator,
     authenticate: TokenAuthenticator,
     clock: Callable[[], datetime],
     notifications: NotificationHandler | None = None,
     max_body_bytes: int = 5 * 1024 * 1024,
 ) -> APIRouter:
-    """The /fhir routes. `validator` checks what clients send (validation.py);
-    `notifications` takes a subscription notification Bundle from an authenticated client
-    and returns an OperationOutcome (see subscriptions.py)."""
+    """The /fhir routes. `notifications` takes a subscription notification Bundle from an
+    authenticated client and returns an OperationOutcome (see subscriptions.py)."""
     router = APIRouter(prefix="/fhir", tags=["fhir"])
 
     async def guarded(work: Callable[[], Awaitable[Response]]) -> Response:
@@ -68,8 +65,7 @@ def fhir_router(
             log.error("FHIR request failed: %s", type(exc).__name__)
             return _respond(500, operation_outcome([Issue("fatal", "exception", "internal error")]))
 
-    async def body_of(request: Request) -> tuple[bytes, Any]:
-        """The body as sent and as parsed JSON."""
+    async def body_of(request: Request) -> Any:
         _media_type(request.headers.get("content-type"))
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
@@ -78,7 +74,7 @@ def fhir_router(
         if len(raw) > max_body_bytes:
             raise PayloadTooLarge(f"the body is larger than {max_body_bytes} bytes")
         try:
-            return raw, json.loads(raw)
+            return json.loads(raw)
         except ValueError:
             raise BadRequest("the body is not JSON", code="structure") from None
         except RecursionError:
@@ -99,13 +95,13 @@ def fhir_router(
     async def post_bundle(request: Request) -> Response:
         async def work() -> Response:
             client = authenticate(request.headers.get("authorization"))
-            raw, body = await body_of(request)
+            body = await body_of(request)
             if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
                 raise BadRequest("POST to the base takes a Bundle", expression=["resourceType"])
             if body.get("type") == "history" and notifications is not None:
                 outcome = await asyncio.to_thread(notifications, body, client)
                 return _respond(200, dict(outcome))
-            parsed = await validator.bundle(raw)
+            parsed = interactions.bundle_interactions(body)
             todo = tuple(e for e in parsed.entries if not isinstance(e, FhirError))
             written = (
                 await writer.write_async(
@@ -127,7 +123,7 @@ def fhir_router(
         async def subscription_hook(request: Request) -> Response:
             async def work() -> Response:
                 client = authenticate(request.headers.get("authorization"))
-                _, body = await body_of(request)
+                body = await body_of(request)
                 if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
                     raise BadRequest(
                         "a notification is a history Bundle", expression=["resourceType"]
@@ -142,9 +138,9 @@ def fhir_router(
         async def work() -> Response:
             client = authenticate(request.headers.get("authorization"))
             interactions.supported_type(resource_type)
-            raw, _ = await body_of(request)
-            interaction = await validator.create(
-                resource_type, raw, if_none_exist=request.headers.get("if-none-exist")
+            body = await body_of(request)
+            interaction = interactions.create(
+                resource_type, body, if_none_exist=request.headers.get("if-none-exist")
             )
             written = await writer.write_async(WriteUnit(client.site, client.name, (interaction,)))
             return _written(written[0], request, base_of(request))
@@ -156,9 +152,9 @@ def fhir_router(
         async def work() -> Response:
             client = authenticate(request.headers.get("authorization"))
             interactions.supported_type(resource_type)
-            raw, _ = await body_of(request)
-            interaction = await validator.update(
-                resource_type, resource_id, raw, if_match=request.headers.get("if-match")
+            body = await body_of(request)
+            interaction = interactions.update(
+                resource_type, resource_id, body, if_match=request.headers.get("if-match")
             )
             written = await writer.write_async(WriteUnit(client.site, client.name, (interaction,)))
             return _written(written[0], request, base_of(request))

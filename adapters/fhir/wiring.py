@@ -3,7 +3,7 @@
 channel = build_fhir_channel(engine, keyring, clock, sources=load_fhir_sources(path))
 app.include_router(channel.router())         # the web app
 channel.writer.on_committed = worker.wake    # wake the pipeline after each commit
-channel.start(); ...; channel.stop()         # writer thread, validation, the poll scheduler
+channel.start(); ...; channel.stop()         # writer thread and the poll scheduler
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from adapters.fhir.poller import FhirPoller
 from adapters.fhir.routes import fhir_router
 from adapters.fhir.sources import FhirSource, SourceConfigError, parse_fhir_sources
 from adapters.fhir.subscriptions import SubscriptionReceiver
-from adapters.fhir.validation import InlineValidator, ValidationProcess, Validator
 from adapters.fhir.writer import FhirWriter
 from consent.keyring import KeyRing
 from referral_gateway.storage.fhir_store import ApiClientStore, FhirResourceStore, PollStateStore
@@ -42,14 +41,12 @@ class FhirChannel:
     receiver: SubscriptionReceiver
     poller: FhirPoller
     clock: Callable[[], datetime]
-    validator: Validator = field(default_factory=InlineValidator)
     _scheduler: Any = field(default=None, repr=False)
     _started: bool = False
 
     def router(self) -> APIRouter:
         return fhir_router(
             writer=self.writer,
-            validator=self.validator,
             authenticate=self.authenticate,
             clock=self.clock,
             notifications=self.receiver,
@@ -58,7 +55,6 @@ class FhirChannel:
     def start(self, *, poll: bool = True) -> FhirChannel:
         if not self._started:
             self.writer.start()
-            self.validator.start()
             self._started = True
             if poll:
                 self._scheduler = schedule_polling(self)
@@ -70,7 +66,6 @@ class FhirChannel:
             self._scheduler = None
         if self._started:
             self.writer.stop()
-            self.validator.stop()
             self._started = False
 
 
@@ -81,10 +76,7 @@ def build_fhir_channel(
     *,
     sources: tuple[FhirSource, ...] = (),
     on_committed: Callable[[], None] | None = None,
-    validation_process: bool = False,
 ) -> FhirChannel:
-    """With `validation_process` (what `serve` asks for) requests are validated in a
-    process of their own (validation.py)."""
     store = FhirResourceStore(engine, keyring)
     writer = FhirWriter(store, clock, on_committed=on_committed)
     clients = ApiClientStore(engine)
@@ -97,7 +89,6 @@ def build_fhir_channel(
         receiver=SubscriptionReceiver(writer, store, sources, clock),
         poller=FhirPoller(writer, PollStateStore(engine)),
         clock=clock,
-        validator=ValidationProcess() if validation_process else InlineValidator(),
     )
 
 

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.routes import fhir_router
-from adapters.fhir.validation import InlineValidator
 from adapters.fhir.writer import FhirWriter
 from consent.keyring import KeyRing
 from referral_gateway.storage.fhir_store import ApiClientStore, FhirResourceStore
@@ -56,7 +55,6 @@ def app(writer: FhirWriter, clients: ApiClientStore, clock: FixedClock) -> FastA
     app.include_router(
         fhir_router(
             writer=writer,
-            validator=InlineValidator(),
             authenticate=TokenAuthenticator(clients, cache_seconds=0),
             clock=clock,
         )

@@ -13,7 +13,6 @@ from sqlalchemy import select, text
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.models import validate_resource
 from adapters.fhir.routes import fhir_router
-from adapters.fhir.validation import InlineValidator
 from referral_gateway.storage.fhir_store import RESOURCE
 from referral_gateway.storage.inbox import INBOX
 from tests.fhir import builders as b
@@ -386,7 +385,6 @@ def test_a_body_over_the_limit_is_413(writer, clients, clock, token):
     small.include_router(
         fhir_router(
             writer=writer,
-            validator=InlineValidator(),
             authenticate=TokenAuthenticator(clients),
             clock=clock,
             max_body_bytes=100,

@@ -15,7 +15,6 @@ from adapters.fhir.errors import SourceUnavailable, Unprocessable
 from adapters.fhir.routes import fhir_router
 from adapters.fhir.sources import FhirSource
 from adapters.fhir.subscriptions import SubscriptionReceiver, read_notification
-from adapters.fhir.validation import InlineValidator
 from referral_gateway.storage.fhir_store import ApiClient
 from referral_gateway.storage.inbox import INBOX
 from tests.fhir import builders as b
@@ -191,7 +190,6 @@ def test_notifications_arrive_over_http_with_the_sender_s_token(
     app.include_router(
         fhir_router(
             writer=writer,
-            validator=InlineValidator(),
             authenticate=TokenAuthenticator(clients),
             clock=clock,
             notifications=receiver,
