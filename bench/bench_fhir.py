@@ -9,9 +9,12 @@ the pipeline to process what was stored. Prints:
 - Bundles/s answered with 200 (each one committed before its answer), latency p50 / p99;
 - CPU per Bundle in the serve process, its pipeline process and these clients;
 - how far the pipeline (decode, detect, candidates) was behind when the clients stopped, and
-  the end-to-end rate from first post to last resource processed.
+  the end-to-end rate from first post to last resource processed;
+- with `--mllp-rate N`, the ACK latency of an HL7 feed paced at N messages/s into the same
+  server while the Bundles are being posted (a mixed load).
 
-Run: python bench/bench_fhir.py [--seconds 15] [--clients 8] [--database-url URL]
+Run: python bench/bench_fhir.py [--seconds 15] [--clients 8] [--mllp-rate 200]
+     [--database-url URL]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import multiprocessing as mp
 import os
 import platform
 import re
@@ -231,6 +235,33 @@ def count(engine: Any, where: str = "") -> int:
         )
 
 
+class PacedMllp:
+    """ADT messages sent at a steady rate on 4 connections, in processes of their own."""
+
+    def __init__(self, port: int, rate: float, seconds: float) -> None:
+        from adapters.hl7.synthetic import SyntheticEd
+        from bench.bench_mllp import sender
+
+        ed = SyntheticEd(seed=7, site="RYY02")
+        messages: list[str] = []
+        while len(messages) < int(rate * seconds):
+            messages.extend(ed.stream(200))
+        messages = messages[: int(rate * seconds)]
+        self.out: mp.Queue[list[float]] = mp.Queue()
+        self.procs = [
+            mp.Process(target=sender, args=(port, messages[i::4], rate / 4, self.out))
+            for i in range(4)
+        ]
+        for p in self.procs:
+            p.start()
+
+    def latencies(self) -> list[float]:
+        found = [lat for _ in self.procs for lat in self.out.get()]
+        for p in self.procs:
+            p.join()
+        return found
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -243,6 +274,12 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--max-bundles", type=int, default=40_000)
     ap.add_argument("--database-url", default="")
+    ap.add_argument(
+        "--mllp-rate",
+        type=float,
+        default=0.0,
+        help="also send ADT messages paced at this rate (4 connections) and time their ACKs",
+    )
     ap.add_argument(
         "--processing-batch",
         type=int,
@@ -275,11 +312,17 @@ def main() -> None:
             for c in clients:
                 c.start()
             time.sleep(args.warmup)
+            mllp = (
+                PacedMllp(gateway.mllp_port, args.mllp_rate, args.seconds)
+                if args.mllp_rate
+                else None
+            )
             children = child_pids(proc.pid)
             cpu_start = [process_cpu(pid) for pid in (proc.pid, *children)]
             client_start = time.process_time()
             for c in clients:
                 c.join()
+            acks = mllp.latencies() if mllp is not None else []
             t_clients = time.perf_counter()
             cpu_used = [
                 process_cpu(pid) - c0
@@ -320,6 +363,12 @@ def main() -> None:
                 f"{sent / (t_done - t0):,.0f} Bundles/s ({stored / (t_done - t0):,.0f} "
                 f"resources/s) from first post to last processed"
             )
+            if acks:
+                print(
+                    f"  HL7 ACKs at {args.mllp_rate:.0f} messages/s meanwhile: "
+                    f"p50 {pct(acks, 0.5) * 1000:.1f} ms, p99 {pct(acks, 0.99) * 1000:.1f} ms "
+                    f"({len(acks)} messages)"
+                )
             with engine.connect() as conn:
                 referrals = conn.execute(text("select count(*) from referral")).scalar()
             print(f"  candidates: {referrals} (two thirds of the Bundles are young people)")
