@@ -78,10 +78,10 @@ def test_a_killed_pipeline_process_is_replaced_and_nothing_waiting_is_lost(gatew
     assert wait_until(lambda: len(gateway.news) == 2)
 
 
-def test_the_pipeline_process_ends_when_serve_is_killed(tmp_path):
+def test_the_pipeline_process_ends_when_serve_is_killed(tmp_path, database_url):
     from bench.serve_process import start_serve
 
-    serve = start_serve(tmp_path, f"sqlite:///{tmp_path / 'gateway.db'}")
+    serve = start_serve(tmp_path, database_url)
     try:
         assert wait_until(lambda: children_of(serve.proc.pid) != [])
         children = children_of(serve.proc.pid)  # the pipeline (and multiprocessing's helper)
