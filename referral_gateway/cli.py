@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import gc
 import json
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -128,13 +130,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    lock = _one_serve_per_data_dir(settings.data_dir)
+    if lock is None:
+        print(
+            f"another `referral-gateway serve` is running with the data directory "
+            f"{settings.data_dir}; stop it first (two would each run a pipeline and the "
+            "scheduled jobs)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         import uvloop  # part of uvicorn[standard]: a faster event loop for MLLP and HTTP
     except ImportError:  # pragma: no cover - uvloop has no wheel for this platform
         asyncio.run(_serve(settings, demo=args.demo))
     else:
         uvloop.run(_serve(settings, demo=args.demo))
+    os.close(lock)
     return 0
+
+
+def _one_serve_per_data_dir(data_dir: Path) -> int | None:
+    """An exclusive lock on `<data dir>/serve.lock`, held until the process ends (the
+    kernel lets go of it even after SIGKILL); None if another `serve` holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "serve.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 async def _serve(settings: Settings, *, demo: bool) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -104,3 +105,32 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_second_serve_on_the_same_data_directory_refuses_to_start_and_says_why(tmp_path):
+    from bench.serve_process import free_port, start_serve
+
+    url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    first = start_serve(tmp_path, url)
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "referral_gateway.cli", "serve"],
+            env={
+                **os.environ,
+                "RG_DATA_DIR": str(tmp_path),
+                "RG_DATABASE_URL": url,
+                "RG_HTTP_PORT": str(free_port()),
+                "RG_MLLP_PORT": str(free_port()),
+            },
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert second.returncode == 2
+        assert "another `referral-gateway serve` is running" in second.stderr
+        assert first.proc.poll() is None  # the first one carries on
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        first.proc.wait(30)
