@@ -67,7 +67,7 @@ class Gateway:
     attendances: AttendanceStore
     sites: SiteDirectory
     valuesets: ValueSetLibrary
-    pipeline: Pipeline
+    pipeline: Pipeline | None  # None when the pipeline runs in a process of its own
     intake: IntakeWriter
     worker: PipelineRunner
     watch: ProcessingWatch
@@ -94,8 +94,16 @@ class Gateway:
             self.worker.stop()
             self._started = False
         self.engine.dispose()
-        self.pipeline.engine.dispose()
+        if self.pipeline is not None:
+            self.pipeline.engine.dispose()
         self.inbox.engine.dispose()
+
+    def local_pipeline(self) -> Pipeline:
+        """The pipeline in this process (commands that drain it themselves: replay,
+        reprocess); a gateway built for `serve` has none."""
+        if self.pipeline is None:
+            raise RuntimeError("this gateway's pipeline runs in a process of its own")
+        return self.pipeline
 
     def announce(self, news: ReferralNews) -> None:
         """Tell the listeners (the live queue) after a commit. Never raises."""
@@ -164,13 +172,17 @@ def build_gateway(
     if pipeline_process and injected:
         raise ValueError("a pipeline process builds its own engine, key ring and clock")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    pipeline_engine: Engine | None
     if engine is None:
         engine = make_engine(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
         # the pipeline's effects can be recomputed from the durable inbox: no flush per commit;
         # its connection also does the WAL checkpoints, so the acknowledging one never waits
-        pipeline_engine = make_derived_engine(settings.resolved_database_url)
+        # (a pipeline process makes its own)
+        pipeline_engine = (
+            None if pipeline_process else make_derived_engine(settings.resolved_database_url)
+        )
         intake_engine: Engine | None = make_engine(
             settings.resolved_database_url,
             sqlite_synchronous=settings.sqlite_synchronous,
@@ -190,7 +202,8 @@ def build_gateway(
             check_keyring(engine, keyring, now=clock())
     except Exception:
         engine.dispose()
-        pipeline_engine.dispose()
+        if pipeline_engine is not None:
+            pipeline_engine.dispose()
         if intake_engine is not None:
             intake_engine.dispose()
         raise
@@ -205,21 +218,26 @@ def build_gateway(
     def announce(news: ReferralNews) -> None:
         holder["gw"].announce(news)
 
-    pipeline = build_pipeline(
-        settings,
-        pipeline_engine,
-        keyring,
-        clock,
-        on_referral=announce,
-        on_processed=watch.completed,
-    )
+    pipeline: Pipeline | None = None
     worker: PipelineRunner
     if pipeline_process:
         from referral_gateway.pipeline_process import PipelineProcess
 
         worker = PipelineProcess(settings, on_processed=watch.completed, on_referral=announce)
+        sites, valuesets = load_sites(settings), bundled_valuesets()
+        attendances = AttendanceStore(keyring)
     else:
+        assert pipeline_engine is not None
+        pipeline = build_pipeline(
+            settings,
+            pipeline_engine,
+            keyring,
+            clock,
+            on_referral=announce,
+            on_processed=watch.completed,
+        )
         worker = PipelineWorker(pipeline, gather=settings.processing_gather_ms / 1000)
+        sites, valuesets, attendances = pipeline.sites, pipeline.valuesets, pipeline.attendances
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     fhir.writer.on_committed = worker.wake
     gateway = Gateway(
@@ -227,9 +245,9 @@ def build_gateway(
         engine=engine,
         keyring=keyring,
         inbox=inbox,
-        attendances=pipeline.attendances,
-        sites=pipeline.sites,
-        valuesets=pipeline.valuesets,
+        attendances=attendances,
+        sites=sites,
+        valuesets=valuesets,
         pipeline=pipeline,
         intake=intake,
         worker=worker,

@@ -259,7 +259,7 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
         n = gateway.inbox.requeue_errors(ids=args.ids)
-        done = gateway.pipeline.drain()
+        done = gateway.local_pipeline().drain()
         left = len(error_store(gateway.engine))
     finally:
         gateway.stop()

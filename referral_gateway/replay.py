@@ -30,7 +30,7 @@ def replay_files(
         processed = candidates = errors = filtered = 0
         with tqdm(total=new, desc="processing", unit="msg", disable=not progress) as bar:
             while True:
-                r = gateway.pipeline.process_pending()
+                r = gateway.local_pipeline().process_pending()
                 if r.processed == 0:
                     break
                 processed += r.processed

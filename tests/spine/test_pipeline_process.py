@@ -58,6 +58,12 @@ def test_a_candidate_made_in_the_pipeline_process_reaches_the_live_queue(gateway
     assert gateway.news == [(referral["id"], ReferralUpdate.NEW)]
 
 
+def test_the_serve_side_of_the_gateway_builds_no_pipeline_of_its_own(gateway):
+    assert gateway.gateway.pipeline is None
+    with pytest.raises(RuntimeError, match="process of its own"):
+        gateway.gateway.local_pipeline()
+
+
 def test_an_application_ack_is_sent_once_the_pipeline_process_has_processed_it(gateway):
     # enhanced mode: no accept ACK asked for (MSH-15 NE), an application ACK always (MSH-16
     # AL), which the listener can only send once the other process reports the message done
