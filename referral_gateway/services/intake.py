@@ -37,7 +37,28 @@ class IntakeClosed(Exception):
     """The writer has stopped; nothing more can be stored."""
 
 
-class GroupCommitter(Generic[U, R]):
+class _Grouped(Generic[U, R]):
+    """What both committers share: the commit, the group size, the callback after each
+    commit and what to do when a whole group fails."""
+
+    def __init__(
+        self,
+        commit_group: Callable[[Sequence[U]], Sequence[R | Exception]],
+        *,
+        max_group: int,
+        on_committed: Callable[[], None] | None,
+        isolate_failures: bool,
+    ) -> None:
+        self._commit_group = commit_group
+        self._max_group = max_group
+        self.on_committed = on_committed
+        self._isolate = isolate_failures
+
+    def _commit(self, group: Sequence[tuple[U, _Answer[R]]]) -> None:
+        commit_and_resolve(self._commit_group, group, self._isolate, self.on_committed)
+
+
+class GroupCommitter(_Grouped[U, R]):
     """`commit_group(units)` stores a group in one transaction and returns one result per
     unit, in order; a result that is an exception goes to that unit's submitter alone. If
     the whole group fails, every submitter hears it, or, with `isolate_failures`, the units
@@ -52,10 +73,12 @@ class GroupCommitter(Generic[U, R]):
         on_committed: Callable[[], None] | None = None,
         isolate_failures: bool = False,
     ) -> None:
-        self._commit_group = commit_group
-        self._max_group = max_group
-        self.on_committed = on_committed
-        self._isolate = isolate_failures
+        super().__init__(
+            commit_group,
+            max_group=max_group,
+            on_committed=on_committed,
+            isolate_failures=isolate_failures,
+        )
         self._queue: queue.SimpleQueue[tuple[U, Future[R]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stopping = False
@@ -106,11 +129,8 @@ class GroupCommitter(Generic[U, R]):
             if stop_after:
                 return
 
-    def _commit(self, group: list[tuple[U, Future[R]]]) -> None:
-        commit_and_resolve(self._commit_group, group, self._isolate, self.on_committed)
 
-
-class LoopGroupCommitter(Generic[U, R]):
+class LoopGroupCommitter(_Grouped[U, R]):
     """`GroupCommitter`'s contract for callers on one event loop, committing on the loop."""
 
     def __init__(
@@ -121,10 +141,12 @@ class LoopGroupCommitter(Generic[U, R]):
         on_committed: Callable[[], None] | None = None,
         isolate_failures: bool = False,
     ) -> None:
-        self._commit_group = commit_group
-        self._max_group = max_group
-        self.on_committed = on_committed
-        self._isolate = isolate_failures
+        super().__init__(
+            commit_group,
+            max_group=max_group,
+            on_committed=on_committed,
+            isolate_failures=isolate_failures,
+        )
         self._waiting: list[tuple[U, asyncio.Future[R]]] = []
         self._runner: asyncio.Task[None] | None = None
 
@@ -142,7 +164,7 @@ class LoopGroupCommitter(Generic[U, R]):
             await asyncio.sleep(0)  # the requests that are ready join this group
             group = self._waiting[: self._max_group]
             del self._waiting[: len(group)]
-            commit_and_resolve(self._commit_group, group, self._isolate, self.on_committed)
+            self._commit(group)
 
 
 class _Answer(Protocol[R_contra]):
