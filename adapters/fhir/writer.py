@@ -408,8 +408,8 @@ class _Group:
             if p.interaction.full_url and p.error is None
         }
         for p in planned:  # a copy: a retried group plans again from the request as sent
-            p.resource = (
-                _resolved(p.interaction.resource, refs) if refs else dict(p.interaction.resource)
+            p.resource = dict(
+                _resolved(p.interaction.resource, refs) if refs else p.interaction.resource
             )
         return planned
 
@@ -596,16 +596,24 @@ def _identifiers(resource: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _resolved(node: Any, refs: dict[str, str]) -> Any:
-    """A copy of `node` with references to fullUrls of the same Bundle pointing at the ids
-    they were given."""
+    """`node` with references to fullUrls of the same Bundle pointing at the ids they were
+    given. Only the containers on the way to a changed reference are copied; the rest is
+    shared with the request as sent, which nothing changes (a retried group plans again
+    from it, and the writer changes only a resource's top level, which is always a copy)."""
     if isinstance(node, dict):
-        copy = {k: _resolved(v, refs) if isinstance(v, dict | list) else v for k, v in node.items()}
-        ref = copy.get("reference")
+        changed: dict[str, Any] = {}
+        for key, value in node.items():
+            if isinstance(value, dict | list):
+                new = _resolved(value, refs)
+                if new is not value:
+                    changed[key] = new
+        ref = node.get("reference")
         if isinstance(ref, str) and ref in refs:
-            copy["reference"] = refs[ref]
-        return copy
+            changed["reference"] = refs[ref]
+        return {**node, **changed} if changed else node
     if isinstance(node, list):
-        return [_resolved(v, refs) if isinstance(v, dict | list) else v for v in node]
+        items = [_resolved(v, refs) if isinstance(v, dict | list) else v for v in node]
+        return items if any(a is not b for a, b in zip(items, node, strict=True)) else node
     return node
 
 

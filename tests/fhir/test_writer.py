@@ -3,6 +3,7 @@ unit that cannot be stored does not take the others down with it."""
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 import pytest
@@ -109,6 +110,20 @@ def test_a_transaction_that_writes_an_encounter_marks_its_companions_as_covered(
         ("Encounter", "pending"),
         ("Patient", "pending"),
     ]
+
+
+def test_references_are_resolved_in_what_is_stored_and_the_request_as_sent_is_left_alone(
+    writer, store
+):
+    sent = bundle_interactions(b.attendance_bundle(2)).entries
+    before = copy.deepcopy([it.resource for it in sent])
+    patient, encounter, condition = writer.write(unit(*sent))
+    assert [it.resource for it in sent] == before  # a retried group plans again from these
+    stored = store.get("RXX01", "Condition", condition.resource_id)
+    assert stored is not None
+    assert stored["subject"]["reference"] == f"Patient/{patient.resource_id}"
+    assert stored["encounter"]["reference"] == f"Encounter/{encounter.resource_id}"
+    assert stored["code"] == before[2]["code"]  # what had no reference is stored as sent
 
 
 class RacedStore(FhirResourceStore):
