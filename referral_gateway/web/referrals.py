@@ -8,11 +8,12 @@ Every form posts to its own address and comes back here: on success with a redir
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, tzinfo
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
@@ -51,6 +52,7 @@ from referral_gateway.web.security import (
 )
 
 router = APIRouter(include_in_schema=False)
+T = TypeVar("T")
 
 OUTCOME_LABELS = {
     ConsentOutcome.GIVEN: "Consent given",
@@ -170,30 +172,62 @@ def referral_page(
     )
 
 
-def _answer(
-    ctx: WebContext,
-    request: Request,
-    user: StaffUser,
-    referral_id: str,
-    refusal: CaseRefusal | Refusal | None,
-    *,
-    done: str,
-    form_name: str,
-    form: FormData,
-) -> Response:
-    if refusal is None:
-        return _go(referral_id, done)
-    values = {k: v for k, v in form.items() if isinstance(v, str) and k != "csrf_token"}
-    return referral_page(
-        ctx,
-        request,
-        user,
-        referral_id,
-        status=422,
-        form_name=form_name,
-        problems=refusal.problems,
-        values=values,
-    )
+class CaseForm:
+    """A form about one referral, posted by a caseworker with a valid CSRF token: what the
+    casework routes need, gathered once."""
+
+    def __init__(
+        self,
+        referral_id: str,
+        request: Request,
+        ctx: CtxDep,
+        user: CaseworkerDep,
+        form: FormDep,
+        _: CsrfDep,
+    ) -> None:
+        self.referral_id = referral_id_or_404(referral_id)
+        self.request, self.ctx, self.user, self.form = request, ctx, user, form
+        self.casework = ctx.casework
+
+    def text(self, name: str) -> str:
+        return _text(self.form, name)
+
+    def act(self, action: Callable[[str], T]) -> T:
+        """Do `action` to the referral as the user; a referral they may not see is a 404."""
+        with _found():
+            return action(self.referral_id)
+
+    def reply(
+        self, refusal: CaseRefusal | Refusal | None, *, done: str, form_name: str | None = None
+    ) -> Response:
+        """The referral again (with a `done` message), or the form (`form_name`, by default
+        `done`) with its problems and what was typed."""
+        if refusal is None:
+            return _go(self.referral_id, done)
+        values = {k: v for k, v in self.form.items() if isinstance(v, str) and k != "csrf_token"}
+        return referral_page(
+            self.ctx,
+            self.request,
+            self.user,
+            self.referral_id,
+            status=422,
+            form_name=form_name or done,
+            problems=refusal.problems,
+            values=values,
+        )
+
+    def answer(
+        self,
+        action: Callable[[str], CaseRefusal | Refusal | None],
+        *,
+        done: str,
+        form_name: str | None = None,
+    ) -> Response:
+        """`act`, then `reply`: what most casework forms do."""
+        return self.reply(self.act(action), done=done, form_name=form_name)
+
+
+CaseFormDep = Annotated[CaseForm, Depends(CaseForm)]
 
 
 @contextmanager
@@ -225,35 +259,26 @@ def follow_ups(request: Request, ctx: CtxDep, user: CaseworkerDep) -> Response:
 
 
 @router.post("/referrals/{referral_id}/claim")
-def claim(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.claim(user, rid)
-    return _answer(ctx, request, user, rid, refusal, done="claimed", form_name="claim", form=form)
+def claim(case: CaseFormDep) -> Response:
+    return case.answer(
+        lambda rid: case.casework.claim(case.user, rid), done="claimed", form_name="claim"
+    )
 
 
 @router.post("/referrals/{referral_id}/release")
-def release(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.release(user, rid)
-    return _answer(ctx, request, user, rid, refusal, done="released", form_name="claim", form=form)
+def release(case: CaseFormDep) -> Response:
+    return case.answer(
+        lambda rid: case.casework.release(case.user, rid), done="released", form_name="claim"
+    )
 
 
 @router.post("/referrals/{referral_id}/assign")
-def assign(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.assign(user, rid, _text(form, "assignee"))
-    if refusal is None and _text(form, "back") == "queue":
+def assign(case: CaseFormDep) -> Response:
+    assignee = case.text("assignee")
+    refusal = case.act(lambda rid: case.casework.assign(case.user, rid, assignee))
+    if refusal is None and case.text("back") == "queue":
         return RedirectResponse("/queue?done=assigned", status_code=303)
-    return _answer(ctx, request, user, rid, refusal, done="assigned", form_name="assign", form=form)
+    return case.reply(refusal, done="assigned", form_name="assign")
 
 
 # -- the approach ------------------------------------------------------------------------------
@@ -310,95 +335,80 @@ def consent_proposal(
 
 
 @router.post("/referrals/{referral_id}/consent")
-def consent(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    proposal = consent_proposal(rid, user, form, ctx.options.zone)
+def consent(case: CaseFormDep) -> Response:
+    proposal = consent_proposal(case.referral_id, case.user, case.form, case.ctx.options.zone)
     refusal: CaseRefusal | Refusal | None
     if isinstance(proposal, dict):
         refusal = CaseRefusal(proposal)
     else:
-        with _found():
-            result = ctx.casework.record_consent(user, rid, proposal)
+        result = case.act(lambda rid: case.casework.record_consent(case.user, rid, proposal))
         if isinstance(result, ConsentDecision):
             refusal = CaseRefusal({"outcome": result.message})
         else:
             refusal = result if isinstance(result, (Refusal, CaseRefusal)) else None
-    return _answer(ctx, request, user, rid, refusal, done="consent", form_name="consent", form=form)
+    return case.reply(refusal, done="consent")
 
 
 # -- after the approach ------------------------------------------------------------------------
 
 
 @router.post("/referrals/{referral_id}/contacts")
-def contact(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    at = _local_datetime(form.get("at"), ctx.options.zone)
-    with _found():
-        refusal = ctx.casework.log_contact(
-            user, rid, at=at, method=_text(form, "method"), outcome=_text(form, "outcome")
-        )
-    return _answer(ctx, request, user, rid, refusal, done="contact", form_name="contact", form=form)
+def contact(case: CaseFormDep) -> Response:
+    at = _local_datetime(case.form.get("at"), case.ctx.options.zone)
+    method, outcome = case.text("method"), case.text("outcome")
+    return case.answer(
+        lambda rid: case.casework.log_contact(
+            case.user, rid, at=at, method=method, outcome=outcome
+        ),
+        done="contact",
+    )
 
 
 @router.post("/referrals/{referral_id}/support")
-def support(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.set_support(
-            user, rid, tier=_text(form, "tier"), start_on=_date(form.get("start_on"))
-        )
-    return _answer(ctx, request, user, rid, refusal, done="support", form_name="support", form=form)
+def support(case: CaseFormDep) -> Response:
+    tier, start_on = case.text("tier"), _date(case.form.get("start_on"))
+    return case.answer(
+        lambda rid: case.casework.set_support(case.user, rid, tier=tier, start_on=start_on),
+        done="support",
+    )
 
 
 @router.post("/referrals/{referral_id}/onward")
-def onward(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.add_onward(
-            user,
-            rid,
-            kind=_text(form, "kind"),
-            service_type=_text(form, "service_type"),
-            on=_date(form.get("on")),
-        )
-    return _answer(ctx, request, user, rid, refusal, done="onward", form_name="onward", form=form)
+def onward(case: CaseFormDep) -> Response:
+    kind, service_type, on = (
+        case.text("kind"),
+        case.text("service_type"),
+        _date(case.form.get("on")),
+    )
+    return case.answer(
+        lambda rid: case.casework.add_onward(
+            case.user, rid, kind=kind, service_type=service_type, on=on
+        ),
+        done="onward",
+    )
 
 
 @router.post("/referrals/{referral_id}/notes")
-def note(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.add_note(user, rid, _text(form, "note"))
-    return _answer(ctx, request, user, rid, refusal, done="note", form_name="note", form=form)
+def note(case: CaseFormDep) -> Response:
+    return case.answer(
+        lambda rid: case.casework.add_note(case.user, rid, case.text("note")), done="note"
+    )
 
 
 @router.post("/referrals/{referral_id}/close")
-def close(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.close(user, rid, outcome=_text(form, "outcome"))
-    return _answer(ctx, request, user, rid, refusal, done="closed", form_name="close", form=form)
+def close(case: CaseFormDep) -> Response:
+    outcome = case.text("outcome")
+    return case.answer(
+        lambda rid: case.casework.close(case.user, rid, outcome=outcome),
+        done="closed",
+        form_name="close",
+    )
 
 
 @router.post("/referrals/{referral_id}/follow-up")
-def follow_up(
-    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep, form: FormDep, _: CsrfDep
-) -> Response:
-    rid = referral_id_or_404(referral_id)
-    with _found():
-        refusal = ctx.casework.record_follow_up(user, rid, outcome=_text(form, "outcome"))
-    return _answer(
-        ctx, request, user, rid, refusal, done="follow_up", form_name="follow_up", form=form
+def follow_up(case: CaseFormDep) -> Response:
+    outcome = case.text("outcome")
+    return case.answer(
+        lambda rid: case.casework.record_follow_up(case.user, rid, outcome=outcome),
+        done="follow_up",
     )
