@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 
 from referral_gateway.config import Settings
-from referral_gateway.services.keys import reencrypt, retire_key, rotate_keys
+from referral_gateway.services.keys import Pace, reencrypt, retire_key, rotate_keys
 from referral_gateway.storage.audit_store import AuditAnchorError, AuditStore, anchor_for
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.keystore import WatchedKeyRing, key_usage, open_keyring
@@ -98,8 +98,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
                 keyring,
                 audit,
                 clock=_clock,
-                batch_size=args.batch,
-                settle_seconds=args.settle,
+                pace=Pace(batch_size=args.batch, settle_seconds=args.settle),
             )
             print(
                 f"active key {report.new_key_id} (was {report.previous_key_id}): "

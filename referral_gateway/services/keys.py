@@ -50,6 +50,18 @@ class RotationReport:
         return self.remaining == 0
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How re-encryption goes: values per transaction, how long a pass that found nothing
+    waits before the last look (a gateway still writing under the old key may add some),
+    and the most passes."""
+
+    batch_size: int = 200
+    settle_seconds: float = 5.0
+    max_passes: int = 20
+    sleep: Callable[[float], None] = time.sleep
+
+
 def rotate_keys(
     engine: Engine,
     keyring: KeyRing,
@@ -57,27 +69,13 @@ def rotate_keys(
     *,
     clock: Callable[[], datetime],
     actor: str = SYSTEM_ACTOR,
-    batch_size: int = 200,
-    settle_seconds: float = 5.0,
-    max_passes: int = 20,
-    sleep: Callable[[float], None] = time.sleep,
+    pace: Pace = Pace(),
 ) -> RotationReport:
     """Add a new active key (saved to the key ring file) and re-encrypt everything under it."""
     previous = keyring.active_key_id
     new = keyring.add_active_key()
     _audit(engine, audit, clock(), actor, new, f"new_active_key:previous={previous}")
-    return _reencrypt(
-        engine,
-        keyring,
-        audit,
-        clock=clock,
-        actor=actor,
-        previous=previous,
-        batch_size=batch_size,
-        settle_seconds=settle_seconds,
-        max_passes=max_passes,
-        sleep=sleep,
-    )
+    return reencrypt(engine, keyring, audit, clock=clock, actor=actor, pace=pace, previous=previous)
 
 
 def reencrypt(
@@ -87,52 +85,25 @@ def reencrypt(
     *,
     clock: Callable[[], datetime],
     actor: str = SYSTEM_ACTOR,
-    batch_size: int = 200,
-    settle_seconds: float = 5.0,
-    max_passes: int = 20,
-    sleep: Callable[[float], None] = time.sleep,
+    pace: Pace = Pace(),
+    previous: str | None = None,
 ) -> RotationReport:
-    """Finish a rotation: re-encrypt what is left under the current active key."""
-    return _reencrypt(
-        engine,
-        keyring,
-        audit,
-        clock=clock,
-        actor=actor,
-        previous=keyring.active_key_id,
-        batch_size=batch_size,
-        settle_seconds=settle_seconds,
-        max_passes=max_passes,
-        sleep=sleep,
-    )
-
-
-def _reencrypt(
-    engine: Engine,
-    keyring: KeyRing,
-    audit: AuditStore,
-    *,
-    clock: Callable[[], datetime],
-    actor: str,
-    previous: str,
-    batch_size: int,
-    settle_seconds: float,
-    max_passes: int,
-    sleep: Callable[[float], None],
-) -> RotationReport:
+    """Re-encrypt what is under another key than the active one (on its own: finish a
+    rotation); `previous` is the key the report names as replaced (default: the active)."""
+    previous = keyring.active_key_id if previous is None else previous
     total = passes = 0
     settled = False
-    while passes < max_passes:
+    while passes < pace.max_passes:
         passes += 1
         n = sum(
-            reencrypt_column(engine, keyring, column, batch_size=batch_size)
+            reencrypt_column(engine, keyring, column, batch_size=pace.batch_size)
             for column in list(ENCRYPTED_COLUMNS)
         )
         total += n
         if n == 0 and settled:
             break
         if n == 0:
-            sleep(settle_seconds)
+            pace.sleep(pace.settle_seconds)
             settled = True
         else:
             settled = False

@@ -17,7 +17,7 @@ from consent.keyring import KeyRing, KeyRingError
 from referral_gateway.bootstrap import build_gateway
 from referral_gateway.cli import main
 from referral_gateway.config import Settings
-from referral_gateway.services.keys import retire_key, rotate_keys
+from referral_gateway.services.keys import Pace, retire_key, rotate_keys
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.audit_store import AuditStore
@@ -260,7 +260,11 @@ def test_rotation_under_load_leaves_nothing_on_the_old_key(engine, tmp_path):
     old = rotator_ring.active_key_id
     before = len(written)
     report = rotate_keys(
-        engine, rotator_ring, AuditStore(), clock=FixedClock(T0), batch_size=5, settle_seconds=0.3
+        engine,
+        rotator_ring,
+        AuditStore(),
+        clock=FixedClock(T0),
+        pace=Pace(batch_size=5, settle_seconds=0.3),
     )
     during = len(written) - before
     time.sleep(0.1)  # the writer goes on after rotation, on the new key
@@ -283,7 +287,7 @@ def test_rotation_fixes_stale_key_id_columns_and_is_audited(engine, tmp_path):
     seed_referral(engine, ring)
     audit = AuditStore()
 
-    report = rotate_keys(engine, ring, audit, clock=FixedClock(T0), settle_seconds=0)
+    report = rotate_keys(engine, ring, audit, clock=FixedClock(T0), pace=Pace(settle_seconds=0))
 
     with engine.connect() as conn:
         for column in ENCRYPTED_COLUMNS:
