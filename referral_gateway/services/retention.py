@@ -19,10 +19,11 @@ feed counts. The keyed hashes of the NHS number
 and local id stay too (pseudonymous, needed to count re-attendances); without the key ring
 they reveal nothing.
 
-Dates the rules need that the spine does not store yet are read as follows (until casework
-records them): a voided referral was voided at its `updated_at`; a closed referral's support
-ended on its `updated_at` date. Each erasure is audited (`retention_erase`): one entry per
-referral, one per batch of attendances or raw messages.
+Support ended on the day the case was closed (`referral_case.closed_at`); a voided referral
+was voided at its `updated_at` (the referral row keeps no other time for it), and so was
+support of a closed referral with no case record (none closes without one today). Each
+erasure is audited (`retention_erase`): one entry per referral, one per batch of attendances
+or raw messages.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from consent.retention import (
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
-from referral_gateway.storage.casework import NOTES
+from referral_gateway.storage.casework import CASES, NOTES
 from referral_gateway.storage.consent_store import CONSENT, ConsentStore
 from referral_gateway.storage.inbox import INBOX
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
@@ -156,8 +157,10 @@ def _erase_referral_if_due(
             REFERRAL.c.updated_at,
             REFERRAL.c.attendance_id,
             ATTENDANCE.c.identity_enc,
+            CASES.c.closed_at,
         )
         .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
+        .outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
         .where(REFERRAL.c.id == referral_id)
         .with_for_update(of=REFERRAL)
     ).first()
@@ -169,7 +172,9 @@ def _erase_referral_if_due(
         candidate_since=row.created_at,
         history=history,
         voided_at=row.updated_at if status is ReferralStatus.VOIDED else None,
-        support_ended_on=row.updated_at.date() if status is ReferralStatus.CLOSED else None,
+        support_ended_on=(row.closed_at or row.updated_at).date()
+        if status is ReferralStatus.CLOSED
+        else None,
     )
     retention = identifiable_retention(facts, policy)
     if retention.rule is RetentionRule.NEEDS_BIRTH_DATE:

@@ -4,15 +4,15 @@ the rows and everything reports count stay."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
-from consent.retention import RetentionPolicy
+from consent.retention import RetentionPolicy, consented_retention_until
 from referral_gateway.config import Settings
 from referral_gateway.domain.attendance import Attendance
 from referral_gateway.domain.referral import ReferralStatus
@@ -21,6 +21,7 @@ from referral_gateway.services.retention import erase_identifiable, erase_raw_me
 from referral_gateway.services.sharing import RevealedIdentity
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL, AttendanceStore
 from referral_gateway.storage.audit_store import AuditStore
+from referral_gateway.storage.casework import CASES
 from referral_gateway.storage.consent_store import CONSENT
 from referral_gateway.storage.inbox import INBOX, InboxStore
 from referral_gateway.storage.views import feed_counts
@@ -222,6 +223,30 @@ def test_a_closed_consented_record_without_a_birth_date_is_kept_and_reported(
 
     assert result.needs_birth_date == (seeded.referral_id,)
     assert identity_kept(engine, seeded)
+
+
+def test_an_adults_consented_record_is_kept_8_years_from_the_day_the_case_was_closed(
+    engine, keyring, sharing, job
+):
+    born = date(1999, 5, 2)  # 26 on the night: the adults' rule
+    seeded = seed_referral(engine, keyring, patient=identity(birth_date=born))
+    sharing.record_consent_outcome(
+        LEAD, seeded.referral_id, given(seeded.referral_id, by=LEAD), now=T0
+    )
+    closed = T0 + 60 * DAY
+    with engine.begin() as conn:  # what closing the case records
+        conn.execute(
+            insert(CASES).values(
+                referral_id=seeded.referral_id, closed_at=closed, updated_at=closed
+            )
+        )
+    # the referral row itself changes later (a late discharge message, say)
+    set_status(engine, seeded.referral_id, ReferralStatus.CLOSED, closed + 300 * DAY)
+    due = consented_retention_until(born, closed.date(), adult_years=8)
+    midnight = datetime.combine(due, datetime.min.time(), UTC)
+
+    assert job(midnight - DAY).referrals_erased == 0
+    assert job(midnight + DAY).referrals_erased == 1
 
 
 # -- attendances that never became candidates, raw messages ----------------------------------
