@@ -617,7 +617,7 @@ def _resolved(node: Any, refs: dict[str, str]) -> Any:
     return node
 
 
-_ids = random.Random(os.urandom(32))  # only the writer thread draws from it
+_ids = random.Random(os.urandom(32))  # each draw is one call, whole under the GIL
 
 
 def _new_id(now_ms: int | None = None) -> str:
