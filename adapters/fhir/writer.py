@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,10 +54,15 @@ from referral_gateway.storage.fhir_store import (
     FhirResourceStore,
     PreparedWrites,
     ResourceWrite,
-    count_messages,
     insert_arrivals,
 )
-from referral_gateway.storage.inbox import Arrival, inbox_row, store_arrivals
+from referral_gateway.storage.inbox import (
+    Arrival,
+    MessageCounts,
+    count_messages,
+    inbox_row,
+    store_arrivals,
+)
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +254,7 @@ class _Group:
         self.by_identifier: dict[tuple[str, str, str], set[str]] = {}
         self.arrivals: list[Arrival] = []
         self.rejected: list[Arrival] = []
-        self.counts: Counter[tuple[str, str, date, str]] = Counter()
+        self.counts: MessageCounts = Counter()
         self.known_versions: dict[ResourceKey, CurrentVersion | None] = {}
         self.known_ids: dict[tuple[str, str, str], set[str]] = {}
         self.seen: dict[ResourceKey, int | None] = {}  # versions read from the database
@@ -579,7 +584,7 @@ class _Prepared:
     arrival_rows: list[dict[str, Any]]
     rejected: list[Arrival]
     rejected_rows: list[dict[str, Any]]
-    counts: Counter[tuple[str, str, date, str]]
+    counts: MessageCounts
 
     def write(self, conn: Any) -> None:
         self.store.write_many(conn, self.writes)

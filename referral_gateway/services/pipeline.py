@@ -19,7 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, update
@@ -46,8 +46,13 @@ from referral_gateway.storage.attendances import (
     referral_row,
 )
 from referral_gateway.storage.database import write_gate
-from referral_gateway.storage.dialect import add_counts
-from referral_gateway.storage.inbox import COUNTS, INBOX, InboxStore, PendingMessage
+from referral_gateway.storage.inbox import (
+    INBOX,
+    InboxStore,
+    MessageCounts,
+    PendingMessage,
+    count_messages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +162,7 @@ class Pipeline:
         try:
             return self._process_group([message])
         except Exception as exc:
-            with self.engine.begin() as conn:
+            with write_gate(self.engine), self.engine.begin() as conn:
                 if not conn.execute(_CLAIM, {"ids": [message.id]}).scalars().all():
                     return BatchResult(0, 0, 0, 0)
                 conn.execute(
@@ -171,11 +176,9 @@ class Pipeline:
                         self.clock(),
                     ),
                 )
-                add_counts(
-                    conn,
-                    COUNTS,
-                    [_count(message, self.clock().date(), "errored")],
-                    keys=["channel", "sender", "day", "metric"],
+                day = self.clock().date()
+                count_messages(
+                    conn, Counter({(message.channel, message.sender, day, "errored"): 1})
                 )
             return BatchResult(1, 0, 1, 0, states=((message.id, "error"),))
 
@@ -363,15 +366,7 @@ class Pipeline:
         self.attendances.void_referrals(conn, plan.voids, now)
         if plan.marks:
             conn.execute(_MARK, plan.marks)
-        add_counts(
-            conn,
-            COUNTS,
-            [
-                {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
-                for (c, s, d, m), n in plan.counts.items()
-            ],
-            keys=["channel", "sender", "day", "metric"],
-        )
+        count_messages(conn, plan.counts)
 
 
 Decoded = tuple[PendingMessage, Sequence[AttendanceEvent] | MessageRejected]
@@ -413,7 +408,7 @@ class _Plan:
     new_referrals: list[tuple[VisitKey, str, Detection]] = field(default_factory=list)
     voids: list[tuple[str, str]] = field(default_factory=list)
     marks: list[dict[str, Any]] = field(default_factory=list)
-    counts: Counter[tuple[str, str, date, str]] = field(default_factory=Counter)
+    counts: MessageCounts = field(default_factory=Counter)
     updates: list[ReferralNews] = field(default_factory=list)
 
     def result(self) -> BatchResult:
@@ -447,16 +442,6 @@ def _mark(
         "error_stage": stage,
         "error_detail": detail[:1000] if detail else None,
         "processed_at": now,
-    }
-
-
-def _count(message: PendingMessage, day: date, metric: str) -> dict[str, Any]:
-    return {
-        "channel": message.channel,
-        "sender": message.sender,
-        "day": day,
-        "metric": metric,
-        "n": 1,
     }
 
 

@@ -90,9 +90,6 @@ class AttendanceStore:
     def __init__(self, keyring: KeyRing) -> None:
         self.keyring = keyring
 
-    def load(self, conn: Connection, site: str, visit_key: str) -> StoredAttendance | None:
-        return self.snapshot(conn, {(site, visit_key)}).found.get((site, visit_key))
-
     def snapshot(
         self,
         conn: Connection,

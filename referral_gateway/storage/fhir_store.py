@@ -23,7 +23,7 @@ import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import LargeBinary, Table, bindparam, delete, insert, select, text, update
@@ -31,14 +31,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import TypeEngine
 
 from consent.keyring import KeyRing
-from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplicates
+from referral_gateway.storage.dialect import insert_ignoring_duplicates
 from referral_gateway.storage.fhir_tables import (
     FhirApiClientRow,
     FhirIdentifierRow,
     FhirPollStateRow,
     FhirResourceRow,
 )
-from referral_gateway.storage.inbox import COUNTS, INBOX, Arrival
+from referral_gateway.storage.inbox import INBOX, Arrival, MessageCounts
 from referral_gateway.storage.types import UtcDateTime
 
 CONTENT_CONTEXT = "fhir_resource.content"
@@ -375,12 +375,12 @@ _DELETE_IDENTIFIERS = delete(IDENTIFIER).where(
 # -- the inbox, inside the FHIR writer's transaction --------------------------------------
 def insert_arrivals(
     conn: Connection, arrivals: Sequence[Arrival], rows: Sequence[dict[str, Any]]
-) -> Counter[tuple[str, str, date, str]]:
+) -> MessageCounts:
     """Insert new resource versions (`rows`: their `inbox_row`s) into the inbox in one
     statement; returns the counts to add. Their keys ("Type/id/_history/version") are new
     by construction: a conflict would mean a version was written twice, and the first row
     is kept."""
-    counts: Counter[tuple[str, str, date, str]] = Counter()
+    counts: MessageCounts = Counter()
     if not arrivals:
         return counts
     for a in arrivals:
@@ -391,18 +391,6 @@ def insert_arrivals(
         insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]), list(rows)
     )
     return counts
-
-
-def count_messages(conn: Connection, counts: Counter[tuple[str, str, date, str]]) -> None:
-    add_counts(
-        conn,
-        COUNTS,
-        [
-            {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
-            for (c, s, d, m), n in counts.items()
-        ],
-        keys=["channel", "sender", "day", "metric"],
-    )
 
 
 # -- API clients ---------------------------------------------------------------------------

@@ -120,11 +120,21 @@ class InboxStore:
         return int(n or 0)
 
 
-def _count_rows(counts: Counter[tuple[str, str, date, str]]) -> list[dict[str, Any]]:
-    return [
-        {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
-        for (c, s, d, m), n in counts.items()
-    ]
+MessageCounts = Counter[tuple[str, str, date, str]]
+"""(channel, sender, day, metric) -> how many: received, duplicate, filtered, errored, ..."""
+
+
+def count_messages(conn: Connection, counts: MessageCounts) -> None:
+    """Add to the per-sender, per-day message counts, within `conn`'s transaction."""
+    add_counts(
+        conn,
+        COUNTS,
+        [
+            {"channel": c, "sender": s, "day": d, "metric": m, "n": n}
+            for (c, s, d, m), n in counts.items()
+        ],
+        keys=["channel", "sender", "day", "metric"],
+    )
 
 
 def inbox_row(a: Arrival, keyring: KeyRing) -> dict[str, Any]:
@@ -154,7 +164,7 @@ def store_arrivals(
     transaction, counting them per sender and day. A repeat of (channel, sender,
     message_key) is not stored again: it comes back as a duplicate of the first."""
     results: list[Stored] = []
-    counts: Counter[tuple[str, str, date, str]] = Counter()
+    counts: MessageCounts = Counter()
     stmt = insert_ignoring_duplicates(conn, INBOX, ["channel", "sender", "message_key"]).returning(
         INBOX.c.id
     )
@@ -176,5 +186,5 @@ def store_arrivals(
             ).scalar_one()
             results.append(Stored(existing, duplicate=True))
             counts[(a.channel, a.sender, day, "duplicate")] += 1
-    add_counts(conn, COUNTS, _count_rows(counts), keys=["channel", "sender", "day", "metric"])
+    count_messages(conn, counts)
     return results

@@ -234,7 +234,8 @@ def test_rotation_under_load_leaves_nothing_on_the_old_key(engine, tmp_path):
             while not stop.is_set():
                 inbox.store_batch([hl7_arrival(f"LOAD{i}", visit_number=f"L{i}")])
                 with engine.begin() as conn:  # an A08 re-saving an attendance under rotation
-                    stored = store.load(conn, SITE, f"S{i % 4}")
+                    key = (SITE, f"S{i % 4}")
+                    stored = store.snapshot(conn, {key}).found[key]
                     values = store.row_values(
                         visit_key=f"S{i % 4}",
                         attendance=stored.attendance,
