@@ -28,8 +28,10 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
+# A PATH with only the system's folders: a test that finds a tool on PATH instead of beside
+# sys.executable (a console script installed outside .venv) fails here as on a fresh machine.
 set +e
-.venv/bin/python -m pytest -q "$@"
+env PATH=/usr/sbin:/usr/bin:/sbin:/bin .venv/bin/python -m pytest -q "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from hl7.client import MLLPClient
 
@@ -35,10 +36,11 @@ def test_mllp_send_script_gets_an_accept_ack_for_every_message_in_a_file(running
     handler = AcceptingHandler()
     server = running_server(handler)
 
-    mllp_send = shutil.which("mllp_send")
-    assert mllp_send, "python-hl7's mllp_send console script is not installed"
+    # The console script installed beside this interpreter: never one found on PATH.
+    mllp_send = Path(sys.executable).with_name("mllp_send")
+    assert mllp_send.exists(), "python-hl7's mllp_send is not installed in this environment"
     result = subprocess.run(
-        [mllp_send, "--file", str(batch), "--port", str(server.port), "127.0.0.1"],
+        [str(mllp_send), "--file", str(batch), "--port", str(server.port), "127.0.0.1"],
         capture_output=True,
         timeout=20,
         check=True,
