@@ -128,7 +128,7 @@ def queue_event(referral_id: str, site: str, update: ReferralUpdate) -> QueueEve
 
 def _add_background(app: FastAPI, ctx: WebContext) -> None:
     """Forget old sign-in attempts and sessions while the app runs, and end live streams on
-    shutdown. (Escalation is a scheduled job: `referral_gateway.jobs`.)"""
+    shutdown. (Escalation is a scheduled job: `referral_gateway.entrypoints.jobs`.)"""
     previous = app.router.lifespan_context
 
     async def prune() -> None:

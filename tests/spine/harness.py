@@ -12,8 +12,8 @@ from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
 from adapters.hl7.mllp import MllpLimits, MllpServer
-from referral_gateway.bootstrap import Gateway, build_gateway
 from referral_gateway.config import Settings
+from referral_gateway.wiring.gateway import Gateway, build_gateway
 
 
 @dataclass

@@ -128,7 +128,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _push(settings: Settings) -> int:
-    from referral_gateway.services.report_wiring import build_reports
+    from referral_gateway.wiring.reports import build_reports
 
     engine = _engine(settings)
     try:
@@ -157,9 +157,9 @@ def _push(settings: Settings) -> int:
 def _hub(settings: Settings) -> int:
     import uvicorn
 
-    from referral_gateway.services.report_wiring import hub_keys
     from referral_gateway.storage.reports import ReportStore
     from referral_gateway.web.hub import build_hub_app, hub_token_actor
+    from referral_gateway.wiring.reports import hub_keys
 
     keys = hub_keys(settings)
     if keys is None:

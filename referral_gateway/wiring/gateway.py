@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 
 from adapters.fhir.channel import CHANNEL as FHIR_CHANNEL
 from adapters.fhir.channel import make_decoder as make_fhir_decoder
-from adapters.fhir.wiring import FhirChannel, build_fhir_channel, load_fhir_sources
 from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
@@ -37,6 +36,7 @@ from referral_gateway.storage.database import make_derived_engine, make_engine, 
 from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
+from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def build_gateway(
     pipeline: Pipeline | None = None
     worker: PipelineRunner
     if pipeline_process:
-        from referral_gateway.pipeline_process import PipelineProcess
+        from referral_gateway.entrypoints.pipeline_process import PipelineProcess
 
         worker = PipelineProcess(settings, on_processed=watch.completed, on_referral=announce)
         sites, valuesets = load_sites(settings), bundled_valuesets()

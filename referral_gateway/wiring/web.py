@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from referral_gateway.bootstrap import Gateway
-from referral_gateway.services.report_wiring import Reports, mount_reports
 from referral_gateway.storage.views import error_store, feed_counts
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.ui import install_web
+from referral_gateway.wiring.gateway import Gateway
+from referral_gateway.wiring.reports import Reports, mount_reports
 
 
 def build_app(

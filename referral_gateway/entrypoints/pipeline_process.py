@@ -167,9 +167,9 @@ def run_pipeline_process(
     `RG_PROCESSING_GATHER_MS` first, so that one batch serves several commits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from referral_gateway.bootstrap import build_pipeline, system_clock
     from referral_gateway.storage.database import make_derived_engine
     from referral_gateway.storage.keystore import open_keyring
+    from referral_gateway.wiring.gateway import build_pipeline, system_clock
 
     engine = make_derived_engine(settings.resolved_database_url)
     keyring = open_keyring(engine, settings.resolved_keyring_file, create=False, now=system_clock())

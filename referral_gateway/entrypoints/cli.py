@@ -18,10 +18,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from adapters.fhir.cli import add_token_commands, run_tokens
 from consent.errors import KeyRingError
-from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.entrypoints import consent_commands
+from referral_gateway.entrypoints.token_commands import add_token_commands, run_tokens
 
 log = logging.getLogger("referral_gateway")
 
@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_token_commands(sub, _settings_args)
 
-    from referral_gateway.report_cli import add_report_commands
+    from referral_gateway.entrypoints.report_commands import add_report_commands
 
     add_report_commands(sub, _settings_args)
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
 
-    from referral_gateway.accounts_cli import add_users_parser
+    from referral_gateway.entrypoints.account_commands import add_users_parser
 
     add_users_parser(sub, _settings_args)
     return parser
@@ -167,10 +167,10 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
 
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
-    from referral_gateway.bootstrap import build_gateway
-    from referral_gateway.jobs import start_jobs
-    from referral_gateway.services.report_wiring import build_reports
-    from referral_gateway.web.app import build_app
+    from referral_gateway.entrypoints.jobs import start_jobs
+    from referral_gateway.wiring.gateway import build_gateway
+    from referral_gateway.wiring.reports import build_reports
+    from referral_gateway.wiring.web import build_app
 
     gateway = build_gateway(settings, pipeline_process=settings.pipeline_process).start()
     scheduler = start_jobs(gateway)  # retention, escalation
@@ -216,7 +216,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     stop_demo = threading.Event()
     if demo:
         from adapters.hl7.demo import run_demo_feed
-        from referral_gateway.accounts_cli import ensure_demo_accounts
+        from referral_gateway.entrypoints.account_commands import ensure_demo_accounts
 
         print(f"\nDemo: open http://{settings.http_host}:{settings.http_port}/ and sign in as")
         for username, password in ensure_demo_accounts(settings):
@@ -244,7 +244,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from referral_gateway.replay import replay_files
+    from referral_gateway.entrypoints.replay import replay_files
 
     settings = _settings(args)
     summary = replay_files(settings, args.files, progress=not args.no_progress)
@@ -253,8 +253,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import error_store
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -268,8 +268,8 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_referrals(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import referral_summaries
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -289,8 +289,8 @@ def _cmd_referrals(args: argparse.Namespace) -> int:
 
 
 def _cmd_counts(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import METRICS, feed_counts
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -310,8 +310,8 @@ def _cmd_counts(args: argparse.Namespace) -> int:
 
 
 def _cmd_errors(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import error_store
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -334,7 +334,7 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
 
 
 def _cmd_users(args: argparse.Namespace) -> int:
-    from referral_gateway.accounts_cli import run_users
+    from referral_gateway.entrypoints.account_commands import run_users
 
     return run_users(args, _settings(args))
 
@@ -348,7 +348,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_reports(args: argparse.Namespace) -> int:
-    from referral_gateway.report_cli import run_report_command
+    from referral_gateway.entrypoints.report_commands import run_report_command
 
     return run_report_command(args, _settings(args))
 
