@@ -168,11 +168,13 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from adapters.hl7.channel import Hl7Intake
     from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.entrypoints.jobs import start_jobs
+    from referral_gateway.entrypoints.pipeline_process import PipelineProcess
     from referral_gateway.wiring.gateway import build_gateway
     from referral_gateway.wiring.reports import build_reports
     from referral_gateway.wiring.web import build_app
 
-    gateway = build_gateway(settings, pipeline_process=settings.pipeline_process).start()
+    runner = PipelineProcess if settings.pipeline_process else None
+    gateway = build_gateway(settings, pipeline_process=runner).start()
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
