@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -165,11 +164,10 @@ def _one_serve_per_data_dir(data_dir: Path) -> int | None:
 async def _serve(settings: Settings, *, demo: bool) -> None:
     import uvicorn
 
-    from adapters.hl7.channel import Hl7Intake
-    from adapters.hl7.mllp import MllpLimits, MllpServer
     from referral_gateway.entrypoints.jobs import start_jobs
     from referral_gateway.entrypoints.pipeline_process import PipelineProcess
     from referral_gateway.wiring.gateway import build_gateway
+    from referral_gateway.wiring.mllp import build_mllp_server
     from referral_gateway.wiring.reports import build_reports
     from referral_gateway.wiring.web import build_app
 
@@ -178,23 +176,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
-    tls = None
-    if settings.mllp_tls_cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
-    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
-    mllp = MllpServer(
-        hl7,
-        host=settings.mllp_host,
-        port=settings.mllp_port,
-        limits=MllpLimits(
-            max_connections=settings.mllp_max_connections,
-            idle_timeout_s=settings.mllp_idle_timeout,
-            max_frame_bytes=settings.mllp_max_frame_bytes,
-        ),
-        ssl_context=tls,
-        on_oversize=hl7.oversize_reply,
-    )
+    mllp = build_mllp_server(settings, gateway)
     await mllp.start()
     app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
     server = uvicorn.Server(
