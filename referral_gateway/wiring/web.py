@@ -1,17 +1,27 @@
-"""The HTTP face of the gateway: operations JSON now; queue, FHIR and reports mount here."""
+"""The web app, built from a built gateway: `build_app(gateway, ...)` mounts the FHIR routes,
+the operations JSON, the reports (and hub) and the youth workers' pages (`install_web`, which
+builds their accounts, casework and live events). Tests build it with fakes."""
 
 from __future__ import annotations
 
-import hmac
-from datetime import date
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import datetime
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 
-from referral_gateway.storage.views import error_store, feed_counts
+from consent.keyring import KeyRing
+from referral_gateway.domain.referral import ReferralNews
+from referral_gateway.services.casework import Casework
+from referral_gateway.services.sharing import Sharing
+from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.web.context import WebContext
+from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.ops import ops_router, unexpected_error
 from referral_gateway.web.options import WebOptions
-from referral_gateway.web.ui import install_web
+from referral_gateway.web.render import make_templates
+from referral_gateway.web.ui import mount_pages
 from referral_gateway.wiring.gateway import Gateway
 from referral_gateway.wiring.reports import Reports, mount_reports
 
@@ -30,41 +40,12 @@ def build_app(
     )
     app.state.gateway = gateway
     app.include_router(gateway.fhir.router())
-
-    def require_ops(request: Request) -> None:
-        """Operations views carry no identifiable data, but still need the ops token when
-        one is configured."""
-        if not ops_token:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
-            raise HTTPException(
-                status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
-            )
-
-    ops = [Depends(require_ops)]
-
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/api/ops/counts", tags=["operations"], dependencies=ops)
-    def counts(since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
-        """Received, duplicate, filtered, errored and candidate messages per sender per day."""
-        return feed_counts(gateway.engine, since=since)
-
-    @app.get("/api/ops/errors", tags=["operations"], dependencies=ops)
-    def errors() -> list[dict[str, Any]]:
-        """The error store: messages that failed a stage, with the stage and the error."""
-        return error_store(gateway.engine)
+    app.include_router(ops_router(gateway.engine, ops_token))
 
     if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
         mount_reports(app, reports, gateway.clock, ops_token=ops_token)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # never echo exception text: it may carry identifiable data
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+    app.add_exception_handler(Exception, unexpected_error)
 
     install_web(
         app,
@@ -76,3 +57,52 @@ def build_app(
         options=web or WebOptions.from_settings(gateway.settings),
     )
     return app
+
+
+def install_web(
+    app: FastAPI,
+    *,
+    engine: Engine,
+    keyring: KeyRing,
+    clock: Callable[[], datetime],
+    listeners: list[Callable[[ReferralNews], None]],
+    sharing: Sharing,
+    options: WebOptions | None = None,
+    hasher: PasswordHasher | None = None,
+) -> WebContext:
+    """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
+    pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
+    (with the casework's assignment lookup, `storage.casework.assigned_to`)."""
+    options = options or WebOptions()
+    events = Broadcaster()
+    accounts = AccountStore(
+        engine,
+        hasher=hasher
+        or PasswordHasher(
+            time_cost=options.argon2_time_cost,
+            memory_cost=options.argon2_memory_kib,
+            parallelism=options.argon2_parallelism,
+        ),
+        throttle=options.throttle_policy,
+        sessions=options.session_policy,
+    )
+    casework = Casework(
+        engine,
+        keyring,
+        clock,
+        accounts=accounts,
+        sharing=sharing,
+        publish=events.publish,
+        local_zone=options.zone,
+    )
+    ctx = WebContext(
+        engine=engine,
+        clock=clock,
+        options=options,
+        accounts=accounts,
+        casework=casework,
+        events=events,
+        templates=make_templates(options.zone),
+    )
+    mount_pages(app, ctx, listeners)
+    return ctx
