@@ -36,12 +36,11 @@ def add_token_commands(
 
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_gateway.storage.database import make_engine, migrate
     from referral_gateway.storage.fhir_store import ApiClientError, ApiClientStore
+    from referral_gateway.wiring.database import open_database
 
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
-        migrate(engine)
         clients = ApiClientStore(engine)
         now = datetime.now(UTC)
         if args.tokens_action == "create":
