@@ -10,17 +10,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 ROLES = ("youth_worker", "team_lead", "programme_lead", "administrator")
 
 
-def add_users_parser(
+def add_parsers(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    settings_args: Callable[[argparse.ArgumentParser], None],
+    settings_args: SettingsArgs,
 ) -> None:
     users = sub.add_parser("users", help="staff accounts for the web pages")
     commands = users.add_subparsers(dest="users_command", required=True)
@@ -49,6 +49,10 @@ def add_users_parser(
         p = commands.add_parser(name, help=text)
         settings_args(p)
         p.add_argument("--username", required=True)
+
+
+def commands(settings_for: SettingsFor) -> dict[str, Command]:
+    return {"users": lambda args: run_users(args, settings_for(args))}
 
 
 def read_password(stdin: TextIO | None = None, *, confirm: bool = True) -> str:

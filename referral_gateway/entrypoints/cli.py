@@ -1,4 +1,10 @@
-"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users."""
+"""`referral-gateway` (or `python -m referral_gateway.entrypoints.cli`).
+
+Its own commands: serve, replay, reprocess, referrals, counts, errors, demo. The command
+modules beside it, each `add_parsers` + `commands` (`commands.py`), add tokens, report,
+report-push, hub, keys, audit and users. What the commands run is built through the
+composition root, `referral_gateway.wiring`.
+"""
 
 from __future__ import annotations
 
@@ -19,8 +25,12 @@ from typing import Any
 
 from consent.errors import KeyRingError
 from referral_gateway.config import ConfigError, Settings
-from referral_gateway.entrypoints import consent_commands
-from referral_gateway.entrypoints.token_commands import add_token_commands, run_tokens
+from referral_gateway.entrypoints import (
+    account_commands,
+    consent_commands,
+    report_commands,
+    token_commands,
+)
 
 log = logging.getLogger("referral_gateway")
 
@@ -89,11 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
 
-    add_token_commands(sub, _settings_args)
-
-    from referral_gateway.entrypoints.report_commands import add_report_commands
-
-    add_report_commands(sub, _settings_args)
+    token_commands.add_parsers(sub, _settings_args)
+    report_commands.add_parsers(sub, _settings_args)
 
     demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
     demo.add_argument("--host", default="127.0.0.1")
@@ -104,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
 
-    from referral_gateway.entrypoints.account_commands import add_users_parser
-
-    add_users_parser(sub, _settings_args)
+    account_commands.add_parsers(sub, _settings_args)
     return parser
 
 
@@ -313,28 +318,12 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_tokens(args: argparse.Namespace) -> int:
-    return run_tokens(args, _settings(args))
-
-
-def _cmd_users(args: argparse.Namespace) -> int:
-    from referral_gateway.entrypoints.account_commands import run_users
-
-    return run_users(args, _settings(args))
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from adapters.hl7.demo import run_demo_feed
 
     summary = run_demo_feed(args.host, args.port, count=args.count, rate=args.rate, seed=args.seed)
     print(json.dumps(summary, indent=2))
     return 0
-
-
-def _cmd_reports(args: argparse.Namespace) -> int:
-    from referral_gateway.entrypoints.report_commands import run_report_command
-
-    return run_report_command(args, _settings(args))
 
 
 _COMMANDS = {
@@ -344,13 +333,12 @@ _COMMANDS = {
     "referrals": _cmd_referrals,
     "counts": _cmd_counts,
     "errors": _cmd_errors,
-    "tokens": _cmd_tokens,
     "demo": _cmd_demo,
-    "users": _cmd_users,
-    "report": _cmd_reports,
-    "report-push": _cmd_reports,
-    "hub": _cmd_reports,
+    # the command modules, each `add_parsers` + `commands` (see entrypoints/commands.py)
+    **token_commands.commands(_settings),
+    **report_commands.commands(_settings),
     **consent_commands.commands(_settings),
+    **account_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

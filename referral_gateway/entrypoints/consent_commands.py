@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 from referral_gateway.services.keys import Pace, reencrypt, retire_key, rotate_keys
 from referral_gateway.storage.audit_store import AuditAnchorError, AuditStore, anchor_for
 from referral_gateway.storage.keystore import key_usage
 from referral_gateway.wiring.database import open_database, open_database_and_keyring
 
-SettingsFor = Callable[[argparse.Namespace], Settings]
-Command = Callable[[argparse.Namespace], int]
-
 
 def add_parsers(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    settings_args: Callable[[argparse.ArgumentParser], None],
+    settings_args: SettingsArgs,
 ) -> None:
     keys = sub.add_parser("keys", help="field encryption keys: rotate, status, retire")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

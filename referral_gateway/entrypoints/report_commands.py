@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from referral_gateway.config import Settings
 from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 
-def add_report_commands(sub: Any, settings_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    settings_args: SettingsArgs,
+) -> None:
     report = sub.add_parser("report", help="a month's throughput report (suppressed counts)")
     settings_args(report)
     report.add_argument("--month", required=True, help="calendar month, YYYY-MM (London)")
@@ -48,6 +50,13 @@ def add_report_commands(sub: Any, settings_args: Callable[[argparse.ArgumentPars
     hub.add_argument("--http-host", help="RG_HTTP_HOST (default 127.0.0.1)")
     hub.add_argument("--http-port", type=int, help="RG_HTTP_PORT (default 8080)")
     hub.add_argument("--hub-keys-file", help="RG_HUB_KEYS_FILE: the sites' signing keys (TOML)")
+
+
+def commands(settings_for: SettingsFor) -> dict[str, Command]:
+    def run(args: argparse.Namespace) -> int:
+        return run_report_command(args, settings_for(args))
+
+    return {"report": run, "report-push": run, "hub": run}
 
 
 def run_report_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 _ODS = re.compile(r"^[A-Z0-9]{3,12}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,99}$")
 
 
-def add_token_commands(
+def add_parsers(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    settings_args: Callable[[argparse.ArgumentParser], None],
+    settings_args: SettingsArgs,
 ) -> None:
     tokens = sub.add_parser("tokens", help="API tokens for FHIR sending systems")
     actions = tokens.add_subparsers(dest="tokens_action", required=True)
@@ -33,6 +33,10 @@ def add_token_commands(
     revoke = actions.add_parser("revoke", help="revoke a client's token")
     settings_args(revoke)
     revoke.add_argument("--name", required=True)
+
+
+def commands(settings_for: SettingsFor) -> dict[str, Command]:
+    return {"tokens": lambda args: run_tokens(args, settings_for(args))}
 
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
