@@ -162,7 +162,7 @@ def create_token(data_dir: Path, database_url: str) -> str:
         [
             sys.executable,
             "-m",
-            "referral_gateway.cli",
+            "referral_gateway.entrypoints.cli",
             "tokens",
             "create",
             "--site",

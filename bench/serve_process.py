@@ -46,7 +46,7 @@ def start_serve(
         **(extra_env or {}),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.cli", "serve"],
+        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "serve"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -15,7 +15,8 @@ Three ways in, one way through:
     channel.py's decoder (mapping.py: Encounter + Patient + Conditions + Observations ->
     AttendanceEvent) -> detection, candidates, as for HL7.
 
-Who may send: API tokens per sending system, bound to a site (auth.py, cli.py: `tokens
-create --site ODS --name NAME`). Which servers the gateway fetches from: `[fhir.sources.*]`
-in the site configuration (sources.py). Wiring for the rest of the gateway: wiring.py.
+Who may send: API tokens per sending system, bound to a site (auth.py; the command is
+`tokens create --site ODS --name NAME`, referral_gateway/entrypoints/token_commands.py).
+Which servers the gateway fetches from: `[fhir.sources.*]` in the site configuration
+(sources.py). The channel is built for the gateway in referral_gateway/wiring/fhir.py.
 """

@@ -1,9 +1,10 @@
-"""Wiring the youth workers' pages into an app: `install_web(app, ...)`.
+"""The youth workers' pages on an app: `mount_pages(app, ctx, listeners)`.
 
-`build_app` calls it with the gateway's engine, key ring, clock and referral listeners;
-tests call it on a bare FastAPI app with fakes. What the listeners hear (a new candidate, a
-discharge, an A13, a cancelled arrival, a move, an escalation by the scheduled job) goes to
-the open queue pages of the referral's site, as the referral id and one word.
+The composition root (`referral_gateway.wiring.web.install_web`) builds the context
+(accounts, casework, live events) and calls it; tests call `install_web` on a bare FastAPI
+app with fakes. What the listeners hear (a new candidate, a discharge, an A13, a cancelled
+arrival, a move, an escalation by the scheduled job) goes to the open queue pages of the
+referral's site, as the referral id and one word.
 """
 
 from __future__ import annotations
@@ -12,26 +13,18 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.engine import Engine
 
-from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
-from referral_gateway.services.casework import Casework, QueueEvent
-from referral_gateway.services.sharing import Sharing
-from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.services.casework import QueueEvent
 from referral_gateway.web import admin, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
-from referral_gateway.web.events import Broadcaster
-from referral_gateway.web.options import WebOptions
-from referral_gateway.web.render import make_templates, render
+from referral_gateway.web.render import render
 from referral_gateway.web.security import (
     LIVE_UPDATE_HEADER,
     PageError,
@@ -45,53 +38,13 @@ STATIC = Path(__file__).with_name("static")
 ROUTERS = tuple(m.router for m in (auth, manual, queue, referrals, overview, admin))
 
 
-def install_web(
-    app: FastAPI,
-    *,
-    engine: Engine,
-    keyring: KeyRing,
-    clock: Callable[[], datetime],
-    listeners: list[Callable[[ReferralNews], None]],
-    sharing: Sharing,
-    options: WebOptions | None = None,
-    hasher: PasswordHasher | None = None,
-) -> WebContext:
-    """Mount the pages and the live queue on `app`.
-    `sharing` is the gateway's consent and reveal service (with the casework's assignment
-    lookup, `storage.casework.assigned_to`)."""
-    options = options or WebOptions()
-    events = Broadcaster()
-    accounts = AccountStore(
-        engine,
-        hasher=hasher
-        or PasswordHasher(
-            time_cost=options.argon2_time_cost,
-            memory_cost=options.argon2_memory_kib,
-            parallelism=options.argon2_parallelism,
-        ),
-        throttle=options.throttle_policy,
-        sessions=options.session_policy,
-    )
-    casework = Casework(
-        engine,
-        keyring,
-        clock,
-        accounts=accounts,
-        sharing=sharing,
-        publish=events.publish,
-        local_zone=options.zone,
-    )
-    ctx = WebContext(
-        engine=engine,
-        clock=clock,
-        options=options,
-        accounts=accounts,
-        casework=casework,
-        events=events,
-        templates=make_templates(options.zone),
-    )
+def mount_pages(
+    app: FastAPI, ctx: WebContext, listeners: list[Callable[[ReferralNews], None]]
+) -> None:
+    """Mount the pages and the live queue on `app`, for `ctx` (built by the composition
+    root's `install_web`), and listen for referral news."""
     app.state.web = ctx
-    app.add_middleware(SecurityHeaders, hsts=options.cookie_secure)
+    app.add_middleware(SecurityHeaders, hsts=ctx.options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
         app.include_router(router)
@@ -111,11 +64,10 @@ def install_web(
 
     def on_referral(news: ReferralNews) -> None:
         """Called on the pipeline's (or the escalation job's) thread after the commit."""
-        events.publish(queue_event(news.referral_id, news.site, news.update))
+        ctx.events.publish(queue_event(news.referral_id, news.site, news.update))
 
     listeners.append(on_referral)
     _add_background(app, ctx)
-    return ctx
 
 
 def queue_event(referral_id: str, site: str, update: ReferralUpdate) -> QueueEvent:
@@ -128,7 +80,7 @@ def queue_event(referral_id: str, site: str, update: ReferralUpdate) -> QueueEve
 
 def _add_background(app: FastAPI, ctx: WebContext) -> None:
     """Forget old sign-in attempts and sessions while the app runs, and end live streams on
-    shutdown. (Escalation is a scheduled job: `referral_gateway.jobs`.)"""
+    shutdown. (Escalation is a scheduled job: `referral_gateway.entrypoints.jobs`.)"""
     previous = app.router.lifespan_context
 
     async def prune() -> None:

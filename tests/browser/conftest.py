@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from consent.policy import Role
-from referral_gateway.web.app import build_app
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
+from referral_gateway.wiring.web import build_app
 from tests.spine.harness import RunningGateway, start_gateway
 from tests.web.builders import PASSWORD, add_account
 from tests.web.live import LiveServer

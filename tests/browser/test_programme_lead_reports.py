@@ -14,9 +14,9 @@ import pytest
 
 from consent.policy import Role
 from referral_gateway.domain.report_period import latest_finished_month, trailing_months
-from referral_gateway.services.report_wiring import build_reports
-from referral_gateway.web.app import build_app
 from referral_gateway.web.options import WebOptions
+from referral_gateway.wiring.reports import build_reports
+from referral_gateway.wiring.web import build_app
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import ARTIFACTS, SITE
 from tests.reporting.spine_rows import Visit, assault, write

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from consent.audit import AuditAction, ChainHead, entry_hash
-from referral_gateway.cli import main
+from referral_gateway.entrypoints.cli import main
 from referral_gateway.storage.audit_store import AuditAnchor, AuditStore
 from referral_gateway.storage.unit_of_work import unit_of_work
 from tests.consent_store.builders import T0, minutes

@@ -14,9 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from consent.keyring import KeyRing, KeyRingError
-from referral_gateway.bootstrap import build_gateway
-from referral_gateway.cli import main
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.cli import main
 from referral_gateway.services.keys import Pace, retire_key, rotate_keys
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
@@ -30,6 +29,7 @@ from referral_gateway.storage.keystore import (
     key_usage,
     open_keyring,
 )
+from referral_gateway.wiring.gateway import build_gateway
 from tests.conftest import FixedClock
 from tests.consent_store.builders import (
     LEAD,

@@ -14,10 +14,10 @@ from sqlalchemy import select, text
 from sqlmodel import SQLModel
 
 from consent.records import NotApproachedReason
-from referral_gateway.bootstrap import build_gateway
 from referral_gateway.config import Settings
 from referral_gateway.services.sharing import RevealedIdentity
 from referral_gateway.storage.views import referral_summaries
+from referral_gateway.wiring.gateway import build_gateway
 from tests.conftest import FixedClock
 from tests.consent_store.builders import (
     FAMILY_NAME,

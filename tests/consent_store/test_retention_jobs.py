@@ -16,7 +16,11 @@ from consent.retention import RetentionPolicy, consented_retention_until
 from referral_gateway.config import Settings
 from referral_gateway.domain.attendance import Attendance
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.jobs import build_scheduler, retention_policy, run_identifiable_retention
+from referral_gateway.entrypoints.jobs import (
+    build_scheduler,
+    retention_policy,
+    run_identifiable_retention,
+)
 from referral_gateway.services.retention import erase_identifiable, erase_raw_messages
 from referral_gateway.services.sharing import RevealedIdentity
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL, AttendanceStore

@@ -25,10 +25,10 @@ from sqlalchemy import text
 
 from adapters.hl7.channel import Hl7Intake
 from adapters.hl7.synthetic import Person, Visit, adt
-from referral_gateway.bootstrap import Gateway, build_gateway
 from referral_gateway.config import Settings
 from referral_gateway.storage.views import referral_summaries
-from referral_gateway.web.app import build_app
+from referral_gateway.wiring.gateway import Gateway, build_gateway
+from referral_gateway.wiring.web import build_app
 from tests.fhir import builders as b
 
 

@@ -229,7 +229,7 @@ def test_the_channel_schedules_a_poll_of_each_polled_source_when_it_starts(
 ):
     import time
 
-    from adapters.fhir.wiring import build_fhir_channel
+    from referral_gateway.wiring.fhir import build_fhir_channel
 
     source_server.add(*ed_visit(1, "2025-03-01T21:00:00Z"))
     channel = build_fhir_channel(

@@ -5,7 +5,7 @@ import io
 import json
 from datetime import timedelta
 
-from referral_gateway.cli import main
+from referral_gateway.entrypoints.cli import main
 from referral_gateway.storage.database import make_engine, migrate
 from tests.reporting.builders import at
 from tests.reporting.spine_rows import Visit, assault, write

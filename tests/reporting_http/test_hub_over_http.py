@@ -38,7 +38,7 @@ def free_port() -> int:
 
 
 def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "referral_gateway.cli", *args]
+    return [sys.executable, "-m", "referral_gateway.entrypoints.cli", *args]
 
 
 def environment(**extra: str) -> dict[str, str]:

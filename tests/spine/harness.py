@@ -12,8 +12,9 @@ from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
 from adapters.hl7.mllp import MllpLimits, MllpServer
-from referral_gateway.bootstrap import Gateway, build_gateway
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.pipeline_process import PipelineProcess
+from referral_gateway.wiring.gateway import Gateway, build_gateway
 
 
 @dataclass
@@ -49,7 +50,7 @@ def start_gateway(
 ) -> RunningGateway:
     gateway = build_gateway(
         Settings(data_dir=data_dir, database_url=database_url, **settings),  # type: ignore[arg-type]
-        pipeline_process=pipeline_process,
+        pipeline_process=PipelineProcess if pipeline_process else None,
     ).start()
     loop = asyncio.new_event_loop()
     hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.hl7.demo import run_demo_feed
 from adapters.hl7.synthetic import SyntheticEd
-from referral_gateway.cli import main
+from referral_gateway.entrypoints.cli import main
 from tests.spine.harness import start_gateway
 
 START = datetime(2026, 4, 2, 20, 0, tzinfo=UTC)

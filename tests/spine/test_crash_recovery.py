@@ -19,10 +19,10 @@ from sqlalchemy import text
 
 from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import SyntheticEd
-from referral_gateway.bootstrap import build_gateway
 from referral_gateway.config import Settings
-from referral_gateway.replay import replay_files
+from referral_gateway.entrypoints.replay import replay_files
 from referral_gateway.storage.database import make_engine
+from referral_gateway.wiring.gateway import build_gateway
 from tests.spine.harness import frame, msa
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def start_server(data_dir: Path, database_url: str, mllp_port: int) -> subproces
         RG_HTTP_PORT=str(free_port()),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.cli", "serve"],
+        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

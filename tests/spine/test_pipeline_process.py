@@ -120,7 +120,7 @@ def test_a_second_serve_on_the_same_data_directory_refuses_to_start_and_says_why
     first = start_serve(tmp_path, url)
     try:
         second = subprocess.run(
-            [sys.executable, "-m", "referral_gateway.cli", "serve"],
+            [sys.executable, "-m", "referral_gateway.entrypoints.cli", "serve"],
             env={
                 **os.environ,
                 "RG_DATA_DIR": str(tmp_path),

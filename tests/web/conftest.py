@@ -20,7 +20,7 @@ from referral_gateway.storage.casework import assigned_to
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
-from referral_gateway.web.ui import install_web
+from referral_gateway.wiring.web import install_web
 from tests.web.builders import FAST_HASHER, PASSWORD, SITE_A, FakeEd, add_account
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -22,11 +22,11 @@ from adapters.hl7.synthetic import Person, Visit, adt
 from consent.policy import Role
 from referral_gateway.config import Settings
 from referral_gateway.domain.referral import ReferralNews, ReferralStatus, ReferralUpdate
-from referral_gateway.jobs import build_scheduler, run_escalations
+from referral_gateway.entrypoints.jobs import build_scheduler, run_escalations
 from referral_gateway.storage.attendances import REFERRAL
-from referral_gateway.web.app import build_app
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
+from referral_gateway.wiring.web import build_app
 from tests.spine.harness import RunningGateway, msa, start_gateway
 from tests.web.builders import PASSWORD, SITE_A, SITE_B, add_account
 from tests.web.conftest import Web, csrf_of

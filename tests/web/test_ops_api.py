@@ -1,9 +1,9 @@
 from fastapi.testclient import TestClient
 
-from referral_gateway.bootstrap import build_gateway
 from referral_gateway.config import Settings
 from referral_gateway.storage.inbox import Arrival
-from referral_gateway.web.app import build_app
+from referral_gateway.wiring.gateway import build_gateway
+from referral_gateway.wiring.web import build_app
 
 
 def test_feed_counts_are_served_as_json_to_the_holder_of_the_ops_token(tmp_path, clock):

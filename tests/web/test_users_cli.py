@@ -16,7 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def cli(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "referral_gateway.cli", *args, "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "referral_gateway.entrypoints.cli",
+            *args,
+            "--data-dir",
+            str(data_dir),
+        ],
         input=stdin,
         capture_output=True,
         text=True,
@@ -55,7 +62,7 @@ def test_users_add_reads_the_password_from_stdin_and_the_account_can_sign_in(tmp
 
 def test_there_is_no_password_argument():
     done = subprocess.run(
-        [sys.executable, "-m", "referral_gateway.cli", "users", "add", "--help"],
+        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "users", "add", "--help"],
         capture_output=True,
         text=True,
         cwd=ROOT,

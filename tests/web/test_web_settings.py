@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from referral_gateway.bootstrap import build_gateway
 from referral_gateway.config import ConfigError, Settings
-from referral_gateway.web.app import build_app
 from referral_gateway.web.options import WebOptions
+from referral_gateway.wiring.gateway import build_gateway
+from referral_gateway.wiring.web import build_app
 
 ENVIRONMENT = {
     "RG_COOKIE_SECURE": "true",

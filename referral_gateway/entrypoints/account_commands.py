@@ -10,17 +10,17 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 ROLES = ("youth_worker", "team_lead", "programme_lead", "administrator")
 
 
-def add_users_parser(
+def add_parsers(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    settings_args: Callable[[argparse.ArgumentParser], None],
+    settings_args: SettingsArgs,
 ) -> None:
     users = sub.add_parser("users", help="staff accounts for the web pages")
     commands = users.add_subparsers(dest="users_command", required=True)
@@ -51,6 +51,10 @@ def add_users_parser(
         p.add_argument("--username", required=True)
 
 
+def commands(settings_for: SettingsFor) -> dict[str, Command]:
+    return {"users": lambda args: run_users(args, settings_for(args))}
+
+
 def read_password(stdin: TextIO | None = None, *, confirm: bool = True) -> str:
     stream = stdin or sys.stdin
     if not stream.isatty():
@@ -65,13 +69,11 @@ def read_password(stdin: TextIO | None = None, *, confirm: bool = True) -> str:
 def run_users(args: argparse.Namespace, settings: Settings, *, stdin: TextIO | None = None) -> int:
     from referral_gateway.domain.accounts import AccountProblems, check_new_account, check_password
     from referral_gateway.storage.accounts import AccountStore
-    from referral_gateway.storage.database import make_engine, migrate
     from referral_gateway.storage.types import utcnow
+    from referral_gateway.wiring.database import open_database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
-        migrate(engine)
         store = AccountStore(engine)
         command = args.users_command
         if command == "list":
@@ -140,8 +142,8 @@ def ensure_demo_accounts(settings: Settings, *, site: str = "RXX01") -> list[tup
 
     from referral_gateway.domain.accounts import AccountProblems, check_new_account
     from referral_gateway.storage.accounts import AccountStore
-    from referral_gateway.storage.database import make_engine
     from referral_gateway.storage.types import utcnow
+    from referral_gateway.wiring.database import open_database
 
     path = settings.data_dir / "demo-accounts.txt"
     known: dict[str, str] = {}
@@ -149,7 +151,7 @@ def ensure_demo_accounts(settings: Settings, *, site: str = "RXX01") -> list[tup
         for line in path.read_text("utf-8").splitlines():
             name, _, password = line.partition(" ")
             known[name] = password
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
         store = AccountStore(engine)
         for username, role, display in DEMO_ACCOUNTS:

@@ -9,9 +9,9 @@ from typing import Any
 from tqdm import tqdm
 
 from adapters.hl7.channel import Hl7Intake
-from referral_gateway.bootstrap import build_gateway
 from referral_gateway.config import Settings
 from referral_gateway.storage.inbox import Stored
+from referral_gateway.wiring.gateway import build_gateway
 
 
 def replay_files(

@@ -33,6 +33,12 @@ from multiprocessing.process import BaseProcess
 
 from referral_gateway.config import Settings
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
+from referral_gateway.services.pipeline import Pipeline
+
+BuildPipeline = Callable[[Settings], Pipeline]
+"""Builds the pipeline inside the new process (the composition root's
+`build_process_pipeline`, handed in: a module-level function, so it crosses to the child by
+name)."""
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +53,14 @@ class PipelineProcess:
         self,
         settings: Settings,
         *,
+        build: BuildPipeline,
         on_processed: Callable[[Sequence[tuple[int, str]]], None],
         on_referral: Callable[[ReferralNews], None],
         poll_interval: float = 1.0,
         restart_delay: float = 1.0,
     ) -> None:
         self.settings = settings
+        self.build = build
         self.on_processed = on_processed
         self.on_referral = on_referral
         self.poll_interval = poll_interval
@@ -107,7 +115,7 @@ class PipelineProcess:
         news_read, news_write = ctx.Pipe(duplex=False)
         process = ctx.Process(
             target=run_pipeline_process,
-            args=(self.settings, wake_read, news_write, self.poll_interval),
+            args=(self.settings, self.build, wake_read, news_write, self.poll_interval),
             name="referral-gateway-pipeline",
             daemon=True,
         )
@@ -160,20 +168,18 @@ class PipelineProcess:
 
 # -- child side -------------------------------------------------------------------------
 def run_pipeline_process(
-    settings: Settings, wake: Connection, news: Connection, poll_interval: float
+    settings: Settings,
+    build: BuildPipeline,
+    wake: Connection,
+    news: Connection,
+    poll_interval: float,
 ) -> None:
     """The child's whole life: build the pipeline, then process whenever woken (or every
     `poll_interval` seconds) until the wake pipe closes. A wake-up waits
     `RG_PROCESSING_GATHER_MS` first, so that one batch serves several commits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from referral_gateway.bootstrap import build_pipeline, system_clock
-    from referral_gateway.storage.database import make_derived_engine
-    from referral_gateway.storage.keystore import open_keyring
-
-    engine = make_derived_engine(settings.resolved_database_url)
-    keyring = open_keyring(engine, settings.resolved_keyring_file, create=False, now=system_clock())
-    pipeline = build_pipeline(settings, engine, keyring, system_clock)
+    pipeline = build(settings)
     gather = settings.processing_gather_ms / 1000
     try:
         while True:
@@ -201,4 +207,4 @@ def run_pipeline_process(
                 log.error("pipeline pass failed: %s", type(exc).__name__)
                 time.sleep(1.0)
     finally:
-        engine.dispose()
+        pipeline.engine.dispose()

@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from referral_gateway.config import ConfigError, Settings
+from referral_gateway.config import Settings
 from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 
-def add_report_commands(sub: Any, settings_args: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parsers(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    settings_args: SettingsArgs,
+) -> None:
     report = sub.add_parser("report", help="a month's throughput report (suppressed counts)")
     settings_args(report)
     report.add_argument("--month", required=True, help="calendar month, YYYY-MM (London)")
@@ -50,6 +52,13 @@ def add_report_commands(sub: Any, settings_args: Callable[[argparse.ArgumentPars
     hub.add_argument("--hub-keys-file", help="RG_HUB_KEYS_FILE: the sites' signing keys (TOML)")
 
 
+def commands(settings_for: SettingsFor) -> dict[str, Command]:
+    def run(args: argparse.Namespace) -> int:
+        return run_report_command(args, settings_for(args))
+
+    return {"report": run, "report-push": run, "hub": run}
+
+
 def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
     if getattr(args, "hub_keys_file", None):
         settings = settings.with_overrides(hub_keys_file=args.hub_keys_file)
@@ -60,15 +69,6 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
     return _hub(settings)
 
 
-def _engine(settings: Settings) -> Any:
-    from referral_gateway.storage.database import make_engine, migrate
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
-    return engine
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -76,18 +76,18 @@ def _now() -> datetime:
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from referral_gateway.domain.istv import istv_csv
     from referral_gateway.domain.report_render import reports_csv, reports_json
-    from referral_gateway.services.reporting import ReportService
-    from referral_gateway.storage.report_facts import SqlFacts
     from referral_gateway.web.report_pages import standalone_page
+    from referral_gateway.wiring.database import open_database
+    from referral_gateway.wiring.reports import report_service
 
     try:
         month = ReportMonth.parse(args.month)
     except ReportMonthError as exc:
         print(f"--month: {exc}", file=sys.stderr)
         return 2
-    engine = _engine(settings)
+    engine = open_database(settings)
     try:
-        service = ReportService(SqlFacts(engine))
+        service = report_service(engine)
         sites = service.sites()
         if args.site:
             if args.site not in sites:
@@ -128,9 +128,10 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _push(settings: Settings) -> int:
-    from referral_gateway.services.report_wiring import build_reports
+    from referral_gateway.wiring.database import open_database
+    from referral_gateway.wiring.reports import build_reports
 
-    engine = _engine(settings)
+    engine = open_database(settings)
     try:
         reports = build_reports(settings, engine, _now)
         outcomes = reports.push.run()
@@ -157,17 +158,9 @@ def _push(settings: Settings) -> int:
 def _hub(settings: Settings) -> int:
     import uvicorn
 
-    from referral_gateway.services.report_wiring import hub_keys
-    from referral_gateway.storage.reports import ReportStore
-    from referral_gateway.web.hub import build_hub_app, hub_token_actor
+    from referral_gateway.wiring.reports import build_hub_alone
 
-    keys = hub_keys(settings)
-    if keys is None:
-        raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
-    engine = _engine(settings)
-    app = build_hub_app(
-        ReportStore(engine), keys, hub_token_actor(settings.ops_token or None), _now
-    )
+    app, engine = build_hub_alone(settings, _now)
     try:
         uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     finally:

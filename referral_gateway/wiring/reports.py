@@ -64,6 +64,12 @@ def hub_keys(settings: Settings) -> dict[str, HubKey] | None:
         raise ConfigError(f"RG_HUB_KEYS_FILE: {exc}") from None
 
 
+def report_service(engine: Engine) -> ReportService:
+    """The reports read from the database (the `report` command's; `build_reports` takes
+    another facts repository in tests)."""
+    return ReportService(SqlFacts(engine))
+
+
 def build_reports(
     settings: Settings,
     engine: Engine,
@@ -100,3 +106,20 @@ def mount_reports(
     )
     if reports.hub_keys is not None:
         app.include_router(build_hub_router(reports.store, reports.hub_keys, page_reader, clock))
+
+
+def build_hub_alone(settings: Settings, clock: Clock) -> tuple[FastAPI, Engine]:
+    """The programme hub served on its own (`referral-gateway hub`): the sites' keys (required),
+    the database, and the hub app, which the ops token may also read. The caller disposes of
+    the engine."""
+    from referral_gateway.web.hub import build_hub_app, hub_token_actor
+    from referral_gateway.wiring.database import open_database
+
+    keys = hub_keys(settings)
+    if keys is None:
+        raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
+    engine = open_database(settings)
+    app = build_hub_app(
+        ReportStore(engine), keys, hub_token_actor(settings.ops_token or None), clock
+    )
+    return app, engine

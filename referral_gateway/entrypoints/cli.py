@@ -1,4 +1,10 @@
-"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users."""
+"""`referral-gateway` (or `python -m referral_gateway.entrypoints.cli`).
+
+Its own commands: serve, replay, reprocess, referrals, counts, errors, demo. The command
+modules beside it, each `add_parsers` + `commands` (`commands.py`), add tokens, report,
+report-push, hub, keys, audit and users. What the commands run is built through the
+composition root, `referral_gateway.wiring`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -18,10 +23,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from adapters.fhir.cli import add_token_commands, run_tokens
 from consent.errors import KeyRingError
-from referral_gateway import consent_commands
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.entrypoints import (
+    account_commands,
+    consent_commands,
+    report_commands,
+    token_commands,
+)
 
 log = logging.getLogger("referral_gateway")
 
@@ -90,11 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
 
-    add_token_commands(sub, _settings_args)
-
-    from referral_gateway.report_cli import add_report_commands
-
-    add_report_commands(sub, _settings_args)
+    token_commands.add_parsers(sub, _settings_args)
+    report_commands.add_parsers(sub, _settings_args)
 
     demo = sub.add_parser("demo", help="drive a synthetic ED feed into a running gateway")
     demo.add_argument("--host", default="127.0.0.1")
@@ -105,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
 
-    from referral_gateway.accounts_cli import add_users_parser
-
-    add_users_parser(sub, _settings_args)
+    account_commands.add_parsers(sub, _settings_args)
     return parser
 
 
@@ -165,34 +169,19 @@ def _one_serve_per_data_dir(data_dir: Path) -> int | None:
 async def _serve(settings: Settings, *, demo: bool) -> None:
     import uvicorn
 
-    from adapters.hl7.channel import Hl7Intake
-    from adapters.hl7.mllp import MllpLimits, MllpServer
-    from referral_gateway.bootstrap import build_gateway
-    from referral_gateway.jobs import start_jobs
-    from referral_gateway.services.report_wiring import build_reports
-    from referral_gateway.web.app import build_app
+    from referral_gateway.entrypoints.jobs import start_jobs
+    from referral_gateway.entrypoints.pipeline_process import PipelineProcess
+    from referral_gateway.wiring.gateway import build_gateway
+    from referral_gateway.wiring.mllp import build_mllp_server
+    from referral_gateway.wiring.reports import build_reports
+    from referral_gateway.wiring.web import build_app
 
-    gateway = build_gateway(settings, pipeline_process=settings.pipeline_process).start()
+    runner = PipelineProcess if settings.pipeline_process else None
+    gateway = build_gateway(settings, pipeline_process=runner).start()
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
-    tls = None
-    if settings.mllp_tls_cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
-    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
-    mllp = MllpServer(
-        hl7,
-        host=settings.mllp_host,
-        port=settings.mllp_port,
-        limits=MllpLimits(
-            max_connections=settings.mllp_max_connections,
-            idle_timeout_s=settings.mllp_idle_timeout,
-            max_frame_bytes=settings.mllp_max_frame_bytes,
-        ),
-        ssl_context=tls,
-        on_oversize=hl7.oversize_reply,
-    )
+    mllp = build_mllp_server(settings, gateway)
     await mllp.start()
     app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
     server = uvicorn.Server(
@@ -216,7 +205,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     stop_demo = threading.Event()
     if demo:
         from adapters.hl7.demo import run_demo_feed
-        from referral_gateway.accounts_cli import ensure_demo_accounts
+        from referral_gateway.entrypoints.account_commands import ensure_demo_accounts
 
         print(f"\nDemo: open http://{settings.http_host}:{settings.http_port}/ and sign in as")
         for username, password in ensure_demo_accounts(settings):
@@ -244,7 +233,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from referral_gateway.replay import replay_files
+    from referral_gateway.entrypoints.replay import replay_files
 
     settings = _settings(args)
     summary = replay_files(settings, args.files, progress=not args.no_progress)
@@ -253,8 +242,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import error_store
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -268,8 +257,8 @@ def _cmd_reprocess(args: argparse.Namespace) -> int:
 
 
 def _cmd_referrals(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import referral_summaries
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -289,8 +278,8 @@ def _cmd_referrals(args: argparse.Namespace) -> int:
 
 
 def _cmd_counts(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import METRICS, feed_counts
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -310,8 +299,8 @@ def _cmd_counts(args: argparse.Namespace) -> int:
 
 
 def _cmd_errors(args: argparse.Namespace) -> int:
-    from referral_gateway.bootstrap import build_gateway
     from referral_gateway.storage.views import error_store
+    from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
@@ -329,28 +318,12 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_tokens(args: argparse.Namespace) -> int:
-    return run_tokens(args, _settings(args))
-
-
-def _cmd_users(args: argparse.Namespace) -> int:
-    from referral_gateway.accounts_cli import run_users
-
-    return run_users(args, _settings(args))
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
     from adapters.hl7.demo import run_demo_feed
 
     summary = run_demo_feed(args.host, args.port, count=args.count, rate=args.rate, seed=args.seed)
     print(json.dumps(summary, indent=2))
     return 0
-
-
-def _cmd_reports(args: argparse.Namespace) -> int:
-    from referral_gateway.report_cli import run_report_command
-
-    return run_report_command(args, _settings(args))
 
 
 _COMMANDS = {
@@ -360,13 +333,12 @@ _COMMANDS = {
     "referrals": _cmd_referrals,
     "counts": _cmd_counts,
     "errors": _cmd_errors,
-    "tokens": _cmd_tokens,
     "demo": _cmd_demo,
-    "users": _cmd_users,
-    "report": _cmd_reports,
-    "report-push": _cmd_reports,
-    "hub": _cmd_reports,
+    # the command modules, each `add_parsers` + `commands` (see entrypoints/commands.py)
+    **token_commands.commands(_settings),
+    **report_commands.commands(_settings),
     **consent_commands.commands(_settings),
+    **account_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

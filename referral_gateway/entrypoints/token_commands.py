@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 _ODS = re.compile(r"^[A-Z0-9]{3,12}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,99}$")
 
 
-def add_token_commands(
+def add_parsers(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    settings_args: Callable[[argparse.ArgumentParser], None],
+    settings_args: SettingsArgs,
 ) -> None:
     tokens = sub.add_parser("tokens", help="API tokens for FHIR sending systems")
     actions = tokens.add_subparsers(dest="tokens_action", required=True)
@@ -35,13 +35,16 @@ def add_token_commands(
     revoke.add_argument("--name", required=True)
 
 
-def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_gateway.storage.database import make_engine, migrate
-    from referral_gateway.storage.fhir_store import ApiClientError, ApiClientStore
+def commands(settings_for: SettingsFor) -> dict[str, Command]:
+    return {"tokens": lambda args: run_tokens(args, settings_for(args))}
 
-    engine = make_engine(settings.resolved_database_url)
+
+def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    from referral_gateway.storage.fhir_store import ApiClientError, ApiClientStore
+    from referral_gateway.wiring.database import open_database
+
+    engine = open_database(settings)
     try:
-        migrate(engine)
         clients = ApiClientStore(engine)
         now = datetime.now(UTC)
         if args.tokens_action == "create":

@@ -30,7 +30,7 @@ from referral_gateway.services.casework import escalate_untouched
 from referral_gateway.services.retention import erase_identifiable, erase_raw_messages
 
 if TYPE_CHECKING:
-    from referral_gateway.bootstrap import Gateway
+    from referral_gateway.wiring.gateway import Gateway
 
 log = logging.getLogger(__name__)
 

@@ -14,24 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy.engine import Engine
-
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 from referral_gateway.services.keys import Pace, reencrypt, retire_key, rotate_keys
 from referral_gateway.storage.audit_store import AuditAnchorError, AuditStore, anchor_for
-from referral_gateway.storage.database import make_engine, migrate
-from referral_gateway.storage.keystore import WatchedKeyRing, key_usage, open_keyring
-
-SettingsFor = Callable[[argparse.Namespace], Settings]
-Command = Callable[[argparse.Namespace], int]
+from referral_gateway.storage.keystore import key_usage
+from referral_gateway.wiring.database import open_database, open_database_and_keyring
 
 
 def add_parsers(
     sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    settings_args: Callable[[argparse.ArgumentParser], None],
+    settings_args: SettingsArgs,
 ) -> None:
     keys = sub.add_parser("keys", help="field encryption keys: rotate, status, retire")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -70,25 +65,12 @@ def commands(settings_for: SettingsFor) -> dict[str, Command]:
     }
 
 
-def _open(settings: Settings) -> tuple[Engine, WatchedKeyRing]:
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        migrate(engine)
-        keyring = open_keyring(
-            engine, settings.resolved_keyring_file, create=False, now=datetime.now(UTC)
-        )
-    except Exception:
-        engine.dispose()
-        raise
-    return engine, keyring
-
-
 def _clock() -> datetime:
     return datetime.now(UTC)
 
 
 def _keys(settings: Settings, args: argparse.Namespace) -> int:
-    engine, keyring = _open(settings)
+    engine, keyring = open_database_and_keyring(settings)
     audit = AuditStore(anchor_for(settings.data_dir))
     try:
         if args.keys_command in ("rotate", "reencrypt"):
@@ -124,9 +106,8 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.resolved_database_url)
+    engine = open_database(settings)
     try:
-        migrate(engine)
         store = AuditStore(anchor_for(settings.data_dir))
         try:
             check = store.verify(engine, use_anchor=not args.no_anchor)

@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 
 from adapters.fhir.channel import CHANNEL as FHIR_CHANNEL
 from adapters.fhir.channel import make_decoder as make_fhir_decoder
-from adapters.fhir.wiring import FhirChannel, build_fhir_channel, load_fhir_sources
 from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
@@ -37,6 +36,7 @@ from referral_gateway.storage.database import make_derived_engine, make_engine, 
 from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
+from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,21 @@ class PipelineRunner(Protocol):
     def wake(self) -> None: ...
 
     def stop(self) -> None: ...
+
+
+class PipelineProcessFactory(Protocol):
+    """How `serve` runs the pipeline in a process of its own (its entry point,
+    `entrypoints.pipeline_process.PipelineProcess`): handed `build_process_pipeline`, which
+    the new process calls, so the process never imports this module back."""
+
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        build: Callable[[Settings], Pipeline],
+        on_processed: Callable[[Sequence[tuple[int, str]]], None],
+        on_referral: Callable[[ReferralNews], None],
+    ) -> PipelineRunner: ...
 
 
 @dataclass
@@ -155,6 +170,14 @@ def build_pipeline(
     )
 
 
+def build_process_pipeline(settings: Settings) -> Pipeline:
+    """The pipeline as a process of its own builds it: its own engine (no flush per commit),
+    the key ring file (never created here) and the system clock."""
+    engine = make_derived_engine(settings.resolved_database_url)
+    keyring = open_keyring(engine, settings.resolved_keyring_file, create=False, now=system_clock())
+    return build_pipeline(settings, engine, keyring, system_clock)
+
+
 def build_gateway(
     settings: Settings,
     *,
@@ -162,14 +185,15 @@ def build_gateway(
     keyring: KeyRing | None = None,
     engine: Engine | None = None,
     create_keyring: bool = True,
-    pipeline_process: bool = False,
+    pipeline_process: PipelineProcessFactory | None = None,
 ) -> Gateway:
     """Everything but the listeners: storage (migrated), key ring, intake, pipeline.
 
-    With `pipeline_process` (what `serve` asks for) the pipeline runs in a process of its
-    own, built from the same settings, the key ring file and the system clock."""
+    With `pipeline_process` (what `serve` hands in) the pipeline runs in a process of its
+    own, built there by `build_process_pipeline` from the same settings, the key ring file
+    and the system clock; without it, on a thread of this process."""
     injected = keyring is not None or engine is not None or clock is not system_clock
-    if pipeline_process and injected:
+    if pipeline_process is not None and injected:
         raise ValueError("a pipeline process builds its own engine, key ring and clock")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pipeline_engine: Engine | None
@@ -181,7 +205,9 @@ def build_gateway(
         # its connection also does the WAL checkpoints, so the acknowledging one never waits
         # (a pipeline process makes its own)
         pipeline_engine = (
-            None if pipeline_process else make_derived_engine(settings.resolved_database_url)
+            None
+            if pipeline_process is not None
+            else make_derived_engine(settings.resolved_database_url)
         )
         intake_engine: Engine | None = make_engine(
             settings.resolved_database_url,
@@ -220,10 +246,13 @@ def build_gateway(
 
     pipeline: Pipeline | None = None
     worker: PipelineRunner
-    if pipeline_process:
-        from referral_gateway.pipeline_process import PipelineProcess
-
-        worker = PipelineProcess(settings, on_processed=watch.completed, on_referral=announce)
+    if pipeline_process is not None:
+        worker = pipeline_process(
+            settings,
+            build=build_process_pipeline,
+            on_processed=watch.completed,
+            on_referral=announce,
+        )
         sites, valuesets = load_sites(settings), bundled_valuesets()
         attendances = AttendanceStore(keyring)
     else:

@@ -1,0 +1,53 @@
+"""Operations JSON: `/health`, and `/api/ops/counts` and `/api/ops/errors` behind the ops
+token when one is configured. No identifiable data in any of them, nor in the answer to an
+unexpected error."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.engine import Engine
+
+from referral_gateway.storage.views import error_store, feed_counts
+
+
+def ops_router(engine: Engine, ops_token: str | None) -> APIRouter:
+    router = APIRouter()
+
+    def require_ops(request: Request) -> None:
+        """Operations views carry no identifiable data, but still need the ops token when
+        one is configured."""
+        if not ops_token:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
+            raise HTTPException(
+                status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    ops = [Depends(require_ops)]
+
+    @router.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/api/ops/counts", tags=["operations"], dependencies=ops)
+    def counts(since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
+        """Received, duplicate, filtered, errored and candidate messages per sender per day."""
+        return feed_counts(engine, since=since)
+
+    @router.get("/api/ops/errors", tags=["operations"], dependencies=ops)
+    def errors() -> list[dict[str, Any]]:
+        """The error store: messages that failed a stage, with the stage and the error."""
+        return error_store(engine)
+
+    return router
+
+
+async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    # never echo exception text: it may carry identifiable data
+    return JSONResponse({"detail": "internal error"}, status_code=500)

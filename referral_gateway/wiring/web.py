@@ -1,0 +1,108 @@
+"""The web app, built from a built gateway: `build_app(gateway, ...)` mounts the FHIR routes,
+the operations JSON, the reports (and hub) and the youth workers' pages (`install_web`, which
+builds their accounts, casework and live events). Tests build it with fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from consent.keyring import KeyRing
+from referral_gateway.domain.referral import ReferralNews
+from referral_gateway.services.casework import Casework
+from referral_gateway.services.sharing import Sharing
+from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.web.context import WebContext
+from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.ops import ops_router, unexpected_error
+from referral_gateway.web.options import WebOptions
+from referral_gateway.web.render import make_templates
+from referral_gateway.web.ui import mount_pages
+from referral_gateway.wiring.gateway import Gateway
+from referral_gateway.wiring.reports import Reports, mount_reports
+
+
+def build_app(
+    gateway: Gateway,
+    *,
+    ops_token: str | None = None,
+    web: WebOptions | None = None,
+    reports: Reports | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Referral gateway",
+        summary="ED feeds to youth-worker referrals, gated by consent",
+        version="0.1.0",
+    )
+    app.state.gateway = gateway
+    app.include_router(gateway.fhir.router())
+    app.include_router(ops_router(gateway.engine, ops_token))
+
+    if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
+        mount_reports(app, reports, gateway.clock, ops_token=ops_token)
+
+    app.add_exception_handler(Exception, unexpected_error)
+
+    install_web(
+        app,
+        engine=gateway.engine,
+        keyring=gateway.keyring,
+        clock=gateway.clock,
+        listeners=gateway.referral_listeners,
+        sharing=gateway.sharing,
+        options=web or WebOptions.from_settings(gateway.settings),
+    )
+    return app
+
+
+def install_web(
+    app: FastAPI,
+    *,
+    engine: Engine,
+    keyring: KeyRing,
+    clock: Callable[[], datetime],
+    listeners: list[Callable[[ReferralNews], None]],
+    sharing: Sharing,
+    options: WebOptions | None = None,
+    hasher: PasswordHasher | None = None,
+) -> WebContext:
+    """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
+    pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
+    (with the casework's assignment lookup, `storage.casework.assigned_to`)."""
+    options = options or WebOptions()
+    events = Broadcaster()
+    accounts = AccountStore(
+        engine,
+        hasher=hasher
+        or PasswordHasher(
+            time_cost=options.argon2_time_cost,
+            memory_cost=options.argon2_memory_kib,
+            parallelism=options.argon2_parallelism,
+        ),
+        throttle=options.throttle_policy,
+        sessions=options.session_policy,
+    )
+    casework = Casework(
+        engine,
+        keyring,
+        clock,
+        accounts=accounts,
+        sharing=sharing,
+        publish=events.publish,
+        local_zone=options.zone,
+    )
+    ctx = WebContext(
+        engine=engine,
+        clock=clock,
+        options=options,
+        accounts=accounts,
+        casework=casework,
+        events=events,
+        templates=make_templates(options.zone),
+    )
+    mount_pages(app, ctx, listeners)
+    return ctx

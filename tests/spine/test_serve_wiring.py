@@ -1,0 +1,85 @@
+"""The MLLP listener as `serve` builds it (`referral_gateway.wiring.mllp`): from the settings,
+on the gateway's own intake, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from adapters.hl7.mllp import MllpServer
+from referral_gateway.config import Settings
+from referral_gateway.wiring.gateway import build_gateway
+from referral_gateway.wiring.mllp import build_mllp_server
+from tests.mllp.fakes import acknowledged_id, adt_a04, framed, read_replies, read_until_closed
+from tests.mllp.test_tls import certificate  # noqa: F401  (the self-signed certificate fixture)
+
+
+def stored(listening: Listening) -> int:
+    with listening.gateway.engine.connect() as conn:
+        return int(conn.execute(text("select count(*) from inbound_message")).scalar_one())
+
+
+class Listening:
+    def __init__(self, settings: Settings) -> None:
+        self.gateway = build_gateway(settings).start()
+        self.server: MllpServer = build_mllp_server(settings, self.gateway)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.gateway.stop()
+
+
+@pytest.fixture
+def tls_serve(tmp_path: Path, sqlite_url: str, certificate) -> Iterator[tuple[Listening, Path]]:  # noqa: F811
+    cert_file, key_file = certificate
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=sqlite_url,
+        mllp_host="127.0.0.1",
+        mllp_port=0,
+        mllp_tls_cert=str(cert_file),
+        mllp_tls_key=str(key_file),
+    )
+    listening = Listening(settings)
+    yield listening, cert_file
+    listening.stop()
+
+
+def test_serve_speaks_tls_when_a_certificate_is_configured_and_stores_before_acking(tls_serve):
+    listening, cert_file = tls_serve
+    client = ssl.create_default_context(cafile=str(cert_file))
+
+    with (
+        socket.create_connection(("127.0.0.1", listening.server.port), timeout=5) as raw,
+        client.wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
+        sock.sendall(framed(adt_a04("WIRED1")))
+        [reply] = read_replies(sock, 1)
+
+    assert b"MSA|AA|" in reply
+    assert acknowledged_id(reply) == b"WIRED1"
+    assert stored(listening) == 1
+
+
+def test_a_plain_text_sender_gets_no_ack_from_the_tls_listener(tls_serve):
+    listening, _ = tls_serve
+
+    with socket.create_connection(("127.0.0.1", listening.server.port), timeout=5) as sock:
+        sock.sendall(framed(adt_a04("PLAIN1")))
+        answer = read_until_closed(sock)
+
+    assert b"MSA|" not in answer
+    assert stored(listening) == 0
