@@ -1,4 +1,5 @@
-"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users."""
+"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users,
+detection."""
 
 from __future__ import annotations
 
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     from referral_gateway.accounts_cli import add_users_parser
 
     add_users_parser(sub, _settings_args)
+
+    from referral_gateway.detection_cli import add_detection_commands
+
+    add_detection_commands(sub)  # detection evaluate
     return parser
 
 
@@ -353,6 +358,12 @@ def _cmd_reports(args: argparse.Namespace) -> int:
     return run_report_command(args, _settings(args))
 
 
+def _cmd_detection(args: argparse.Namespace) -> int:
+    from referral_gateway.detection_cli import run_detection_command
+
+    return run_detection_command(args)
+
+
 _COMMANDS = {
     "serve": _cmd_serve,
     "replay": _cmd_replay,
@@ -366,6 +377,7 @@ _COMMANDS = {
     "report": _cmd_reports,
     "report-push": _cmd_reports,
     "hub": _cmd_reports,
+    "detection": _cmd_detection,
     **consent_commands.commands(_settings),
 }
 
