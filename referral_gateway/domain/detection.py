@@ -367,26 +367,58 @@ def _value(member: enum.StrEnum | None) -> str:
 
 
 class _ScannedText:
-    """A text with its pseudo-negation spans, clause boundaries and context cues found once."""
+    """A text whose pseudo-negation spans, clause boundaries and context cues are found once,
+    when a phrase is first found in it: most texts hold no phrase and cost only the search."""
 
-    __slots__ = ("context_cues", "pseudo", "sentence_stops", "stops", "text")
+    __slots__ = ("_context_cues", "_pseudo", "_sentence_stops", "_stops", "text", "valueset")
 
     def __init__(self, text: str, valueset: ValueSet) -> None:
-        negation = valueset.negation
         self.text = text
-        self.pseudo = [m.span() for p in negation.pseudo for m in p.finditer(text)]
-        self.stops = [m.span() for m in negation.terminators.finditer(text)]
-        self.sentence_stops: list[tuple[int, int]] = []
-        self.context_cues: list[tuple[ContextCue, int, int]] = []
-        context = valueset.context
-        if context is not None:
-            self.sentence_stops = [m.span() for m in context.sentence_terminators.finditer(text)]
-            pseudo = [(k, *m.span()) for k, p in context.pseudo for m in p.finditer(text)]
-            for cue in context.cues:
-                for m in cue.pattern.finditer(text):
-                    s, e = m.span()
-                    if not any(k is cue.kind and ps <= s and e <= pe for k, ps, pe in pseudo):
-                        self.context_cues.append((cue, s, e))
+        self.valueset = valueset
+        self._pseudo: list[tuple[int, int]] | None = None
+        self._stops: list[tuple[int, int]] | None = None
+        self._sentence_stops: list[tuple[int, int]] | None = None
+        self._context_cues: list[tuple[ContextCue, int, int]] | None = None
+
+    @property
+    def pseudo(self) -> list[tuple[int, int]]:
+        if self._pseudo is None:
+            negation = self.valueset.negation
+            self._pseudo = [m.span() for p in negation.pseudo for m in p.finditer(self.text)]
+        return self._pseudo
+
+    @property
+    def stops(self) -> list[tuple[int, int]]:
+        if self._stops is None:
+            terminators = self.valueset.negation.terminators
+            self._stops = [m.span() for m in terminators.finditer(self.text)]
+        return self._stops
+
+    @property
+    def sentence_stops(self) -> list[tuple[int, int]]:
+        if self._sentence_stops is None:
+            context = self.valueset.context
+            self._sentence_stops = (
+                [m.span() for m in context.sentence_terminators.finditer(self.text)]
+                if context is not None
+                else []
+            )
+        return self._sentence_stops
+
+    @property
+    def context_cues(self) -> list[tuple[ContextCue, int, int]]:
+        if self._context_cues is None:
+            self._context_cues = []
+            context = self.valueset.context
+            if context is not None:
+                text = self.text
+                pseudo = [(k, *m.span()) for k, p in context.pseudo for m in p.finditer(text)]
+                for cue in context.cues:
+                    for m in cue.pattern.finditer(text):
+                        s, e = m.span()
+                        if not any(k is cue.kind and ps <= s and e <= pe for k, ps, pe in pseudo):
+                            self._context_cues.append((cue, s, e))
+        return self._context_cues
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
         """Where the clause holding text[start:end] begins and ends."""
