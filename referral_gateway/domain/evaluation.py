@@ -47,6 +47,7 @@ FIELDS = (
 CODE_SYSTEMS = ("ecds", "snomed", "icd10")
 HEADER = ("id", "field", "label", "category", "context", "codes", "text")
 UNVERIFIED_PREFIX = "ecds_intent:"
+DETECTED = ("definite", "possible", "not")
 
 
 class CorpusError(ValueError):
@@ -178,6 +179,13 @@ class Outcome:
         return self.detection.is_candidate
 
     @property
+    def detected(self) -> str:
+        """Definite, possible (a candidate on suspicion only) or not."""
+        if not self.detection.is_candidate:
+            return "not"
+        return "possible" if self.detection.possible else "definite"
+
+    @property
     def correct(self) -> bool:
         return self.predicted == self.case.label.positive
 
@@ -234,11 +242,11 @@ class Evaluation:
         """Positives grouped by their labelled category; negatives under "-"."""
         return self.by(lambda o: o.case.category.value if o.case.category else "-")
 
-    def confusion(self) -> dict[Label, dict[bool, int]]:
-        """Labelled (assault, possible, not) by detected (candidate or not)."""
-        table = {label: {True: 0, False: 0} for label in Label}
+    def confusion(self) -> dict[Label, dict[str, int]]:
+        """Labelled (assault, possible, not) by detected (definite, possible, not)."""
+        table = {label: dict.fromkeys(DETECTED, 0) for label in Label}
         for outcome in self.outcomes:
-            table[outcome.case.label][outcome.predicted] += 1
+            table[outcome.case.label][outcome.detected] += 1
         return table
 
     def category_agreement(self) -> tuple[int, int]:
@@ -291,10 +299,12 @@ def render(evaluation: Evaluation, *, show_errors: bool = True) -> str:
         *(_score_line(k, v) for k, v in evaluation.by_category().items()),
         "by context:",
         *(_score_line(k, v) for k, v in evaluation.by_context().items()),
-        "confusion (labelled \\ detected):   candidate   not",
+        "confusion (labelled \\ detected):    definite  possible   not",
     ]
     for label, row in evaluation.confusion().items():
-        lines.append(f"  {label.value:<31} {row[True]:>9} {row[False]:>5}")
+        lines.append(
+            f"  {label.value:<31} {row['definite']:>9} {row['possible']:>9} {row['not']:>5}"
+        )
     same, hits = evaluation.category_agreement()
     lines.append(f"injury category agrees with the label on {same} of {hits} detected positives")
     unverified = evaluation.resting_on_unverified
