@@ -308,13 +308,13 @@ def _find_signals(attendance: Attendance, valueset: ValueSet) -> _Signals:
     for term, found in _scan(scanned, valueset.assault_terms, valueset):
         if found.counts:
             possible = found.possible or term.possible
+            suspected = found.cue or "the phrase itself"
             signals.assault.append(
                 _Signal(
                     f"text:{term.id}",
-                    f"free text mentions {term.label!r} "
-                    f"({_value(term.category)}, {_value(term.strength)}"
-                    + (f", possible: {found.cue}" if possible else "")
-                    + ")",
+                    (f"possible assault (suspected: {suspected}): " if possible else "")
+                    + f"free text mentions {term.label!r} "
+                    f"({_value(term.category)}, {_value(term.strength)})",
                     term.category,
                     term.strength,
                     possible,
