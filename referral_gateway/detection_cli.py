@@ -8,7 +8,8 @@ not read shows up as misses in that field's row.
 
 CORPUS is a corpus file or a folder of them (default: the project's eval/corpus, whose
 held_out.tsv is the part never used while changing rules). Each file is reported on its own.
-Exit code 0, or 1 with --min-precision / --min-recall when a file falls below them.
+Exit code 0; 1 with --min-precision / --min-recall when a file falls below them; 2 when a
+corpus file or the value-set version cannot be read.
 """
 
 from __future__ import annotations
