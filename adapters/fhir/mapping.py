@@ -12,7 +12,8 @@
     location              Encounter.location: physicalType bd/ro -> bay, others -> area
     codings               Encounter.reasonCode, encounter-diagnosis Conditions (or those
                           listed in Encounter.diagnosis), Observation code/value/components
-    free_text             reasonCode.text, Condition.code.text, Observation text values
+    free_text             reasonCode.text, Condition.code.text, Condition.note and
+                          Observation.note text, Observation text values
     patient               Patient: NHS number (https://fhir.nhs.uk/Id/nhs-number), other
                           identifiers as local ids, name, birthDate, address, phone;
                           Encounter.subject.identifier when the Patient never arrived
@@ -118,6 +119,7 @@ def attendance_event(
     for condition in record.conditions:
         if _counts_as_diagnosis(condition, diagnosis_ids):
             _concept(condition.get("code"), codings, free_text)
+            _notes(condition, free_text)
     for observation in record.observations:
         _observation(observation, codings, free_text)
     patient, sex = _patient(record.patient, enc.get("subject"), flags)
@@ -299,6 +301,7 @@ def _observation(observation: Json, codings: list[Coding], free_text: list[str])
         return
     _concept(observation.get("code"), codings, [])
     _value(observation, codings, free_text)
+    _notes(observation, free_text)
     for component in _list(observation.get("component")):
         _concept(component.get("code"), codings, [])
         _value(component, codings, free_text)
@@ -309,6 +312,14 @@ def _value(holder: Json, codings: list[Coding], free_text: list[str]) -> None:
         _concept(holder["valueCodeableConcept"], codings, free_text)
     if isinstance(holder.get("valueString"), str) and holder["valueString"].strip():
         free_text.append(holder["valueString"].strip())
+
+
+def _notes(resource: Json, free_text: list[str]) -> None:
+    """Annotation texts (Condition.note, Observation.note): triage notes often arrive here."""
+    for note in _list(resource.get("note")):
+        text = str(note.get("text") or "").strip()
+        if text:
+            free_text.append(text)
 
 
 def _concept(concept: Any, codings: list[Coding], free_text: list[str]) -> None:

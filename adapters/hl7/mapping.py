@@ -18,7 +18,8 @@ Where things come from:
     location        PV1-3: point of care -> area (else .9 description), room/bed -> bay
     arrival         PV1-44      discharge   PV1-45      occurred_at  EVN-2, else MSH-7
     codings         PV2-3, DG1-3, coded OBX values (injury intent, SNOMED/ICD-10/ECDS values)
-    free_text       uncoded PV2-3 / DG1 text, OBX chief complaint (LOINC 8661-1 etc.)
+    free_text       uncoded PV2-3 / DG1 text, OBX chief complaint (LOINC 8661-1 etc.),
+                    NTE-3 comments (triage notes sent as notes)
     merged_from     A40: MRG-1, MRG-2, MRG-3, MRG-5, MRG-6 identifiers
 
 The display text of a coded value stays with its Coding and is not copied into free_text, so
@@ -134,6 +135,9 @@ def to_attendance_event(msg: Er7Message, *, site: str | None = None) -> Attendan
             _add_text(dg1.text(4), free_text)  # DG1-4 description (deprecated, still sent)
     for obx in msg.segments("OBX"):
         _observation(obx, codings, free_text)
+    for nte in msg.segments("NTE"):
+        for repetition in nte.repetitions(3):
+            _add_text(repetition.text(), free_text)
 
     patient_class = (pv1.get(2) if pv1 is not None else "").strip().upper() or None
     evn_time = msg.get("EVN", 2)

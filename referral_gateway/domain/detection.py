@@ -33,6 +33,16 @@ displays of accidental codes read like assaults (ICD-10 W50 "...kicked... by ano
 person"). A negated phrase ("denies assault", "no evidence of assault") does not count;
 a suspected one ("?assault", "query assault", "alleged assault") does.
 
+Context (value sets from 2026.2, ConText-style cues in the value set's `text.context`): a
+phrase in the reach of an `experiencer` cue (someone else was hurt: "mum was assaulted"),
+a `historical` one ("PMH: stab wound 2022"), an `accidental`, `animal` or `sport` one
+("nail gun", "dog fight", "sparring") is set aside (reason kind "set_aside", naming the
+cue's kind); one in the reach of an `uncertain` cue ("?assault", "query NAI", "possible")
+still counts, as a *possible* signal. A candidate whose every counted signal is possible
+is a possible candidate (`Detection.possible`); any code or definite phrase makes it
+definite. The evaluation corpus (eval/, `referral-gateway detection evaluate`) measures
+what these rules get right.
+
 Self-harm is not assault. With a self-harm signal present, *implied* assault signals (a
 stab wound, a gunshot wound, "stabbed", "shot": mechanisms that may be self-inflicted) are
 discounted and the decision is "self_harm_only"; *explicit* assault signals (an assault
@@ -62,6 +72,9 @@ from referral_gateway.domain.valuesets import (
     ICD10,
     SNOMED,
     CodeMatch,
+    ContextCue,
+    ContextKind,
+    Direction,
     InjuryCategory,
     NegationRules,
     Strength,
@@ -103,7 +116,8 @@ class ReasonKind(enum.StrEnum):
     ASSAULT = "assault"  # an assault signal that counts
     DISCOUNTED = "discounted"  # an implied assault signal set aside because of self-harm
     SELF_HARM = "self_harm"  # a self-harm signal
-    NEGATED = "negated"  # a phrase that was found but negated or historical
+    NEGATED = "negated"  # a phrase that was found but negated
+    SET_ASIDE = "set_aside"  # a phrase about someone else, the past, an accident, animal, sport
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,7 @@ class Detection:
     injury_category: InjuryCategory | None
     age_at_arrival: int | None
     valueset_version: str
+    possible: bool = False  # a candidate on suspicion only ("?assault", "query NAI")
 
     def reasons_of(self, kind: ReasonKind) -> tuple[DetectionReason, ...]:
         return tuple(reason for reason in self.reasons if reason.kind is kind)
@@ -175,6 +190,7 @@ def detect(attendance: Attendance, rules: SiteRules, valueset: ValueSet) -> Dete
     ]
     reasons += [s.reason(ReasonKind.SELF_HARM) for s in signals.self_harm]
     reasons += [s.reason(ReasonKind.NEGATED) for s in signals.negated]
+    reasons += [s.reason(ReasonKind.SET_ASIDE) for s in signals.set_aside]
 
     return Detection(
         is_candidate=is_candidate,
@@ -183,6 +199,7 @@ def detect(attendance: Attendance, rules: SiteRules, valueset: ValueSet) -> Dete
         injury_category=most_specific(s.category for s in counted if s.category is not None),
         age_at_arrival=age,
         valueset_version=valueset.version,
+        possible=is_candidate and all(s.possible for s in counted),
     )
 
 
@@ -257,6 +274,7 @@ class _Signal:
     description: str
     category: InjuryCategory | None = None
     strength: Strength | None = None
+    possible: bool = False
 
     def reason(self, kind: ReasonKind, suffix: str = "") -> DetectionReason:
         return DetectionReason(self.rule, self.description + suffix, kind)
@@ -267,6 +285,7 @@ class _Signals:
     assault: list[_Signal] = field(default_factory=list)
     self_harm: list[_Signal] = field(default_factory=list)
     negated: list[_Signal] = field(default_factory=list)
+    set_aside: list[_Signal] = field(default_factory=list)
 
 
 _KNOWN_SYSTEMS = frozenset({SNOMED, ICD10, ECDS})
@@ -285,29 +304,31 @@ def _find_signals(attendance: Attendance, valueset: ValueSet) -> _Signals:
         if normalise_coding_system(coding.system) not in _KNOWN_SYSTEMS and coding.display:
             texts.append(coding.display)
 
-    scanned = [_ScannedText(text, valueset.negation) for text in texts]
-    found_assault = _scan(scanned, valueset.assault_terms, valueset.negation)
-    found_self_harm = _scan(scanned, valueset.self_harm_terms, valueset.negation)
-    for term, cue in found_assault:
-        if cue is None:
+    scanned = [_ScannedText(text, valueset) for text in texts]
+    for term, found in _scan(scanned, valueset.assault_terms, valueset):
+        if found.counts:
+            possible = found.possible or term.possible
+            suspected = found.cue or "the phrase itself"
             signals.assault.append(
                 _Signal(
                     f"text:{term.id}",
-                    f"free text mentions {term.label!r} "
+                    (f"possible assault (suspected: {suspected}): " if possible else "")
+                    + f"free text mentions {term.label!r} "
                     f"({_value(term.category)}, {_value(term.strength)})",
                     term.category,
                     term.strength,
+                    possible,
                 )
             )
         else:
-            signals.negated.append(_negated(term, cue))
-    for term, cue in found_self_harm:
-        if cue is None:
+            _set_aside(signals, term, found)
+    for term, found in _scan(scanned, valueset.self_harm_terms, valueset):
+        if found.counts:
             signals.self_harm.append(
                 _Signal(f"text:{term.id}", f"free text mentions {term.label!r} (self-harm)")
             )
         else:
-            signals.negated.append(_negated(term, cue))
+            _set_aside(signals, term, found)
     return signals
 
 
@@ -315,8 +336,30 @@ def _from_code(match: CodeMatch) -> _Signal:
     return _Signal(match.rule, match.description, match.category, match.strength)
 
 
-def _negated(term: TextTerm, cue: str) -> _Signal:
-    return _Signal(f"text:{term.id}", f"free text mentions {term.label!r} but negated ({cue})")
+def _set_aside(signals: _Signals, term: TextTerm, found: _Found) -> None:
+    rule = f"text:{term.id}"
+    if found.kind is None:
+        signals.negated.append(
+            _Signal(rule, f"free text mentions {term.label!r} but negated ({found.cue})")
+        )
+    else:
+        signals.set_aside.append(
+            _Signal(
+                rule,
+                f"free text mentions {term.label!r} but set aside: "
+                f"{_SET_ASIDE_WORDS[found.kind]} ({found.kind.value}: {found.cue})",
+            )
+        )
+
+
+_SET_ASIDE_WORDS = {
+    ContextKind.EXPERIENCER: "someone else was hurt",
+    ContextKind.HISTORICAL: "a past event",
+    ContextKind.ACCIDENTAL: "an accident",
+    ContextKind.ANIMAL: "an animal did it",
+    ContextKind.SPORT: "contact in sport",
+    ContextKind.UNCERTAIN: "uncertain",
+}
 
 
 def _value(member: enum.StrEnum | None) -> str:
@@ -324,14 +367,58 @@ def _value(member: enum.StrEnum | None) -> str:
 
 
 class _ScannedText:
-    """A text with its pseudo-negation spans and clause boundaries worked out once."""
+    """A text whose pseudo-negation spans, clause boundaries and context cues are found once,
+    when a phrase is first found in it: most texts hold no phrase and cost only the search."""
 
-    __slots__ = ("pseudo", "stops", "text")
+    __slots__ = ("_context_cues", "_pseudo", "_sentence_stops", "_stops", "text", "valueset")
 
-    def __init__(self, text: str, negation: NegationRules) -> None:
+    def __init__(self, text: str, valueset: ValueSet) -> None:
         self.text = text
-        self.pseudo = [m.span() for p in negation.pseudo for m in p.finditer(text)]
-        self.stops = [m.span() for m in negation.terminators.finditer(text)]
+        self.valueset = valueset
+        self._pseudo: list[tuple[int, int]] | None = None
+        self._stops: list[tuple[int, int]] | None = None
+        self._sentence_stops: list[tuple[int, int]] | None = None
+        self._context_cues: list[tuple[ContextCue, int, int]] | None = None
+
+    @property
+    def pseudo(self) -> list[tuple[int, int]]:
+        if self._pseudo is None:
+            negation = self.valueset.negation
+            self._pseudo = [m.span() for p in negation.pseudo for m in p.finditer(self.text)]
+        return self._pseudo
+
+    @property
+    def stops(self) -> list[tuple[int, int]]:
+        if self._stops is None:
+            terminators = self.valueset.negation.terminators
+            self._stops = [m.span() for m in terminators.finditer(self.text)]
+        return self._stops
+
+    @property
+    def sentence_stops(self) -> list[tuple[int, int]]:
+        if self._sentence_stops is None:
+            context = self.valueset.context
+            self._sentence_stops = (
+                [m.span() for m in context.sentence_terminators.finditer(self.text)]
+                if context is not None
+                else []
+            )
+        return self._sentence_stops
+
+    @property
+    def context_cues(self) -> list[tuple[ContextCue, int, int]]:
+        if self._context_cues is None:
+            self._context_cues = []
+            context = self.valueset.context
+            if context is not None:
+                text = self.text
+                pseudo = [(k, *m.span()) for k, p in context.pseudo for m in p.finditer(text)]
+                for cue in context.cues:
+                    for m in cue.pattern.finditer(text):
+                        s, e = m.span()
+                        if not any(k is cue.kind and ps <= s and e <= pe for k, ps, pe in pseudo):
+                            self._context_cues.append((cue, s, e))
+        return self._context_cues
 
     def clause(self, start: int, end: int) -> tuple[int, int]:
         """Where the clause holding text[start:end] begins and ends."""
@@ -347,15 +434,56 @@ class _ScannedText:
     def in_pseudo(self, span: tuple[int, int]) -> bool:
         return any(s <= span[0] and span[1] <= e for s, e in self.pseudo)
 
+    def context_of(self, start: int, end: int) -> tuple[ContextCue | None, ContextCue | None]:
+        """The first cue setting text[start:end] aside, and the first uncertain cue."""
+        aside: ContextCue | None = None
+        uncertain: ContextCue | None = None
+        for cue, cue_start, cue_end in self.context_cues:
+            if cue_end <= start and cue.direction is not Direction.AFTER:
+                gap = (cue_end, start)
+            elif cue_start >= end and cue.direction is not Direction.BEFORE:
+                gap = (end, cue_start)
+            else:
+                continue
+            if len(_WORD.findall(self.text, *gap)) > cue.window_words:
+                continue
+            stops = self.sentence_stops if cue.sentence_scope else self.stops
+            if any(gap[0] <= s and e <= gap[1] for s, e in stops):
+                continue
+            if cue.kind is ContextKind.UNCERTAIN:
+                uncertain = uncertain or cue
+            else:
+                aside = aside or cue
+        return aside, uncertain
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """How a term was found: counting (possibly only as a suspicion) or set aside."""
+
+    counts: bool
+    cue: str = ""
+    kind: ContextKind | None = None  # for set-aside phrases; None means negated
+    possible: bool = False
+
+    @property
+    def definite(self) -> bool:
+        return self.counts and not self.possible
+
+    def better_than(self, other: _Found | None) -> bool:
+        rank = {(True, False): 3, (True, True): 2}
+        return other is None or rank.get((self.counts, self.possible), 0) > rank.get(
+            (other.counts, other.possible), 0
+        )
+
 
 def _scan(
-    texts: list[_ScannedText], terms: tuple[TextTerm, ...], negation: NegationRules
-) -> list[tuple[TextTerm, str | None]]:
-    """Each term found, with None if some occurrence counts or else the negating cue id."""
-    found: list[tuple[TextTerm, str | None]] = []
+    texts: list[_ScannedText], terms: tuple[TextTerm, ...], valueset: ValueSet
+) -> list[tuple[TextTerm, _Found]]:
+    """Each term found, with its best occurrence: definite, then possible, then set aside."""
+    found: list[tuple[TextTerm, _Found]] = []
     for term in terms:
-        negated_by: str | None = None
-        counts = False
+        best: _Found | None = None
         for scanned in texts:
             matches = list(term.pattern.finditer(scanned.text))
             if not matches:
@@ -365,18 +493,28 @@ def _scan(
                 start, end = match.span()
                 if any(s <= start and end <= e for s, e in excluded):
                     continue
-                cue = _negating_cue(scanned, start, end, negation)
-                if cue is None:
-                    counts = True
+                here = _classify(scanned, start, end, valueset.negation)
+                if here.better_than(best):
+                    best = here
+                if here.definite:
                     break
-                negated_by = negated_by or cue
-            if counts:
+            if best is not None and best.definite:
                 break
-        if counts:
-            found.append((term, None))
-        elif negated_by is not None:
-            found.append((term, negated_by))
+        if best is not None:
+            found.append((term, best))
     return found
+
+
+def _classify(scanned: _ScannedText, start: int, end: int, negation: NegationRules) -> _Found:
+    cue = _negating_cue(scanned, start, end, negation)
+    if cue is not None:
+        return _Found(counts=False, cue=cue)
+    aside, uncertain = scanned.context_of(start, end)
+    if aside is not None:
+        return _Found(counts=False, cue=aside.id, kind=aside.kind)
+    if uncertain is not None:
+        return _Found(counts=True, cue=uncertain.id, possible=True)
+    return _Found(counts=True)
 
 
 _WORD = re.compile(r"\w+")

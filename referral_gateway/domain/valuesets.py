@@ -27,9 +27,24 @@ File layout (format 1)::
         "assault":   [{"id", "label", "pattern", "category", "strength", "exclude"?, "note"?}],
         "self_harm": [{"id", "label", "pattern", "exclude"?, "note"?}],
         "negation":  {"window_words", "before": [{"id", "pattern"}], "after": [{"id", "pattern"}],
-                      "pseudo": [pattern], "terminators": [pattern]}
+                      "pseudo": [pattern], "terminators": [pattern]},
+        "context":   {"window_words", "sentence_terminators": [pattern],
+                      "pseudo": [{"kind", "pattern"}],
+                      "cues": [{"id", "kind", "direction", "pattern", "scope"?,
+                                "window_words"?, "note"?}]}          # optional (2026.2 on)
       }
     }
+
+A term may say `"certainty": "possible"` when the phrase itself is a suspicion ("injuries not
+consistent with the history").
+
+Context (ConText-style, optional): a cue of kind `uncertain` makes a phrase a *possible*
+assault signal; cues of kind `experiencer` (someone else was hurt), `historical`,
+`accidental`, `animal` and `sport` set the phrase aside. A cue applies to a phrase when it lies
+`before` it, `after` it (or `both`), within the cue's window of words, and no terminator
+lies between the two: the negation terminators for `"scope": "clause"` (the default), only
+the `sentence_terminators` for `"scope": "sentence"`. A cue inside a context `pseudo` match
+of its kind is not a cue ("boyfriend hit her": a relative as the attacker, not the one hurt).
 
 `strength` is "explicit" when the signal says another person caused the injury (an
 assault code, "assaulted", "punched") and "implied" when it names a mechanism that is
@@ -237,6 +252,7 @@ class TextTerm:
     excludes: tuple[re.Pattern[str], ...] = ()
     category: InjuryCategory | None = None  # None for self-harm terms
     strength: Strength | None = None
+    possible: bool = False  # the phrase is itself a suspicion
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +277,38 @@ class NegationRules:
     terminators: re.Pattern[str]
 
 
+class ContextKind(enum.StrEnum):
+    UNCERTAIN = "uncertain"  # a suspicion: the signal counts as a possible assault
+    EXPERIENCER = "experiencer"  # someone else was hurt
+    HISTORICAL = "historical"  # an old event, not this attendance's
+    ACCIDENTAL = "accidental"
+    ANIMAL = "animal"
+    SPORT = "sport"
+
+
+class Direction(enum.StrEnum):
+    BEFORE = "before"  # the cue precedes the phrase
+    AFTER = "after"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextCue:
+    id: str
+    kind: ContextKind
+    direction: Direction
+    pattern: re.Pattern[str]
+    sentence_scope: bool  # only sentence terminators end its reach
+    window_words: int
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRules:
+    cues: tuple[ContextCue, ...]
+    pseudo: tuple[tuple[ContextKind, re.Pattern[str]], ...]  # cues of the kind inside are none
+    sentence_terminators: re.Pattern[str]
+
+
 @dataclass(frozen=True, slots=True)
 class CodeMatch:
     rule: str  # e.g. "snomed:425322008", "icd10:X99", "ecds_intent:52684005"
@@ -280,6 +328,7 @@ class ValueSet:
     assault_terms: tuple[TextTerm, ...]
     self_harm_terms: tuple[TextTerm, ...]
     negation: NegationRules
+    context: ContextRules | None = None  # None: negation only (value sets before 2026.2)
 
     def __repr__(self) -> str:
         return f"ValueSet(version={self.version!r})"
@@ -434,7 +483,7 @@ class _Reader:
             raise self.fail(
                 "version", f"{version!r} is not digits and dots with an optional +local-name"
             )
-        text = self.table(top["text"], "text", {"assault", "self_harm", "negation"}, set())
+        text = self.table(top["text"], "text", {"assault", "self_harm", "negation"}, {"context"})
         assault = self.code_lists(top["assault"], "assault", classified=True)
         if not (assault.snomed or assault.icd10 or assault.ecds_intent):
             raise self.fail("assault", "no assault codes at all")
@@ -448,6 +497,7 @@ class _Reader:
             assault_terms=self.terms(text["assault"], "text.assault", classified=True),
             self_harm_terms=self.terms(text["self_harm"], "text.self_harm", classified=False),
             negation=self.negation(text["negation"], "text.negation"),
+            context=self.context(text["context"], "text.context") if "context" in text else None,
         )
 
     def code_lists(self, value: Any, where: str, *, classified: bool) -> CodeLists:
@@ -532,8 +582,11 @@ class _Reader:
         seen: set[str] = set()
         for i, item in enumerate(self.items(value, where)):
             here = f"{where}[{i}]"
-            entry = self.table(item, here, required, {"exclude", "note"})
+            entry = self.table(item, here, required, {"exclude", "note", "certainty"})
             term_id = self.string(entry["id"], f"{here}.id")
+            certainty = entry.get("certainty", "definite")
+            if certainty not in ("definite", "possible"):
+                raise self.fail(f"{here}.certainty", "expected definite or possible")
             if not _TERM_ID.match(term_id):
                 raise self.fail(f"{here}.id", f"{term_id!r} must be lower-case letters, digits, _")
             if term_id in seen:
@@ -553,6 +606,7 @@ class _Reader:
                     ),
                     category=category,
                     strength=strength,
+                    possible=certainty == "possible",
                 )
             )
         return tuple(terms)
@@ -580,6 +634,69 @@ class _Reader:
             ),
             terminators=re.compile(
                 "|".join(f"(?:{p.pattern})" for p in terminators), re.IGNORECASE
+            ),
+        )
+
+    def patterns(self, value: Any, where: str) -> tuple[re.Pattern[str], ...]:
+        return tuple(self.regex(p, f"{where}[{i}]") for i, p in enumerate(self.items(value, where)))
+
+    def window(self, value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
+            raise self.fail(where, "expected a whole number from 0 to 20")
+        return value
+
+    def context(self, value: Any, where: str) -> ContextRules:
+        entry = self.table(
+            value, where, {"window_words", "sentence_terminators", "pseudo", "cues"}, set()
+        )
+        window = self.window(entry["window_words"], f"{where}.window_words")
+        stops = self.patterns(entry["sentence_terminators"], f"{where}.sentence_terminators")
+        if not stops:
+            raise self.fail(f"{where}.sentence_terminators", "at least one terminator is needed")
+        cues = []
+        seen: set[str] = set()
+        for i, item in enumerate(self.items(entry["cues"], f"{where}.cues")):
+            here = f"{where}.cues[{i}]"
+            cue = self.table(
+                item,
+                here,
+                {"id", "kind", "direction", "pattern"},
+                {"scope", "window_words", "note"},
+            )
+            cue_id = self.string(cue["id"], f"{here}.id")
+            if cue_id in seen:
+                raise self.fail(f"{here}.id", f"{cue_id!r} is listed twice")
+            seen.add(cue_id)
+            scope = cue.get("scope", "clause")
+            if scope not in ("clause", "sentence"):
+                raise self.fail(f"{here}.scope", "expected clause or sentence")
+            cues.append(
+                ContextCue(
+                    id=cue_id,
+                    kind=self.enum_value(ContextKind, cue["kind"], f"{here}.kind"),
+                    direction=self.enum_value(Direction, cue["direction"], f"{here}.direction"),
+                    pattern=self.regex(cue["pattern"], f"{here}.pattern"),
+                    sentence_scope=scope == "sentence",
+                    window_words=self.window(
+                        cue.get("window_words", window), f"{here}.window_words"
+                    ),
+                )
+            )
+        pseudo = []
+        for i, item in enumerate(self.items(entry["pseudo"], f"{where}.pseudo")):
+            here = f"{where}.pseudo[{i}]"
+            fake = self.table(item, here, {"kind", "pattern"}, {"note"})
+            pseudo.append(
+                (
+                    self.enum_value(ContextKind, fake["kind"], f"{here}.kind"),
+                    self.regex(fake["pattern"], f"{here}.pattern"),
+                )
+            )
+        return ContextRules(
+            cues=tuple(cues),
+            pseudo=tuple(pseudo),
+            sentence_terminators=re.compile(
+                "|".join(f"(?:{p.pattern})" for p in stops), re.IGNORECASE
             ),
         )
 

@@ -2,7 +2,7 @@
 
 Its own commands: serve, replay, reprocess, referrals, counts, errors, demo. The command
 modules beside it, each `add_parsers` + `commands` (`commands.py`), add tokens, report,
-report-push, hub, keys, audit and users. What the commands run is built through the
+report-push, hub, keys, audit, users and detection. What the commands run is built through the
 composition root, `referral_gateway.wiring`.
 """
 
@@ -28,6 +28,7 @@ from referral_gateway.config import ConfigError, Settings
 from referral_gateway.entrypoints import (
     account_commands,
     consent_commands,
+    detection_commands,
     report_commands,
     token_commands,
 )
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     consent_commands.add_parsers(sub, _settings_args)  # keys ..., audit verify
 
     account_commands.add_parsers(sub, _settings_args)
+    detection_commands.add_parsers(sub, _settings_args)  # detection evaluate
     return parser
 
 
@@ -339,6 +341,7 @@ _COMMANDS = {
     **report_commands.commands(_settings),
     **consent_commands.commands(_settings),
     **account_commands.commands(_settings),
+    **detection_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ Consent outcomes, identifiable details and the consent history go through
 audits every reveal and refusal. This module adds what casework owns: who the referral is
 assigned to (the policy's need-to-know), contact attempts, support, onward referrals, notes,
 closure, follow-up, and `escalate_untouched` (the plain function the scheduled escalation
-job in `referral_gateway.jobs` runs).
+job in `referral_gateway.entrypoints.jobs` runs).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Retention jobs: erase identifiable data when `consent.retention` says it is due.
 
-Plain functions with the clock passed in; `referral_gateway.jobs` runs them on a schedule,
-tests call them directly.
+Plain functions with the clock passed in; `referral_gateway.entrypoints.jobs` runs them on a
+schedule, tests call them directly.
 
 What is erased, and what survives:
 - `erase_identifiable`: for each referral whose identifiable data is due (declined, not

@@ -131,6 +131,15 @@ def test_bundled_value_set_holds_the_codes_seen_in_practice() -> None:
     assert valueset.self_harm_code("icd10", "X84") is not None
 
 
+def test_a_context_section_is_optional_and_read_when_given() -> None:
+    assert load_valueset(text_of()).context is None
+
+    with_context = load_valueset(text_of(_set(_context(), "text", "context")))
+
+    assert with_context.context is not None
+    assert [cue.id for cue in with_context.context.cues] == ["c"]
+
+
 def test_bundled_value_set_records_what_is_uncertain() -> None:
     valueset = bundled_valuesets().latest
 
@@ -161,6 +170,15 @@ def _set(value: Any, *path: str | int) -> Callable[[dict[str, Any]], None]:
         node[path[-1]] = value
 
     return change
+
+
+def _context(**cue: str) -> dict[str, Any]:
+    return {
+        "window_words": 4,
+        "sentence_terminators": ["[.;]"],
+        "pseudo": [],
+        "cues": [{"id": "c", "kind": "sport", "direction": "both", "pattern": "rugby", **cue}],
+    }
 
 
 @pytest.mark.parametrize(
@@ -222,6 +240,26 @@ def _set(value: Any, *path: str | int) -> Callable[[dict[str, Any]], None]:
         (_drop("text", "negation"), "text.negation: missing"),
         (_set("nope", "self_harm", "snomed", 0, "code"), "self_harm.snomed[0].code: 'nope'"),
         (_set([1, 2], "sources"), "sources[0]: expected a non-empty string"),
+        (
+            _set("maybe", "text", "assault", 0, "certainty"),
+            "text.assault[0].certainty: expected definite or possible",
+        ),
+        (
+            _set(_context(kind="family"), "text", "context"),
+            "text.context.cues[0].kind: 'family' is not one of",
+        ),
+        (
+            _set(_context(direction="forward"), "text", "context"),
+            "text.context.cues[0].direction: 'forward' is not one of",
+        ),
+        (
+            _set(_context(scope="paragraph"), "text", "context"),
+            "text.context.cues[0].scope: expected clause or sentence",
+        ),
+        (
+            _set(_context(pattern="(?:"), "text", "context"),
+            "text.context.cues[0].pattern: invalid regular expression",
+        ),
     ],
 )
 def test_bad_value_set_is_a_clear_error_naming_the_key(

@@ -165,3 +165,20 @@ def test_repr_of_an_event_from_fhir_names_no_person():
     event = event_of(EncounterRecord(b.encounter(), b.patient()))
     text = repr(event) + repr(event.patient)
     assert "Testwood" not in text and b.nhs_number(0) not in text
+
+
+def test_condition_and_observation_notes_reach_free_text_for_detection():
+    condition = b.condition(id="c1", code=(b.ICD10, "S01.8", "Open wound of head"))
+    condition["note"] = [{"text": "hit over the head with a bottle by another male"}]
+    observation = b.injury_intent(id="o1", value=b.ASSAULT)
+    observation["note"] = [{"text": "police informed"}]
+    record = EncounterRecord(
+        b.encounter(id="e1", reasons=(), reason_text=None),
+        b.patient(id="p1"),
+        conditions=[condition],
+        observations=[observation],
+    )
+    assert event_of(record).free_text == (
+        "hit over the head with a bottle by another male",
+        "police informed",
+    )

@@ -406,3 +406,10 @@ def test_event_repr_shows_no_patient_data() -> None:
     shown = repr(event_of(m.A01_CHIEF_COMPLAINT_AND_INTENT))
     for value in m.IDENTIFIABLE_VALUES:
         assert value not in shown
+
+
+def test_nte_comments_reach_free_text_for_detection() -> None:
+    text = m.with_segments(
+        m.A01_WITHOUT_VISIT_NUMBER, "NTE|1||Set upon by 3 males on way home~kicked to head"
+    )
+    assert event_of(text).free_text == ("Set upon by 3 males on way home", "kicked to head")

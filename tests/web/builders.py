@@ -164,6 +164,7 @@ class FakeEd:
         codes: tuple[str, ...] = ("425322008",),
         arrival: datetime | None = None,
         visit: str | None = None,
+        text: tuple[str, ...] = ("stabbed in left thigh",),
     ) -> str:
         """An assault attendance; returns the new referral's id."""
         p = patient or Patient()
@@ -186,7 +187,7 @@ class FakeEd:
             area=area,
             bay=bay,
             codes=list(codes),
-            text=["stabbed in left thigh"],
+            text=list(text),
         )
         result = self.pipeline.process_pending()
         assert len(result.new_referral_ids) == 1, result

@@ -55,6 +55,18 @@ def test_the_queue_shows_approach_cards_newest_first_and_no_name(web: Web, ash):
     assert "Madeup" not in page and "9990000026" not in page
 
 
+def test_the_queue_tells_a_possible_assault_from_a_definite_one(web: Web, ash):
+    suspected = web.ed.stab_wound(codes=(), text=("head lac, found in street ?assault",))
+    stated = web.ed.stab_wound(codes=(), text=("punched to face by unknown male",))
+    page = ash.get("/queue").text
+    cards = {
+        rid: page[page.index(rid) :][: page[page.index(rid) :].index("</article>")]
+        for rid in (suspected, stated)
+    }
+    assert "possible assault (suspected: question_mark)" in cards[suspected]
+    assert "possible" not in cards[stated].lower()
+
+
 def test_claiming_from_the_queue_puts_the_referral_in_my_name(web: Web, ash):
     rid = web.ed.stab_wound()
     reply = post(ash, f"/referrals/{rid}/claim")
