@@ -187,7 +187,9 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         port=settings.mllp_port,
         limits=MllpLimits(
             max_connections=settings.mllp_max_connections,
+            max_connections_per_address=settings.mllp_max_connections_per_address,
             idle_timeout_s=settings.mllp_idle_timeout,
+            frame_timeout_s=settings.mllp_frame_timeout,
             max_frame_bytes=settings.mllp_max_frame_bytes,
         ),
         ssl_context=tls,
