@@ -1,4 +1,5 @@
-"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, demo, users."""
+"""`referral-gateway`: serve, replay, reprocess, referrals, counts, errors, quarantine, demo,
+users."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -90,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
 
+    held = sub.add_parser(
+        "quarantine", help="HL7 messages held because their source is not one the site lists"
+    )
+    held_sub = held.add_subparsers(dest="quarantine_command", required=True)
+    held_list = held_sub.add_parser("list", help="list the held messages")
+    _settings_args(held_list)
+    held_list.add_argument("--json", action="store_true")
+    held_accept = held_sub.add_parser("accept", help="process held messages as if received")
+    _settings_args(held_accept)
+    which = held_accept.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, action="append", dest="ids", help="repeatable")
+    which.add_argument("--all", action="store_true", help="every held message")
+
     add_token_commands(sub, _settings_args)
 
     from referral_gateway.report_cli import add_report_commands
@@ -165,8 +178,7 @@ def _one_serve_per_data_dir(data_dir: Path) -> int | None:
 async def _serve(settings: Settings, *, demo: bool) -> None:
     import uvicorn
 
-    from adapters.hl7.channel import Hl7Intake
-    from adapters.hl7.mllp import MllpLimits, MllpServer
+    from adapters.hl7.wiring import build_hl7_intake, build_mllp_server
     from referral_gateway.bootstrap import build_gateway
     from referral_gateway.jobs import start_jobs
     from referral_gateway.services.report_wiring import build_reports
@@ -176,25 +188,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
-    tls = None
-    if settings.mllp_tls_cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
-    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
-    mllp = MllpServer(
-        hl7,
-        host=settings.mllp_host,
-        port=settings.mllp_port,
-        limits=MllpLimits(
-            max_connections=settings.mllp_max_connections,
-            max_connections_per_address=settings.mllp_max_connections_per_address,
-            idle_timeout_s=settings.mllp_idle_timeout,
-            frame_timeout_s=settings.mllp_frame_timeout,
-            max_frame_bytes=settings.mllp_max_frame_bytes,
-        ),
-        ssl_context=tls,
-        on_oversize=hl7.oversize_reply,
-    )
+    hl7 = build_hl7_intake(settings, gateway)
+    mllp = build_mllp_server(settings, hl7)
     await mllp.start()
     app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
     server = uvicorn.Server(
@@ -241,6 +236,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        await hl7.close()
         scheduler.shutdown(wait=False)
         gateway.stop()
 
@@ -331,6 +327,31 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from referral_gateway.bootstrap import build_gateway
+    from referral_gateway.storage.views import quarantine
+
+    gateway = build_gateway(_settings(args), create_keyring=False)
+    try:
+        if args.quarantine_command == "list":
+            rows = quarantine(gateway.engine)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for r in [] if args.json else rows:
+                print(
+                    f"#{r['id']} {r['received_at']} site {r['site']} {r['sender']} "
+                    f"{r['message_type']}: {r['why']}"
+                )
+            return 0
+        n = gateway.inbox.release_quarantined(ids=None if args.all else args.ids)
+        done = gateway.local_pipeline().drain()
+        left = len(quarantine(gateway.engine))
+    finally:
+        gateway.stop()
+    print(f"accepted {n} held message(s); processed {done}; {left} still held")
+    return 0
+
+
 def _cmd_tokens(args: argparse.Namespace) -> int:
     return run_tokens(args, _settings(args))
 
@@ -362,6 +383,7 @@ _COMMANDS = {
     "referrals": _cmd_referrals,
     "counts": _cmd_counts,
     "errors": _cmd_errors,
+    "quarantine": _cmd_quarantine,
     "tokens": _cmd_tokens,
     "demo": _cmd_demo,
     "users": _cmd_users,

@@ -33,6 +33,7 @@ class Settings:
     mllp_max_frame_bytes: int = 4 * 1024 * 1024
     mllp_tls_cert: str = ""
     mllp_tls_key: str = ""
+    mllp_tls_client_ca: str = ""  # PEM of the CA senders' client certificates must chain to
     keyring_file: str = ""  # empty: <data_dir>/keyring.json
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"
