@@ -113,6 +113,7 @@ class Hl7Intake:
         self._links: dict[tuple[str, int], ReturnLink] = {}
         self._pending_returns: set[asyncio.Task[None]] = set()
         self._told_no_route: set[str] = set()
+        self._told_refusals: set[tuple[str, str]] = set()
 
     def receive(self, data: bytes, peer: Peer | None = None) -> list[Received]:
         """Split a frame or file into messages and prepare each for storage. `peer` is the
@@ -139,11 +140,7 @@ class Hl7Intake:
             verdict = self.senders.identify(facility, peer)
             if verdict.action is Action.REJECT:
                 self.stats.rejected_senders += 1
-                log.warning(
-                    "HL7 message from %s refused: %s",
-                    peer.host if peer is not None else "a file",
-                    verdict.reason,
-                )
+                self._tell_refusal(peer.host if peer is not None else "a file", verdict.reason)
                 problem = AckError(
                     code=ErrorCode(verdict.error_code),
                     message=verdict.reason,
@@ -187,6 +184,18 @@ class Hl7Intake:
                 )
             )
         return received
+
+    def _tell_refusal(self, source: str, reason: str) -> None:
+        """Log a refused sender once per address and reason (a flood must not flood the
+        log); the rest are counted in `stats.rejected_senders`."""
+        if (source, reason) in self._told_refusals or len(self._told_refusals) >= 1000:
+            return
+        self._told_refusals.add((source, reason))
+        log.warning(
+            "HL7 message from %s refused: %s (logged once per address and reason)",
+            source,
+            reason,
+        )
 
     def _unreadable(
         self,

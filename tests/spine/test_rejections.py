@@ -177,3 +177,13 @@ def test_a_quarantined_message_is_held_until_an_administrator_accepts_it(tmp_pat
         assert quarantine(restarted.gateway.engine) == []
     finally:
         restarted.stop()
+
+
+def test_a_flood_from_an_unknown_sender_is_logged_once_and_counted(gateway, caplog):
+    message = er7(msh(control_id="CTRL-FLOOD", facility="Y" * 40), evn(), pid(), pv1(), STAB)
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        for _ in range(20):
+            assert msa(client.send(message))[0] == "AR"
+    told = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(told) == 1
+    assert gateway.hl7.stats.rejected_senders == 20
