@@ -27,10 +27,13 @@ class Settings:
     mllp_host: str = "127.0.0.1"
     mllp_port: int = 2575
     mllp_max_connections: int = 64
-    mllp_idle_timeout: float = 300.0
+    mllp_max_connections_per_address: int = 16  # one remote address's share of the slots
+    mllp_idle_timeout: float = 300.0  # seconds without a complete frame before closing
+    mllp_frame_timeout: float = 60.0  # seconds from a frame's start block to its end block
     mllp_max_frame_bytes: int = 4 * 1024 * 1024
     mllp_tls_cert: str = ""
     mllp_tls_key: str = ""
+    mllp_tls_client_ca: str = ""  # PEM of the CA senders' client certificates must chain to
     keyring_file: str = ""  # empty: <data_dir>/keyring.json
     config_file: str = ""  # site configuration (TOML)
     sqlite_synchronous: str = "FULL"

@@ -307,3 +307,19 @@ def ack_plan(header: MessageHeader | None, stored_ok: bool) -> AckPlan:
         send_now=send_now,
         application_ack=application_condition if stored_ok else "",
     )
+
+
+def rejection_code(header: MessageHeader | None) -> str | None:
+    """The code that rejects a message we cannot or will not take, or None where the sender
+    asked for no accept ACK.
+
+    Original mode (no MSH-15/16, or no readable header): AR, the application reject that
+    HL7 uses for a message refused on its header (unreadable, unusable, unknown sender).
+    Enhanced mode: CR, the commit reject, when MSH-15 is AL or ER (or empty: AL); none when
+    it is NE or SU (SU asks to hear of success only).
+    """
+    accept = header.accept_ack_type.strip() if header is not None else ""
+    application = header.application_ack_type.strip() if header is not None else ""
+    if not accept and not application:
+        return "AR"
+    return "CR" if _wanted(_condition(accept, default="AL"), ok=False) else None

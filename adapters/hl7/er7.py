@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -594,6 +594,37 @@ def read_header(text: str) -> MessageHeader:
     fields = line.split(separators.field)
     fields.insert(1, separators.field)
     return _header_from_fields(fields, separators)
+
+
+FACILITY_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}\Z")
+"""A sending facility (MSH-4.1) that may name a site: 1-32 letters, digits, '.', '_', '-'."""
+
+_READABLE_CONTROL_ID = re.compile(r"[\x20-\x7e]{1,199}\Z")
+
+
+def salvage_header(text: str) -> MessageHeader | None:
+    """What can still be read from an MSH that `read_header` refuses, to answer it properly.
+
+    When MSH-1 is a usable field separator but MSH-2 is not (``^~\\\\&`` is seen in real
+    feeds), the fields are cut on MSH-1 alone and read with the default encoding
+    characters, so a reject can echo MSH-10 and address the sender. The header returned keeps
+    the bad MSH-2, so `MessageHeader.separators` still refuses it (an ACK then uses the
+    defaults). MSH-10 is kept only when it is 1-199 printable ASCII characters. None when
+    there is no MSH or MSH-1 itself is unusable.
+    """
+    found = _MSH_START.search(text)
+    if found is None:
+        return None
+    line = _LINE_BREAK.split(text[found.start(1) :], maxsplit=1)[0].rstrip(_SEGMENT_END_JUNK)
+    if len(line) < 5 or line[3].isalnum() or line[3] in "\r\n ":
+        return None
+    field_separator = line[3]
+    fields = line.split(field_separator)
+    fields.insert(1, field_separator)
+    header = _header_from_fields(fields, replace(DEFAULT_SEPARATORS, field=field_separator))
+    if not _READABLE_CONTROL_ID.match(header.control_id):
+        header = replace(header, control_id="")
+    return header
 
 
 def _header_from_fields(fields: list[str], seps: Separators) -> MessageHeader:

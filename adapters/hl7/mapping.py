@@ -31,7 +31,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from adapters.hl7.er7 import Er7Message, Repetition, Segment, parse_date, parse_timestamp
+from adapters.hl7.er7 import (
+    FACILITY_CODE,
+    Er7Message,
+    Repetition,
+    Segment,
+    parse_date,
+    parse_timestamp,
+)
 from adapters.hl7.errors import UnmappableMessage
 from referral_gateway.domain.attendance import (
     AttendanceEvent,
@@ -95,6 +102,12 @@ def to_attendance_event(msg: Er7Message, *, site: str | None = None) -> Attendan
     if not site:
         raise UnmappableMessage(
             "MSH-4 sending facility is empty and no site is configured", segment="MSH", field=4
+        )
+    if not FACILITY_CODE.match(site):
+        raise UnmappableMessage(
+            "MSH-4 sending facility is not a facility code (1-32 letters, digits, '.', '_', '-')",
+            segment="MSH",
+            field=4,
         )
 
     flags: list[str] = []

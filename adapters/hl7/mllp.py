@@ -22,6 +22,17 @@ Framing (MLLP release 1/2 block format, read tolerantly):
 * The handler gets every complete frame, an empty one included, as the bytes between the
   block markers, unmodified.
 
+Time limits, so that no client can hold a slot by sending slowly:
+
+* ``frame_timeout_s``: a frame must end within this long of its start block. A frame still
+  open at its deadline is dropped, never answered, and the connection is closed.
+* ``idle_timeout_s``: a connection that completes no frame for this long is closed. Only a
+  complete frame restarts this clock: bytes outside frames (keep-alive junk, a drip of
+  newlines) never do, so trailing bytes cannot keep a connection open.
+* ``max_connections_per_address``: one remote address may hold at most this many of the
+  ``max_connections`` slots, so a misbehaving (or hostile) client cannot crowd out the
+  real feed arriving from another address.
+
 Connections are persistent and carry many frames. Frames on one connection are handled strictly
 in order: frame i's handler runs, its replies are written and drained, and only then does frame
 i+1's handler run, so a sender's ordering holds. Different connections run concurrently.
@@ -64,6 +75,9 @@ class Peer:
     host: str
     port: int
     tls: bool
+    certificate_subject: str = ""
+    """The TLS client certificate's subject as ``CN=...,O=...`` (RFC 4514 short names, in
+    the certificate's order); empty without TLS or when no client certificate was verified."""
 
 
 class FrameHandler(Protocol):
@@ -78,12 +92,18 @@ class MllpLimits:
     idle_timeout_s: float = 300.0
     max_frame_bytes: int = 4 * 1024 * 1024
     read_chunk: int = 65536
+    frame_timeout_s: float = 60.0
+    max_connections_per_address: int = 16
 
     def __post_init__(self) -> None:
         if self.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        if self.max_connections_per_address < 1:
+            raise ValueError("max_connections_per_address must be at least 1")
         if not self.idle_timeout_s > 0:
             raise ValueError("idle_timeout_s must be positive")
+        if not self.frame_timeout_s > 0:
+            raise ValueError("frame_timeout_s must be positive")
         if self.max_frame_bytes < 1:
             raise ValueError("max_frame_bytes must be at least 1")
         if self.read_chunk < 1:
@@ -102,6 +122,7 @@ class MllpStats:
     oversize_frames: int = 0
     handler_failures: int = 0
     idle_timeouts: int = 0
+    frame_timeouts: int = 0
 
 
 # --- framing ---------------------------------------------------------------------------------
@@ -145,6 +166,13 @@ class MllpFrameDecoder:
         """Non-whitespace bytes seen outside frames."""
         self.abandoned_frames = 0
         """Frames cut short by a new start block."""
+        self.frames_begun = 0
+        """Start blocks seen (a frame's start time is taken when this count moves)."""
+
+    @property
+    def in_frame(self) -> bool:
+        """A start block has been seen and its frame has not ended yet."""
+        return self._state != _OUTSIDE
 
     @property
     def pending_bytes(self) -> int:
@@ -189,6 +217,7 @@ class MllpFrameDecoder:
         return events
 
     def _begin_frame(self) -> None:
+        self.frames_begun += 1
         self._state = _INSIDE
         self._buffer = bytearray()
         self._size = 0
@@ -237,6 +266,7 @@ class _Counters:
     oversize_frames: int = 0
     handler_failures: int = 0
     idle_timeouts: int = 0
+    frame_timeouts: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -302,19 +332,22 @@ class MllpServer:
             self._requested_port,
             ssl=self._ssl_context,
             ssl_handshake_timeout=(
-                self._limits.idle_timeout_s if self._ssl_context is not None else None
+                self._limits.frame_timeout_s if self._ssl_context is not None else None
             ),
             limit=max(self._limits.read_chunk, 2**16),
         )
         self._bound_port = int(self._server.sockets[0].getsockname()[1])
         self._log.info(
-            "MLLP listening on %s:%d (tls=%s, max_connections=%d, idle_timeout_s=%g, "
+            "MLLP listening on %s:%d (tls=%s, max_connections=%d, "
+            "max_connections_per_address=%d, idle_timeout_s=%g, frame_timeout_s=%g, "
             "max_frame_bytes=%d)",
             self._host,
             self.port,
             self._ssl_context is not None,
             self._limits.max_connections,
+            self._limits.max_connections_per_address,
             self._limits.idle_timeout_s,
+            self._limits.frame_timeout_s,
             self._limits.max_frame_bytes,
         )
 
@@ -337,6 +370,7 @@ class MllpServer:
             oversize_frames=c.oversize_frames,
             handler_failures=c.handler_failures,
             idle_timeouts=c.idle_timeouts,
+            frame_timeouts=c.frame_timeouts,
         )
 
     async def stop(self, *, timeout: float | None = None) -> None:
@@ -388,9 +422,24 @@ class MllpServer:
     def _peer_of(self, writer: asyncio.StreamWriter) -> Peer:
         address = writer.get_extra_info("peername")
         tls = self._ssl_context is not None
+        subject = certificate_subject(writer.get_extra_info("peercert")) if tls else ""
         if isinstance(address, tuple) and len(address) >= 2:
-            return Peer(host=str(address[0]), port=int(address[1]), tls=tls)
-        return Peer(host="", port=0, tls=tls)
+            return Peer(
+                host=str(address[0]), port=int(address[1]), tls=tls, certificate_subject=subject
+            )
+        return Peer(host="", port=0, tls=tls, certificate_subject=subject)
+
+    def _refusal(self, peer: Peer) -> str | None:
+        """Why a new connection from `peer` is refused (a log phrase), or None to accept it."""
+        if len(self._connections) >= self._limits.max_connections:
+            return f"max_connections={self._limits.max_connections} reached"
+        same = sum(1 for c in self._connections if c.peer.host == peer.host)
+        if same >= self._limits.max_connections_per_address:
+            return (
+                f"max_connections_per_address={self._limits.max_connections_per_address} "
+                "reached for its address"
+            )
+        return None
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -399,13 +448,11 @@ class MllpServer:
         if self._stopping:
             await _close_quietly(writer)
             return
-        if len(self._connections) >= self._limits.max_connections:
+        refusal = self._refusal(peer)
+        if refusal is not None:
             self._counters.refused_connections += 1
             self._log.warning(
-                "MLLP connection from %s:%d refused: max_connections=%d reached",
-                peer.host,
-                peer.port,
-                self._limits.max_connections,
+                "MLLP connection from %s:%d refused: %s", peer.host, peer.port, refusal
             )
             await _close_quietly(writer)
             return
@@ -455,19 +502,37 @@ class MllpServer:
         writer: asyncio.StreamWriter,
     ) -> None:
         peer = conn.peer
+        loop = asyncio.get_running_loop()
+        limits = self._limits
+        idle_deadline = loop.time() + limits.idle_timeout_s  # moved on by complete frames only
+        frame_deadline = 0.0  # meaningful while the decoder is inside a frame
+        frames_begun = decoder.frames_begun
         while not self._stopping:
+            in_frame = decoder.in_frame
+            deadline = min(idle_deadline, frame_deadline) if in_frame else idle_deadline
             conn.reading = True
             try:
-                async with asyncio.timeout(self._limits.idle_timeout_s):
-                    data = await reader.read(self._limits.read_chunk)
+                async with asyncio.timeout_at(deadline):
+                    data = await reader.read(limits.read_chunk)
             except TimeoutError:
-                self._counters.idle_timeouts += 1
-                self._log.info(
-                    "MLLP connection from %s:%d idle for %gs; closing",
-                    peer.host,
-                    peer.port,
-                    self._limits.idle_timeout_s,
-                )
+                if in_frame and frame_deadline <= idle_deadline:
+                    self._counters.frame_timeouts += 1
+                    self._log.warning(
+                        "MLLP connection from %s:%d did not finish a frame within %gs; "
+                        "%d byte(s) dropped, closing",
+                        peer.host,
+                        peer.port,
+                        limits.frame_timeout_s,
+                        decoder.pending_bytes,
+                    )
+                else:
+                    self._counters.idle_timeouts += 1
+                    self._log.info(
+                        "MLLP connection from %s:%d completed no frame for %gs; closing",
+                        peer.host,
+                        peer.port,
+                        limits.idle_timeout_s,
+                    )
                 return
             except OSError as exc:
                 self._log.info(
@@ -488,11 +553,19 @@ class MllpServer:
                         decoder.pending_bytes,
                     )
                 return
-            for event in decoder.feed(data):
+            events = decoder.feed(data)
+            for event in events:
                 if not await self._answer(event, conn, writer):
                     return
                 if self._stopping:
                     return
+            # the clocks start after this chunk's frames were answered: a slow handler never
+            # eats into the sender's time
+            if events:
+                idle_deadline = loop.time() + limits.idle_timeout_s
+            if decoder.frames_begun != frames_begun:
+                frames_begun = decoder.frames_begun
+                frame_deadline = loop.time() + limits.frame_timeout_s
 
     async def _answer(
         self, event: FrameEvent, conn: _Connection, writer: asyncio.StreamWriter
@@ -551,7 +624,7 @@ class MllpServer:
             return True
         try:
             writer.write(b"".join(wire))
-            async with asyncio.timeout(self._limits.idle_timeout_s):
+            async with asyncio.timeout(self._limits.frame_timeout_s):
                 await writer.drain()
         except (TimeoutError, OSError) as exc:
             self._log.info(
@@ -578,6 +651,29 @@ class MllpServer:
                 return None
             wire.append(frame(bytes(reply)))
         return wire
+
+
+_SUBJECT_NAMES = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+    "domainComponent": "DC",
+}
+
+
+def certificate_subject(peercert: object) -> str:
+    """A verified peer certificate's subject (``ssl`` `getpeercert()` form) as
+    ``CN=...,O=...``; "" when there is none."""
+    if not isinstance(peercert, dict):
+        return ""
+    parts = []
+    for rdn in peercert.get("subject", ()):
+        for name, value in rdn:
+            parts.append(f"{_SUBJECT_NAMES.get(name, name)}={value}")
+    return ",".join(parts)
 
 
 async def _close_quietly(writer: asyncio.StreamWriter) -> None:

@@ -94,8 +94,8 @@ class SiteDirectory:
 
 
 _SITE_KEYS = frozenset(
-    {"name", "min_age", "max_age", "valueset_version", "assume_emergency_when_unknown"}
-)
+    {"name", "min_age", "max_age", "valueset_version", "assume_emergency_when_unknown", "mllp"}
+)  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders
 
 
 def parse_site_config(

@@ -1,7 +1,7 @@
 """`referral-gateway` (or `python -m referral_gateway.entrypoints.cli`).
 
-Its own commands: serve, replay, reprocess, referrals, counts, errors, demo. The command
-modules beside it, each `add_parsers` + `commands` (`commands.py`), add tokens, report,
+Its own commands: serve, replay, reprocess, referrals, counts, errors, quarantine, demo. The
+command modules beside it, each `add_parsers` + `commands` (`commands.py`), add tokens, report,
 report-push, hub, keys, audit, users and detection. What the commands run is built through the
 composition root, `referral_gateway.wiring`.
 """
@@ -100,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(errors)
     errors.add_argument("--json", action="store_true")
 
+    held = sub.add_parser(
+        "quarantine", help="HL7 messages held because their source is not one the site lists"
+    )
+    held_sub = held.add_subparsers(dest="quarantine_command", required=True)
+    held_list = held_sub.add_parser("list", help="list the held messages")
+    _settings_args(held_list)
+    held_list.add_argument("--json", action="store_true")
+    held_accept = held_sub.add_parser("accept", help="process held messages as if received")
+    _settings_args(held_accept)
+    which = held_accept.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, action="append", dest="ids", help="repeatable")
+    which.add_argument("--all", action="store_true", help="every held message")
+
     token_commands.add_parsers(sub, _settings_args)
     report_commands.add_parsers(sub, _settings_args)
 
@@ -174,7 +187,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from referral_gateway.entrypoints.jobs import start_jobs
     from referral_gateway.entrypoints.pipeline_process import PipelineProcess
     from referral_gateway.wiring.gateway import build_gateway
-    from referral_gateway.wiring.mllp import build_mllp_server
+    from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
     from referral_gateway.wiring.reports import build_reports
     from referral_gateway.wiring.web import build_app
 
@@ -183,7 +196,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
-    mllp = build_mllp_server(settings, gateway)
+    hl7 = build_hl7_intake(settings, gateway)
+    mllp = build_mllp_server(settings, hl7)
     await mllp.start()
     app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
     server = uvicorn.Server(
@@ -230,6 +244,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         for t in tasks[1:]:
             t.cancel()
         await mllp.stop()
+        await hl7.close()
         scheduler.shutdown(wait=False)
         gateway.stop()
 
@@ -320,6 +335,31 @@ def _cmd_errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    from referral_gateway.storage.views import quarantine
+    from referral_gateway.wiring.gateway import build_gateway
+
+    gateway = build_gateway(_settings(args), create_keyring=False)
+    try:
+        if args.quarantine_command == "list":
+            rows = quarantine(gateway.engine)
+            if args.json:
+                print(json.dumps(rows, indent=2))
+            for r in [] if args.json else rows:
+                print(
+                    f"#{r['id']} {r['received_at']} site {r['site']} {r['sender']} "
+                    f"{r['message_type']}: {r['why']}"
+                )
+            return 0
+        n = gateway.inbox.release_quarantined(ids=None if args.all else args.ids)
+        done = gateway.local_pipeline().drain()
+        left = len(quarantine(gateway.engine))
+    finally:
+        gateway.stop()
+    print(f"accepted {n} held message(s); processed {done}; {left} still held")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from adapters.hl7.demo import run_demo_feed
 
@@ -335,6 +375,7 @@ _COMMANDS = {
     "referrals": _cmd_referrals,
     "counts": _cmd_counts,
     "errors": _cmd_errors,
+    "quarantine": _cmd_quarantine,
     "demo": _cmd_demo,
     # the command modules, each `add_parsers` + `commands` (see entrypoints/commands.py)
     **token_commands.commands(_settings),

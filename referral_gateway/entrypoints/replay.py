@@ -8,10 +8,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from adapters.hl7.channel import Hl7Intake
 from referral_gateway.config import Settings
 from referral_gateway.storage.inbox import Stored
 from referral_gateway.wiring.gateway import build_gateway
+from referral_gateway.wiring.mllp import build_hl7_intake
 
 
 def replay_files(
@@ -20,9 +20,10 @@ def replay_files(
     gateway = build_gateway(settings)
     gateway.intake.start()
     try:
-        intake = Hl7Intake(gateway.intake, gateway.clock)
+        intake = build_hl7_intake(settings, gateway)
         received = [item for f in files for item in intake.receive(f.read_bytes())]
-        futures = [gateway.intake.submit(item.arrival) for item in received]
+        arrivals = [item.arrival for item in received if item.arrival is not None]
+        futures = [gateway.intake.submit(arrival) for arrival in arrivals]
         stored: list[Stored] = []
         for fut in tqdm(futures, desc="storing", unit="msg", disable=not progress):
             stored.append(fut.result())
@@ -42,6 +43,7 @@ def replay_files(
         gateway.stop()
     return {
         "messages": len(received),
+        "refused": len(received) - len(arrivals),  # MSH-4 not a configured sender
         "duplicates": len(stored) - new,
         "processed": processed,
         "candidates": candidates,

@@ -34,7 +34,9 @@ class Arrival:
     payload: bytes
     received_at: datetime
     state: str = "pending"  # "error" for what could not even be read; "filtered" for what
-    # needs no processing of its own (a FHIR resource evaluated with its Encounter)
+    # needs no processing of its own (a FHIR resource evaluated with its Encounter);
+    # "quarantined" for what came from a source its site does not list (held, not processed,
+    # until an administrator releases it)
     error_stage: str | None = None
     error_detail: str | None = None
 
@@ -117,6 +119,16 @@ class InboxStore:
             n = conn.execute(
                 stmt.values(state="pending", error_stage=None, error_detail=None)
             ).rowcount
+        return int(n or 0)
+
+    def release_quarantined(self, *, ids: Sequence[int] | None = None) -> int:
+        """Let messages held in quarantine (an unknown source for a known facility) be
+        processed: back in the queue. `ids` None releases them all. Returns how many."""
+        stmt = update(INBOX).where(INBOX.c.state == "quarantined")
+        if ids is not None:
+            stmt = stmt.where(INBOX.c.id.in_(list(ids)))
+        with write_gate(self.engine), self.engine.begin() as conn:
+            n = conn.execute(stmt.values(state="pending", error_detail=None)).rowcount
         return int(n or 0)
 
 

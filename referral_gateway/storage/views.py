@@ -34,6 +34,37 @@ def feed_counts(engine: Engine, *, since: date | None = None) -> list[dict[str, 
     return list(rows.values())
 
 
+def quarantine(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Messages held because they came from a source their site does not list."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                INBOX.c.id,
+                INBOX.c.channel,
+                INBOX.c.sender,
+                INBOX.c.site,
+                INBOX.c.message_type,
+                INBOX.c.received_at,
+                INBOX.c.error_detail,
+            )
+            .where(INBOX.c.state == "quarantined")
+            .order_by(INBOX.c.id)
+            .limit(limit)
+        ).all()
+    return [
+        {
+            "id": r.id,
+            "channel": r.channel,
+            "sender": r.sender,
+            "site": r.site,
+            "message_type": r.message_type,
+            "received_at": r.received_at.isoformat(),
+            "why": r.error_detail,
+        }
+        for r in rows
+    ]
+
+
 def error_store(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(

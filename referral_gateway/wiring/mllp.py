@@ -1,33 +1,84 @@
-"""The MLLP listener, built from settings on a built gateway: TLS when `RG_MLLP_TLS_CERT` is
-set, the connection limits, and the HL7 intake on the gateway's group-commit writer, with
-the processing watch for application ACKs. `serve` starts and stops it."""
+"""Where the HL7 v2 side is built from the settings: the senders, the intake (on the gateway's
+group-commit writer, with the processing watch for application ACKs), the listener and its TLS.
+
+`serve`, `replay` and the tests that run a whole gateway all build it here, so the sender
+checks and the listener's limits are the same everywhere.
+"""
 
 from __future__ import annotations
 
 import ssl
+import tomllib
+from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
 from adapters.hl7.mllp import MllpLimits, MllpServer
-from referral_gateway.config import Settings
+from adapters.hl7.senders import SenderConfigError, SenderDirectory, parse_senders
+from referral_gateway.config import ConfigError, Settings
 from referral_gateway.wiring.gateway import Gateway
 
 
-def build_mllp_server(settings: Settings, gateway: Gateway) -> MllpServer:
-    tls = None
-    if settings.mllp_tls_cert:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
-    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
-    mllp = MllpServer(
+def load_senders(config_file: str | Path | None) -> SenderDirectory:
+    """The `[sites.*.mllp]` tables of the site configuration file (none without a file)."""
+    if not config_file:
+        return SenderDirectory()
+    try:
+        data = tomllib.loads(Path(config_file).read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return SenderDirectory()  # the site configuration's own loader reports it
+    try:
+        return parse_senders(data)
+    except SenderConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def build_hl7_intake(settings: Settings, gateway: Gateway) -> Hl7Intake:
+    return Hl7Intake(
+        gateway.intake,
+        gateway.clock,
+        watch=gateway.watch,
+        senders=load_senders(settings.config_file),
+    )
+
+
+def mllp_limits(settings: Settings) -> MllpLimits:
+    return MllpLimits(
+        max_connections=settings.mllp_max_connections,
+        max_connections_per_address=settings.mllp_max_connections_per_address,
+        idle_timeout_s=settings.mllp_idle_timeout,
+        frame_timeout_s=settings.mllp_frame_timeout,
+        max_frame_bytes=settings.mllp_max_frame_bytes,
+    )
+
+
+def mllp_tls(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the MLLP port when a certificate is set; with `RG_MLLP_TLS_CLIENT_CA`,
+    senders must present a client certificate signed by it (its subject can then name
+    the sender: `tls_subjects`)."""
+    if not settings.mllp_tls_cert:
+        return None
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(settings.mllp_tls_cert, settings.mllp_tls_key or None)
+    if settings.mllp_tls_client_ca:
+        tls.load_verify_locations(settings.mllp_tls_client_ca)
+        tls.verify_mode = ssl.CERT_REQUIRED
+    return tls
+
+
+def build_mllp_server(
+    settings: Settings,
+    hl7: Hl7Intake,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    limits: MllpLimits | None = None,
+) -> MllpServer:
+    """The listener `serve` runs; tests may move it (`host`, `port`) or tighten `limits`."""
+    return MllpServer(
         hl7,
-        host=settings.mllp_host,
-        port=settings.mllp_port,
-        limits=MllpLimits(
-            max_connections=settings.mllp_max_connections,
-            idle_timeout_s=settings.mllp_idle_timeout,
-            max_frame_bytes=settings.mllp_max_frame_bytes,
-        ),
-        ssl_context=tls,
+        host=settings.mllp_host if host is None else host,
+        port=settings.mllp_port if port is None else port,
+        limits=mllp_limits(settings) if limits is None else limits,
+        ssl_context=mllp_tls(settings),
         on_oversize=hl7.oversize_reply,
     )
-    return mllp

@@ -19,8 +19,9 @@ from adapters.hl7.ack import (
     ack_plan,
     build_ack,
     frame,
+    rejection_code,
 )
-from adapters.hl7.er7 import MessageHeader, read_header
+from adapters.hl7.er7 import MessageHeader, read_header, salvage_header
 from adapters.hl7.errors import UnmappableMessage, UnreadableMessage
 from tests.hl7 import messages as m
 
@@ -278,3 +279,47 @@ def test_planned_codes_build_acks_that_parse() -> None:
     assert plan.send_now is not None
     ack = build_ack(header, plan.send_now, now=NOW, control_id="ACK0008")
     assert strict(ack).msa.msa_1.to_er7() == "CA"
+
+
+@pytest.mark.parametrize(
+    ("accept", "application", "code"),
+    [
+        ("", "", "AR"),  # original mode: the application reject
+        ("AL", "", "CR"),
+        ("AL", "AL", "CR"),
+        ("ER", "AL", "CR"),  # accept ACK on error: a reject is one
+        ("", "AL", "CR"),  # enhanced, MSH-15 empty taken as AL
+        ("NE", "AL", None),  # no accept ACK at all
+        ("SU", "NE", None),  # accept ACK on success only
+    ],
+)
+def test_a_refused_message_is_answered_by_its_acknowledgement_mode(accept, application, code):
+    header = read_header(m.adt(accept_ack=accept, application_ack=application))
+    assert rejection_code(header) == code
+
+
+def test_a_message_without_a_readable_header_is_refused_with_ar():
+    assert rejection_code(None) == "AR"
+
+
+def test_a_salvaged_header_lets_the_reject_echo_the_control_id_with_default_separators():
+    text = m.adt(control_id="CTRL-SALVAGE").replace("MSH|^~\\&|", "MSH|^~\\\\&|", 1)
+    with pytest.raises(UnreadableMessage):
+        read_header(text)
+    header = salvage_header(text)
+    assert header is not None
+    ack = build_ack(header, "AR", now=NOW, control_id="X", error=None)
+    msh_line, msa_line = ack.split("\r")[:2]
+    assert msh_line.startswith("MSH|^~\\&|GATEWAY|TMRG|EDIS|")
+    assert msa_line == "MSA|AR|CTRL-SALVAGE"
+
+
+@pytest.mark.parametrize("text", ["MSH", "MSHA^~\\&|x", "PID|1||9990000018", "MSH |^~"])
+def test_nothing_is_salvaged_without_a_usable_field_separator(text):
+    assert salvage_header(text) is None
+
+
+def test_an_unprintable_or_huge_control_id_is_not_echoed():
+    base = m.adt().replace("MSH|^~\\&|", "MSH|^~\\\\&|", 1)
+    huge = salvage_header(base.replace("|MSG00001|", "|" + "9" * 500 + "|", 1))
+    assert huge is not None and huge.control_id == ""

@@ -90,3 +90,57 @@ def test_plain_text_sender_gets_nothing_from_a_tls_listener(running_server, cert
 
     assert b"MSA" not in rest
     assert handler.frames == []
+
+
+def self_signed(folder: Path, common_name: str, organisation: str) -> tuple[Path, Path]:
+    """A self-signed client certificate (and key) as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+        ]
+    )
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{common_name}.pem", folder / f"{common_name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_a_verified_client_certificate_names_the_peer_by_its_subject(
+    running_server, certificate, tmp_path
+):
+    client_cert, client_key = self_signed(tmp_path, "edis.rxx01.test", "Example Trust")
+    context = server_context(*certificate)
+    context.load_verify_locations(client_cert)
+    context.verify_mode = ssl.CERT_REQUIRED
+    handler = AcceptingHandler()
+    server = running_server(handler, ssl_context=context)
+    client_context = ssl.create_default_context(cafile=str(certificate[0]))
+    client_context.load_cert_chain(client_cert, client_key)
+
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=3) as raw,
+        client_context.wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
+        sock.sendall(framed(adt_a04("CERT1")))
+        assert read_replies(sock, 1) == [ack(adt_a04("CERT1"))]
+
+    assert handler.peers[0].certificate_subject == "CN=edis.rxx01.test,O=Example Trust"

@@ -15,6 +15,7 @@ from adapters.hl7.mllp import MllpLimits, MllpServer
 from referral_gateway.config import Settings
 from referral_gateway.entrypoints.pipeline_process import PipelineProcess
 from referral_gateway.wiring.gateway import Gateway, build_gateway
+from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
 
 
 @dataclass
@@ -24,9 +25,11 @@ class RunningGateway:
     loop: asyncio.AbstractEventLoop
     server: MllpServer
     thread: threading.Thread
+    hl7: Hl7Intake
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
+        asyncio.run_coroutine_threadsafe(self.hl7.close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.gateway.stop()
@@ -48,15 +51,13 @@ def start_gateway(
     pipeline_process: bool = False,
     **settings: object,
 ) -> RunningGateway:
+    config = Settings(data_dir=data_dir, database_url=database_url, **settings)  # type: ignore[arg-type]
     gateway = build_gateway(
-        Settings(data_dir=data_dir, database_url=database_url, **settings),  # type: ignore[arg-type]
-        pipeline_process=PipelineProcess if pipeline_process else None,
+        config, pipeline_process=PipelineProcess if pipeline_process else None
     ).start()
     loop = asyncio.new_event_loop()
-    hl7 = Hl7Intake(gateway.intake, gateway.clock, watch=gateway.watch)
-    server = MllpServer(
-        hl7, host="127.0.0.1", port=0, limits=limits, on_oversize=hl7.oversize_reply
-    )
+    hl7 = build_hl7_intake(config, gateway)
+    server = build_mllp_server(config, hl7, host="127.0.0.1", port=0, limits=limits)
     ready = threading.Event()
 
     def run() -> None:
@@ -68,7 +69,7 @@ def start_gateway(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     ready.wait(10)
-    return RunningGateway(gateway, server.port, loop, server, thread)
+    return RunningGateway(gateway, server.port, loop, server, thread, hl7)
 
 
 def frame(message: str) -> bytes:
@@ -82,3 +83,19 @@ def msa(ack: str) -> tuple[str, str]:
             fields = segment.split("|")
             return fields[1], fields[2] if len(fields) > 2 else ""
     raise AssertionError("no MSA segment in the ACK")
+
+
+def sender_site_file(folder: Path, site: str = "RXX01", **mllp: object) -> str:
+    """A site file whose `[sites.<site>.mllp]` table holds `mllp` (strings, numbers, lists
+    of strings), for `start_gateway(..., config_file=...)`."""
+
+    def value(v: object) -> str:
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return f'"{v}"' if isinstance(v, str) else str(v)
+
+    lines = [f"[sites.{site}]", f'name = "{site} test ED"', "", f"[sites.{site}.mllp]"]
+    lines += [f"{key} = {value(v)}" for key, v in mllp.items()]
+    path = folder / "sites.toml"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return str(path)

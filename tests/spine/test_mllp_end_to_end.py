@@ -14,7 +14,7 @@ from adapters.hl7.client import MllpClient
 from adapters.hl7.mllp import MllpLimits
 from adapters.hl7.synthetic import Person, SyntheticEd, Visit, adt
 from referral_gateway.storage.views import error_store, feed_counts, referral_summaries
-from tests.spine.harness import frame, msa, start_gateway
+from tests.spine.harness import frame, msa, sender_site_file, start_gateway
 
 ARRIVAL = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
 
@@ -161,16 +161,23 @@ def test_a_discharge_shows_the_young_person_has_left(gateway):
     )
 
 
-def test_a_sender_asking_for_enhanced_acks_gets_a_commit_ack_then_an_application_ack(gateway):
-    message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
-    header, rest = message.split("\r", 1)
-    enhanced = header + "|||AL|AL\r" + rest  # MSH-15 accept AL, MSH-16 application AL
-    with MllpClient("127.0.0.1", gateway.port) as client:
-        commit = msa(client.send(enhanced))
-        application = msa(client.read_reply())
-    assert commit == ("CA", "CTRL-ENH")
-    assert application == ("AA", "CTRL-ENH")
-    assert len(referral_summaries(gateway.gateway.engine)) == 1  # processed before the AA
+def test_a_sender_reading_acks_asynchronously_gets_a_commit_ack_then_an_application_ack(
+    tmp_path, database_url
+):
+    config = sender_site_file(tmp_path, application_acks="same_connection")
+    gateway = start_gateway(tmp_path, database_url, config_file=config)
+    try:
+        message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
+        header, rest = message.split("\r", 1)
+        enhanced = header + "|||AL|AL\r" + rest  # MSH-15 accept AL, MSH-16 application AL
+        with MllpClient("127.0.0.1", gateway.port) as client:
+            commit = msa(client.send(enhanced))
+            application = msa(client.read_reply())
+        assert commit == ("CA", "CTRL-ENH")
+        assert application == ("AA", "CTRL-ENH")
+        assert len(referral_summaries(gateway.gateway.engine)) == 1  # processed before the AA
+    finally:
+        gateway.stop()
 
 
 def test_a_message_over_the_size_limit_gets_an_ar_and_the_connection_carries_on(tmp_path):

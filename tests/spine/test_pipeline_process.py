@@ -18,7 +18,7 @@ from adapters.hl7.synthetic import adt
 from referral_gateway.domain.referral import ReferralUpdate
 from referral_gateway.storage.views import feed_counts, referral_summaries
 from tests.hl7.messages import adt as hl7_message
-from tests.spine.harness import msa, start_gateway
+from tests.spine.harness import msa, sender_site_file, start_gateway
 from tests.spine.test_mllp_end_to_end import ARRIVAL, a_visit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,14 +64,22 @@ def test_the_serve_side_of_the_gateway_builds_no_pipeline_of_its_own(gateway):
         gateway.gateway.local_pipeline()
 
 
-def test_an_application_ack_is_sent_once_the_pipeline_process_has_processed_it(gateway):
+def test_an_application_ack_is_sent_once_the_pipeline_process_has_processed_it(
+    tmp_path, database_url
+):
     # enhanced mode: no accept ACK asked for (MSH-15 NE), an application ACK always (MSH-16
-    # AL), which the listener can only send once the other process reports the message done
-    message = hl7_message("A01", accept_ack="NE", application_ack="AL", control_id="CTRL-ENH")
-    with MllpClient("127.0.0.1", gateway.port) as client:
-        assert msa(client.send(message)) == ("AA", "CTRL-ENH")
-    [row] = feed_counts(gateway.gateway.engine)
-    assert row["received"] == 1 and row["errored"] == 0
+    # AL), which the listener can only send once the other process reports the message done;
+    # the sender reads replies asynchronously, so it takes them on its own connection
+    config = sender_site_file(tmp_path, application_acks="same_connection")
+    gateway = start_gateway(tmp_path, database_url, pipeline_process=True, config_file=config)
+    try:
+        message = hl7_message("A01", accept_ack="NE", application_ack="AL", control_id="CTRL-ENH")
+        with MllpClient("127.0.0.1", gateway.port) as client:
+            assert msa(client.send(message)) == ("AA", "CTRL-ENH")
+        [row] = feed_counts(gateway.gateway.engine)
+        assert row["received"] == 1 and row["errored"] == 0
+    finally:
+        gateway.stop()
 
 
 def test_a_killed_pipeline_process_is_replaced_and_nothing_waiting_is_lost(gateway):

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from adapters.hl7.mllp import MllpServer
 from referral_gateway.config import Settings
 from referral_gateway.wiring.gateway import build_gateway
-from referral_gateway.wiring.mllp import build_mllp_server
+from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
 from tests.mllp.fakes import acknowledged_id, adt_a04, framed, read_replies, read_until_closed
 from tests.mllp.test_tls import certificate  # noqa: F401  (the self-signed certificate fixture)
 
@@ -29,7 +29,9 @@ def stored(listening: Listening) -> int:
 class Listening:
     def __init__(self, settings: Settings) -> None:
         self.gateway = build_gateway(settings).start()
-        self.server: MllpServer = build_mllp_server(settings, self.gateway)
+        self.server: MllpServer = build_mllp_server(
+            settings, build_hl7_intake(settings, self.gateway)
+        )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
