@@ -51,7 +51,8 @@ from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.casework import CASES, NOTES
-from referral_gateway.storage.consent_store import CONSENT, ConsentStore
+from referral_gateway.storage.consent_store import ConsentStore
+from referral_gateway.storage.consent_tables import CONSENT
 from referral_gateway.storage.inbox import INBOX
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 

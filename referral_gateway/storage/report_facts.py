@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Table, and_, false, func, or_, select, type_coerce
+from sqlalchemy import DateTime, Index, and_, false, func, or_, select, type_coerce
 from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.report_facts import (
@@ -65,9 +65,7 @@ from referral_gateway.domain.report_facts import (
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD
-from referral_gateway.storage.consent_tables import ConsentRecordRow
-
-CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
+from referral_gateway.storage.consent_tables import CONSENT
 
 # What the consent and casework reads walk (migration 0006_report_indexes): a site's
 # referrals by creation time, carrying their status and id; a referral's contacts by

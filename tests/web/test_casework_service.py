@@ -21,7 +21,7 @@ from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.casework import NOTES, CaseStore, ConcurrentChange, assigned_to
-from referral_gateway.storage.consent_store import CONSENT
+from referral_gateway.storage.consent_tables import CONSENT
 from referral_gateway.storage.queue import QueueFilter, queue_cards
 from tests.web.builders import FAST_HASHER, SITE_A, SITE_B, FakeEd, Patient, add_account
 
