@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
@@ -78,6 +79,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from referral_gateway.domain.report_render import reports_csv, reports_json
     from referral_gateway.services.reporting import ReportService
     from referral_gateway.storage.report_facts import SqlFacts
+    from referral_gateway.web.render import make_templates
     from referral_gateway.web.report_pages import standalone_page
 
     try:
@@ -111,6 +113,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         else:
             trends = {s: service.trend(s, month, raw=args.raw) for s in sites}
             data = standalone_page(
+                make_templates(ZoneInfo(settings.timezone)),
                 month=month,
                 reports=[trends[s][-1] for s in sites],
                 trends=trends,
@@ -160,13 +163,18 @@ def _hub(settings: Settings) -> int:
     from referral_gateway.services.report_wiring import hub_keys
     from referral_gateway.storage.reports import ReportStore
     from referral_gateway.web.hub import build_hub_app, hub_token_actor
+    from referral_gateway.web.render import make_templates
 
     keys = hub_keys(settings)
     if keys is None:
         raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
     engine = _engine(settings)
     app = build_hub_app(
-        ReportStore(engine), keys, hub_token_actor(settings.ops_token or None), _now
+        ReportStore(engine),
+        keys,
+        hub_token_actor(settings.ops_token or None),
+        _now,
+        templates=make_templates(ZoneInfo(settings.timezone)),
     )
     try:
         uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import jinja2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -28,6 +29,7 @@ from referral_gateway.domain.reporting import Cell
 from referral_gateway.services.hub import HubKey, HubReceiver
 from referral_gateway.storage.reports import Receipt, ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.render import app_templates
 from referral_gateway.web.reports import REPORT_ROLES, parse_month
 
 MAX_BODY = 2 * 1024 * 1024
@@ -46,6 +48,7 @@ def build_hub_router(
     actor_dependency: Callable[..., Actor],
     clock: Callable[[], datetime],
     *,
+    templates: jinja2.Environment | None = None,
     prefix: str = "/hub",
 ) -> APIRouter:
     receiver = HubReceiver(store, keys, clock)
@@ -64,7 +67,7 @@ def build_hub_router(
         return [_row(r) for r in store.received(month)]
 
     @router.get(prefix, response_class=HTMLResponse)
-    def dashboard(actor: ActorDep, month: str | None = None) -> HTMLResponse:
+    def dashboard(request: Request, actor: ActorDep, month: str | None = None) -> HTMLResponse:
         _lead(actor)
         m = parse_month(month, clock())
         rows = month_rows(m)
@@ -75,6 +78,7 @@ def build_hub_router(
             "all sites", months, [[r.report for r in month_rows(past)] for past in months]
         )
         page = report_pages.render(
+            templates or app_templates(request),
             "hub_dashboard.html",
             base=prefix,
             month=str(m),
@@ -142,9 +146,11 @@ def build_hub_app(
     keys: Mapping[str, HubKey],
     actor_dependency: Callable[..., Actor],
     clock: Callable[[], datetime],
+    *,
+    templates: jinja2.Environment,
 ) -> FastAPI:
     app = FastAPI(title="Referral gateway: programme hub", version="0.1.0")
-    app.include_router(build_hub_router(store, keys, actor_dependency, clock))
+    app.include_router(build_hub_router(store, keys, actor_dependency, clock, templates=templates))
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -40,6 +41,7 @@ from referral_gateway.services.report_push import MonthlyPush
 from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.render import app_templates
 from referral_gateway.web.security import (
     SESSION,
     CsrfDep,
@@ -110,6 +112,7 @@ def build_reports_router(
     store: ReportStore,
     clock: Callable[[], datetime],
     *,
+    templates: jinja2.Environment | None = None,
     push: MonthlyPush | None = None,
     ops_token: str | None = None,
     prefix: str = "/reports",
@@ -163,6 +166,7 @@ def build_reports_router(
         }
         return page(
             report_pages.dashboard_page(
+                templates or app_templates(request),
                 base=prefix,
                 month=m,
                 latest=ReportMonth.of(clock()),
@@ -186,7 +190,12 @@ def build_reports_router(
         trend = service.trend(site, m, raw=raw)
         return page(
             report_pages.site_page(
-                base=prefix, report=trend[-1], trend=trend, raw=raw, session=session_of(request)
+                templates or app_templates(request),
+                base=prefix,
+                report=trend[-1],
+                trend=trend,
+                raw=raw,
+                session=session_of(request),
             ),
         )
 
@@ -243,6 +252,7 @@ def build_reports_router(
         states = {(p.site, p.month): p for p in store.push_states()}
         return page(
             report_pages.admin_page(
+                templates or app_templates(request),
                 base=prefix,
                 snapshots=store.snapshots(),
                 states=states,
