@@ -75,8 +75,7 @@ def _now() -> datetime:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_gateway.domain.istv import istv_csv
-    from referral_gateway.domain.report_render import reports_csv, reports_json
+    from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json
     from referral_gateway.services.reporting import ReportService
     from referral_gateway.storage.report_facts import SqlFacts
     from referral_gateway.web.render import make_templates

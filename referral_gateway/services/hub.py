@@ -23,14 +23,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from referral_gateway.domain.report_signing import (
+from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
+from referral_gateway.report_formats.signing import (
     DEFAULT_WINDOW_S,
     SigningKey,
     SigningKeyError,
     Verified,
     verify,
 )
-from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
 from referral_gateway.storage.reports import ReceiptOutcome, ReportStore
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ import httpx
 
 from referral_gateway.domain.report_period import ReportMonth, latest_due_month
 from referral_gateway.domain.report_published import PublishedReport
-from referral_gateway.domain.report_signing import SigningKey, sign
 from referral_gateway.domain.report_snapshot import ReportSnapshot
+from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.storage.reports import ReportStore
 
 log = logging.getLogger(__name__)

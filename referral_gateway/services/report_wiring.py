@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from referral_gateway.config import ConfigError, Settings
-from referral_gateway.domain.report_signing import SigningKey, SigningKeyError
+from referral_gateway.report_formats.signing import SigningKey, SigningKeyError
 from referral_gateway.services.hub import HubConfigError, HubKey, load_hub_keys
 from referral_gateway.services.report_jobs import ReportJobs
 from referral_gateway.services.report_push import MonthlyPush, ReportSender

@@ -1,6 +1,6 @@
 """Programme hub over HTTP: sites push signed reports here; leads see cross-site totals.
 
-    POST /api/hub/reports          signed envelope (see domain.report_signing)
+    POST /api/hub/reports          signed envelope (see report_formats.signing)
     GET  /hub?month=YYYY-MM        one row per site, totals, funnel, 12-month trend
     GET  /hub/download.csv         totals; /hub/sites.csv: every site's report
 
@@ -24,8 +24,8 @@ from referral_gateway.domain.report_published import (
     PublishedReport,
     cross_site_totals,
 )
-from referral_gateway.domain.report_render import reports_csv, totals_csv
 from referral_gateway.domain.reporting import Cell
+from referral_gateway.report_formats.files import reports_csv, totals_csv
 from referral_gateway.services.hub import HubKey, HubReceiver
 from referral_gateway.storage.reports import Receipt, ReportStore
 from referral_gateway.web import report_pages

@@ -26,7 +26,7 @@ from referral_gateway.domain.casework import (
     SupportTier,
 )
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.domain.report_render import display
+from referral_gateway.report_formats.files import display
 from referral_gateway.storage.accounts import CurrentSession
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.security import NO_STORE

@@ -1,6 +1,6 @@
 """HTML for the reports: the dashboard, a site's month, the push status, the hub, and the
 standalone page the command line writes. Jinja2 with autoescape; the SVG charts are made by
-`domain.report_charts`, which escapes every text it draws.
+`report_formats.charts`, which escapes every text it draws.
 
 The dashboard, site and push pages are pages of the web app (`base.html`: navigation,
 sign-out, the app's style sheets, no inline style or script under its content security
@@ -19,22 +19,12 @@ from jinja2 import Environment
 from markupsafe import Markup
 
 from referral_gateway.domain.disclosure import SUPPRESSED, Shown
-from referral_gateway.domain.report_charts import (
-    FUNNEL_MEASURES,
-    TREND_MEASURES,
-    FunnelStage,
-    funnel_stages,
-    funnel_svg,
-    trend_series,
-    trend_svg,
-)
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.domain.report_published import (
     CONTROLLED,
     PublishedReport,
     cross_site_totals,
 )
-from referral_gateway.domain.report_render import breakdown_label
 from referral_gateway.domain.reporting import (
     APPROACHED,
     CANDIDATES,
@@ -47,6 +37,16 @@ from referral_gateway.domain.reporting import (
     category_label,
     measure_label,
 )
+from referral_gateway.report_formats.charts import (
+    FUNNEL_MEASURES,
+    TREND_MEASURES,
+    FunnelStage,
+    funnel_stages,
+    funnel_svg,
+    trend_series,
+    trend_svg,
+)
+from referral_gateway.report_formats.files import breakdown_label
 
 HEADLINE = (SCREENED, CANDIDATES, APPROACHED, CONSENT_GIVEN, ENGAGED, REFERRED_ON)
 _MONTH_NAMES = [
@@ -91,7 +91,7 @@ def rate_rows(report: PublishedReport) -> list[tuple[str, Shown | None]]:
 
 
 def _svg(text: str) -> Markup:
-    return Markup(text)  # noqa: S704 - built by domain.report_charts, every text escaped
+    return Markup(text)  # noqa: S704 - built by report_formats.charts, every text escaped
 
 
 def site_charts(report: PublishedReport, trend: Sequence[PublishedReport]) -> dict[str, Any]:

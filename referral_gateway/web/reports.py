@@ -29,14 +29,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Actor, Role
-from referral_gateway.domain.istv import istv_csv
 from referral_gateway.domain.report_period import (
     ReportMonth,
     ReportMonthError,
     latest_finished_month,
 )
 from referral_gateway.domain.report_published import PublishedReport
-from referral_gateway.domain.report_render import reports_csv, reports_json
+from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json
 from referral_gateway.services.report_push import MonthlyPush
 from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore

@@ -19,9 +19,9 @@ import pytest
 from consent.policy import Role
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.domain.report_published import publish
-from referral_gateway.domain.report_signing import SigningKey, sign
 from referral_gateway.domain.report_snapshot import ReportSnapshot, canonical_json
 from referral_gateway.domain.reporting import build_monthly_report
+from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.services.hub import HubKey
 from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import InMemoryFacts, ReportService
