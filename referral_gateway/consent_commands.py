@@ -21,8 +21,9 @@ from sqlalchemy.engine import Engine
 
 from referral_gateway.config import Settings
 from referral_gateway.services.keys import Pace, reencrypt, retire_key, rotate_keys
-from referral_gateway.storage.audit_store import AuditAnchorError, AuditStore, anchor_for
+from referral_gateway.storage.audit_store import AuditStore, anchor_for
 from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.errors import AuditAnchorError
 from referral_gateway.storage.keystore import WatchedKeyRing, key_usage, open_keyring
 
 SettingsFor = Callable[[argparse.Namespace], Settings]

@@ -20,7 +20,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from referral_gateway.config import ConfigError, Settings
-from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
+from referral_gateway.domain.errors import ReportMonthError
+from referral_gateway.domain.report_period import ReportMonth
 
 
 def add_report_commands(sub: Any, settings_args: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -37,7 +37,8 @@ def add_token_commands(
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from referral_gateway.storage.database import make_engine, migrate
-    from referral_gateway.storage.fhir_store import ApiClientError, ApiClientStore
+    from referral_gateway.storage.errors import ApiClientError
+    from referral_gateway.storage.fhir_store import ApiClientStore
 
     engine = make_engine(settings.resolved_database_url)
     try:

@@ -30,7 +30,7 @@ from adapters.fhir.errors import (
     FhirError,
     Issue,
     MethodNotAllowed,
-    NotFound,
+    NoSuchEndpoint,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -171,7 +171,7 @@ def fhir_router(
             first = path.split("/", 1)[0]
             if first not in SUPPORTED_TYPES:
                 interactions.supported_type(first)  # raises 404 naming what is taken
-                raise NotFound("no such endpoint")
+                raise NoSuchEndpoint("no such endpoint")
             raise MethodNotAllowed(
                 f"{request.method} {first}... is not supported: this endpoint receives "
                 "(create and update); see /fhir/metadata"

@@ -46,10 +46,11 @@ from adapters.fhir.errors import (
     StorageUnavailable,
 )
 from adapters.fhir.mapping import reference_of
-from referral_gateway.services.intake import GroupCommitter, IntakeClosed, LoopGroupCommitter
+from referral_gateway.services.errors import IntakeClosed
+from referral_gateway.services.intake import GroupCommitter, LoopGroupCommitter
 from referral_gateway.storage.database import write_gate
+from referral_gateway.storage.errors import ConcurrentWrite
 from referral_gateway.storage.fhir_store import (
-    ConcurrentWrite,
     CurrentVersion,
     FhirResourceStore,
     PreparedWrites,

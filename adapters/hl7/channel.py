@@ -21,8 +21,8 @@ from adapters.hl7.errors import Hl7Error, UnmappableMessage, UnreadableMessage
 from adapters.hl7.mapping import to_attendance_event
 from adapters.hl7.mllp import Peer
 from referral_gateway.domain.attendance import AttendanceEvent
-from referral_gateway.errors import MessageRejected
 from referral_gateway.services.completion import ProcessingWatch
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.storage.inbox import Arrival, PendingMessage, Stored
 

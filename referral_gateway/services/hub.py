@@ -31,13 +31,10 @@ from referral_gateway.report_formats.signing import (
     Verified,
     verify,
 )
+from referral_gateway.services.errors import HubConfigError
 from referral_gateway.storage.reports import ReceiptOutcome, ReportStore
 
 log = logging.getLogger(__name__)
-
-
-class HubConfigError(ValueError):
-    """The hub keys file is missing or malformed. Names the key, never the secret."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from referral_gateway.domain.referral import (
 )
 from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import ValueSetLibrary
-from referral_gateway.errors import MessageRejected
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.storage.attendances import (
     AttendanceStore,
     Snapshot,

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.report_formats.signing import SigningKey, SigningKeyError
-from referral_gateway.services.hub import HubConfigError, HubKey, load_hub_keys
+from referral_gateway.services.errors import HubConfigError
+from referral_gateway.services.hub import HubKey, load_hub_keys
 from referral_gateway.services.report_jobs import ReportJobs
 from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import FactsRepository, ReportService

@@ -17,7 +17,7 @@ What comes back:
   what to do. Nothing was written.
 - `ConsentDecision` with `allowed=False` (consent.policy): the actor may not do this;
   `decision.message` is a sentence to show. Refused attempts at identifiable data are audited.
-- `NotFound` (referral_gateway.errors) is raised for an unknown referral id.
+- `NotFound` (referral_gateway.services.errors) is raised for an unknown referral id.
 
 Audit entries written (ids and fixed words only):
 - `consent_change` for every recorded outcome (why: the outcome, and the giver if any);
@@ -63,7 +63,7 @@ from consent.records import (
     record_consent,
 )
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.errors import NotFound
+from referral_gateway.services.errors import NotFound
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.consent_store import ConsentStore
 from referral_gateway.storage.referrals import (

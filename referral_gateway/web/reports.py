@@ -29,26 +29,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Actor, Role
-from referral_gateway.domain.report_period import (
-    ReportMonth,
-    ReportMonthError,
-    latest_finished_month,
-)
+from referral_gateway.domain.errors import ReportMonthError
+from referral_gateway.domain.report_period import ReportMonth, latest_finished_month
 from referral_gateway.domain.report_published import PublishedReport
 from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json
 from referral_gateway.services.report_push import MonthlyPush
 from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import app_templates
-from referral_gateway.web.security import (
-    SESSION,
-    CsrfDep,
-    CtxDep,
-    PageError,
-    SessionDep,
-    read_cookie,
-)
+from referral_gateway.web.security import SESSION, CsrfDep, CtxDep, SessionDep, read_cookie
 
 REPORT_ROLES = frozenset({Role.PROGRAMME_LEAD, Role.ADMINISTRATOR})
 MACHINE = "ops-token"  # the Actor.user_id of a request signed with the ops token

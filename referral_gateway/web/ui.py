@@ -29,15 +29,11 @@ from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.web import admin, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
+from referral_gateway.web.errors import PageError, SignInRequired
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.render import make_templates, render
-from referral_gateway.web.security import (
-    LIVE_UPDATE_HEADER,
-    PageError,
-    SecurityHeaders,
-    SignInRequired,
-)
+from referral_gateway.web.security import LIVE_UPDATE_HEADER, SecurityHeaders
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")

@@ -5,8 +5,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from referral_gateway.domain.errors import ReportFormatError
 from referral_gateway.domain.report_period import ReportMonth
-from referral_gateway.domain.report_published import ReportFormatError, publish
+from referral_gateway.domain.report_published import publish
 from referral_gateway.domain.report_snapshot import (
     EnvelopeRefused,
     ReportSnapshot,
