@@ -167,7 +167,8 @@ def run_pipeline_process(
     `RG_PROCESSING_GATHER_MS` first, so that one batch serves several commits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    from referral_gateway.bootstrap import build_pipeline, system_clock
+    from referral_gateway.bootstrap import build_pipeline
+    from referral_gateway.domain.clock import system_clock
     from referral_gateway.storage.database import make_derived_engine
     from referral_gateway.storage.keystore import open_keyring
 

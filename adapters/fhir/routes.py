@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -36,6 +35,7 @@ from adapters.fhir.errors import (
 )
 from adapters.fhir.outcome import FHIR_JSON, error_outcome, etag, http_date, operation_outcome
 from adapters.fhir.writer import FhirWriter, WriteUnit, Written, fhir_instant
+from referral_gateway.domain.clock import Clock
 from referral_gateway.storage.fhir_store import ApiClient
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def fhir_router(
     *,
     writer: FhirWriter,
     authenticate: TokenAuthenticator,
-    clock: Callable[[], datetime],
+    clock: Clock,
     notifications: NotificationHandler | None = None,
     max_body_bytes: int = 5 * 1024 * 1024,
 ) -> APIRouter:

@@ -47,6 +47,7 @@ from referral_gateway.domain.casework import (
     release,
     start_support,
 )
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.manual import MANUAL_RULE, ManualReferral
 from referral_gateway.services.errors import NotFound
 from referral_gateway.services.sharing import ConsentHistoryView, RevealedIdentity, Sharing
@@ -162,7 +163,7 @@ class Casework:
         self,
         engine: Engine,
         keyring: KeyRing,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         accounts: AccountStore,
         sharing: Sharing,

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.detection import Detection, detect
 from referral_gateway.domain.nhs_number import is_valid_nhs_number
 from referral_gateway.domain.referral import (
@@ -61,7 +62,6 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 """Turns a stored message into the events it carries ([] = nothing we care about).
 Raises MessageRejected for what cannot be read or mapped."""
 
-Clock = Callable[[], datetime]
 OnReferral = Callable[[ReferralNews], None]
 """Called after the commit with a referral id, its site and what happened to it."""
 

@@ -7,9 +7,7 @@ starts `reports.jobs`. Nothing reads the environment here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -17,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.clock import Clock
 from referral_gateway.report_formats.signing import SigningKey, SigningKeyError
 from referral_gateway.services.errors import HubConfigError
 from referral_gateway.services.hub import HubKey, load_hub_keys
@@ -25,8 +24,6 @@ from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import FactsRepository, ReportService
 from referral_gateway.storage.report_facts import SqlFacts
 from referral_gateway.storage.reports import ReportStore
-
-Clock = Callable[[], datetime]
 
 
 @dataclass

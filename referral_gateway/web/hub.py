@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from consent.policy import Actor, Role
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.report_period import ReportMonth, trailing_months
 from referral_gateway.domain.report_published import (
     PublishedReport,
@@ -46,7 +47,7 @@ def build_hub_router(
     store: ReportStore,
     keys: Mapping[str, HubKey],
     actor_dependency: Callable[..., Actor],
-    clock: Callable[[], datetime],
+    clock: Clock,
     *,
     templates: jinja2.Environment | None = None,
     prefix: str = "/hub",
@@ -145,7 +146,7 @@ def build_hub_app(
     store: ReportStore,
     keys: Mapping[str, HubKey],
     actor_dependency: Callable[..., Actor],
-    clock: Callable[[], datetime],
+    clock: Clock,
     *,
     templates: jinja2.Environment,
 ) -> FastAPI:

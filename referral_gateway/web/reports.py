@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Actor, Role
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.errors import ReportMonthError
 from referral_gateway.domain.report_period import ReportMonth, latest_finished_month
 from referral_gateway.domain.report_published import PublishedReport
@@ -100,7 +101,7 @@ def download_reader(ops_token: str | None) -> Callable[..., Actor]:
 def build_reports_router(
     service: ReportService,
     store: ReportStore,
-    clock: Callable[[], datetime],
+    clock: Clock,
     *,
     templates: jinja2.Environment | None = None,
     push: MonthlyPush | None = None,
