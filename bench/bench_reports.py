@@ -43,8 +43,9 @@ from referral_gateway.domain.report_published import publish  # noqa: E402
 from referral_gateway.services.reporting import ReportService, gc_pacing  # noqa: E402
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL  # noqa: E402
 from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD  # noqa: E402
+from referral_gateway.storage.consent_tables import CONSENT  # noqa: E402
 from referral_gateway.storage.database import make_engine, migrate  # noqa: E402
-from referral_gateway.storage.report_facts import CONSENT, SqlFacts  # noqa: E402
+from referral_gateway.storage.report_facts import SqlFacts  # noqa: E402
 
 SITE = "RBENCH"
 YEAR = 2025

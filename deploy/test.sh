@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: installs what the suite needs (PostgreSQL, Chromium),
-# builds a virtualenv, starts PostgreSQL, then ruff, mypy and pytest.
+# builds a virtualenv, starts PostgreSQL, then ruff, mypy, the import contracts and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -27,6 +27,11 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy"
 .venv/bin/mypy
+echo "== import contracts"
+# The architecture rules in pyproject.toml ([tool.importlinter]): the core imports no
+# framework, the adapters do not import each other, no import cycles. The virtualenv's own
+# lint-imports (beside its python), never one found on PATH.
+.venv/bin/lint-imports
 echo "== pytest"
 # A PATH with only the system's folders: a test that finds a tool on PATH instead of beside
 # sys.executable (a console script installed outside .venv) fails here as on a fresh machine.

@@ -34,7 +34,7 @@ from adapters.fhir.mapping import (
     reference_of,
 )
 from referral_gateway.domain.attendance import AttendanceEvent
-from referral_gateway.errors import MessageRejected
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.storage.inbox import PendingMessage
 
 CHANNEL = "fhir"

@@ -4,7 +4,7 @@
     ├── BadRequest            400    not JSON, not a resource, ids that disagree
     ├── Unauthorized          401    no bearer token
     ├── Forbidden             403    a token we do not know, or one that was revoked
-    ├── NotFound              404    no such endpoint or resource type
+    ├── NoSuchEndpoint        404    no such endpoint or resource type
     ├── MethodNotAllowed      405    an interaction the CapabilityStatement does not list
     ├── PayloadTooLarge       413
     ├── UnsupportedMediaType  415    not application/fhir+json (or json), or not FHIR R4
@@ -12,6 +12,12 @@
     ├── Unprocessable         422    an invalid resource (issue.expression names the element)
     ├── SourceUnavailable     502    a source server we fetch from did not answer usefully
     └── StorageUnavailable    503    the database did not take the write: try again
+
+    SourceConfigError (ValueError)   a [fhir.sources.*] table is malformed (names the key)
+
+Errors of the core reaching the adapter are translated where they arrive (the intake
+stopping, `services.errors.IntakeClosed`, becomes StorageUnavailable; a stored payload that
+cannot be read becomes `services.errors.MessageRejected` for the error store).
 
 Issues never carry identifiable values: they name elements and rules, not what was in them.
 """
@@ -86,7 +92,7 @@ class Forbidden(FhirError):
     code = "forbidden"
 
 
-class NotFound(FhirError):
+class NoSuchEndpoint(FhirError):
     status = 404
     code = "not-found"
 
@@ -124,3 +130,7 @@ class SourceUnavailable(FhirError):
 class StorageUnavailable(FhirError):
     status = 503
     code = "transient"
+
+
+class SourceConfigError(ValueError):
+    """A [fhir.sources.*] table is malformed; the message names the key."""

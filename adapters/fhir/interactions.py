@@ -21,7 +21,7 @@ from adapters.fhir.errors import (
     FhirError,
     Issue,
     MethodNotAllowed,
-    NotFound,
+    NoSuchEndpoint,
     Unprocessable,
 )
 from adapters.fhir.models import is_resource_type, validate_bundle_shell, validate_resource
@@ -37,13 +37,13 @@ def supported_type(resource_type: str) -> str:
     if resource_type in SUPPORTED_TYPES:
         return resource_type
     if is_resource_type(resource_type):
-        raise NotFound(
+        raise NoSuchEndpoint(
             f"{resource_type} is not taken here; the gateway takes "
             + ", ".join(SUPPORTED_TYPES)
             + " (see /fhir/metadata)",
             code="not-supported",
         )
-    raise NotFound("unknown resource type (not an R4 resource type)", code="not-supported")
+    raise NoSuchEndpoint("unknown resource type (not an R4 resource type)", code="not-supported")
 
 
 def checked_resource(resource: Any, where: str | None = None) -> tuple[dict[str, Any], list[Issue]]:
@@ -180,7 +180,7 @@ def _entry(bundle_type: str, i: int, entry: Mapping[str, Any]) -> Interaction:
         )
     try:
         resource_type = supported_type(parts[0])
-    except NotFound as err:
+    except NoSuchEndpoint as err:
         raise Unprocessable(
             err.diagnostics, code="not-supported", expression=[f"{where}.request.url"]
         ) from None

@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -30,12 +29,13 @@ from adapters.fhir.errors import (
     FhirError,
     Issue,
     MethodNotAllowed,
-    NotFound,
+    NoSuchEndpoint,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
 from adapters.fhir.outcome import FHIR_JSON, error_outcome, etag, http_date, operation_outcome
 from adapters.fhir.writer import FhirWriter, WriteUnit, Written, fhir_instant
+from referral_gateway.domain.clock import Clock
 from referral_gateway.storage.fhir_store import ApiClient
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def fhir_router(
     *,
     writer: FhirWriter,
     authenticate: TokenAuthenticator,
-    clock: Callable[[], datetime],
+    clock: Clock,
     notifications: NotificationHandler | None = None,
     max_body_bytes: int = 5 * 1024 * 1024,
 ) -> APIRouter:
@@ -171,7 +171,7 @@ def fhir_router(
             first = path.split("/", 1)[0]
             if first not in SUPPORTED_TYPES:
                 interactions.supported_type(first)  # raises 404 naming what is taken
-                raise NotFound("no such endpoint")
+                raise NoSuchEndpoint("no such endpoint")
             raise MethodNotAllowed(
                 f"{request.method} {first}... is not supported: this endpoint receives "
                 "(create and update); see /fhir/metadata"

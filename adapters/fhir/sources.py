@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.fhir.errors import SourceConfigError
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ODS = re.compile(r"^[A-Z0-9]{3,12}$")
 _KEYS = frozenset(
@@ -38,10 +40,6 @@ _KEYS = frozenset(
         "timeout_seconds",
     }
 )
-
-
-class SourceConfigError(ValueError):
-    """A [fhir.sources.*] table is malformed; the message names the key."""
 
 
 @dataclass(frozen=True)

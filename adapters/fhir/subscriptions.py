@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from adapters.fhir.errors import Issue, Unprocessable
@@ -28,6 +27,7 @@ from adapters.fhir.outcome import operation_outcome
 from adapters.fhir.source import SourceClient, is_ed_encounter, related_references, store_fetched
 from adapters.fhir.sources import FhirSource
 from adapters.fhir.writer import FhirWriter
+from referral_gateway.domain.clock import Clock
 from referral_gateway.storage.fhir_store import ApiClient, FhirResourceStore
 
 EVENT_TYPES = frozenset({"event-notification", "query-event"})
@@ -51,7 +51,7 @@ class SubscriptionReceiver:
         writer: FhirWriter,
         store: FhirResourceStore,
         sources: Sequence[FhirSource],
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         client_factory: Callable[[FhirSource], SourceClient] = SourceClient,
     ) -> None:

@@ -46,10 +46,12 @@ from adapters.fhir.errors import (
     StorageUnavailable,
 )
 from adapters.fhir.mapping import reference_of
-from referral_gateway.services.intake import GroupCommitter, IntakeClosed, LoopGroupCommitter
+from referral_gateway.domain.clock import Clock
+from referral_gateway.services.errors import IntakeClosed
+from referral_gateway.services.intake import GroupCommitter, LoopGroupCommitter
 from referral_gateway.storage.database import write_gate
+from referral_gateway.storage.errors import ConcurrentWrite
 from referral_gateway.storage.fhir_store import (
-    ConcurrentWrite,
     CurrentVersion,
     FhirResourceStore,
     PreparedWrites,
@@ -65,8 +67,6 @@ from referral_gateway.storage.inbox import (
 )
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from adapters.hl7.mllp import Peer
 from adapters.hl7.return_link import ReturnLink
 from adapters.hl7.senders import Action, ApplicationAcks, SenderDirectory, SenderSite
 from referral_gateway.domain.attendance import AttendanceEvent
-from referral_gateway.errors import MessageRejected
 from referral_gateway.services.completion import ProcessingWatch
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.storage.inbox import Arrival, PendingMessage, Stored
 

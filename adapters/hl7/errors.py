@@ -5,6 +5,9 @@
     └── UnmappableMessage     readable HL7 that cannot become an AttendanceEvent
                               (e.g. an ADT A01 with neither PV1-19 nor a patient identifier)
 
+    SenderConfigError (ValueError)  the `[sites.X.mllp]` configuration is malformed (names
+                                    the key); raised at start-up, never for a message
+
 A message we simply do not care about (an ORU, an ADT A28) is not an error: the mapping
 returns None and the pipeline counts it as filtered.
 
@@ -46,3 +49,7 @@ class UnmappableMessage(Hl7Error):
     """Readable HL7 that cannot become an AttendanceEvent (a required key is missing)."""
 
     default_code = "101"  # required field missing
+
+
+class SenderConfigError(ValueError):
+    """The ``[sites.X.mllp]`` configuration is malformed; the message names the key."""

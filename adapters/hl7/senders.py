@@ -48,13 +48,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from adapters.hl7.er7 import FACILITY_CODE
+from adapters.hl7.errors import SenderConfigError
 from adapters.hl7.mllp import Peer
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class SenderConfigError(ValueError):
-    """The ``[sites.X.mllp]`` configuration is malformed; the message names the key."""
 
 
 class UnknownSource(enum.StrEnum):

@@ -25,6 +25,8 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, TypeVar
 
+from referral_gateway.domain.errors import DisclosureError
+
 K = TypeVar("K", bound=Hashable)
 
 SUPPRESSED: Final = "*"
@@ -34,11 +36,6 @@ Shown = int | Suppressed
 
 SMALLEST_SHOWN = 8
 ROUNDING_BASE = 5
-
-
-class DisclosureError(ValueError):
-    """The figures handed to disclosure control break an invariant (negative counts, a
-    relation that does not add up)."""
 
 
 def round_to_base(count: int) -> int:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from referral_gateway.domain.detection import Detection, ReasonKind
+from referral_gateway.domain.errors import CorpusError
 from referral_gateway.domain.valuesets import InjuryCategory
 
 __all__ = [
@@ -48,10 +49,6 @@ CODE_SYSTEMS = ("ecds", "snomed", "icd10")
 HEADER = ("id", "field", "label", "category", "context", "codes", "text")
 UNVERIFIED_PREFIX = "ecds_intent:"
 DETECTED = ("definite", "possible", "not")
-
-
-class CorpusError(ValueError):
-    """A corpus file is malformed: the message names the file and line."""
 
 
 class Label(enum.StrEnum):

@@ -8,7 +8,8 @@ number or site patient id. Times are London local time, dates ISO (yyyy-mm-dd).
 The gateway's ED feeds carry the arrival time and, through detection, an injury category.
 They do not carry the time or place of the assault: those columns come from
 `ReportFacts.assault_detail` when a site captures them, and are blank otherwise. Method
-falls back to the injury category ("bladed", "firearm", ...).
+falls back to the injury category ("bladed", "firearm", ...). The CSV file is made by
+`report_formats.files.istv_csv`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 
 from referral_gateway.domain.report_facts import ReportFacts
 from referral_gateway.domain.report_period import LONDON, ReportMonth
-from referral_gateway.domain.report_render import write_csv
 
 ISTV_COLUMNS = (
     "arrival_date",
@@ -72,25 +72,6 @@ def istv_rows(facts: Iterable[ReportFacts], site: str, month: ReportMonth) -> li
             )
         )
     return rows
-
-
-def istv_csv(rows: Iterable[IstvRow]) -> bytes:
-    """UTF-8 with BOM, CRLF, formula-looking text defused (as the report CSV)."""
-    return write_csv(
-        ISTV_COLUMNS,
-        (
-            {
-                "arrival_date": r.arrival_date,
-                "arrival_time": r.arrival_time,
-                "assault_date": r.assault_date,
-                "assault_time": r.assault_time,
-                "method": r.method,
-                "location_type": r.location_type,
-                "location_description": r.location_description,
-            }
-            for r in rows
-        ),
-    )
 
 
 def _one_line(text: str | None) -> str:

@@ -1,9 +1,9 @@
 """What the monthly report needs to know about one attendance, and nothing more.
 
 The storage layer builds one `ReportFacts` per attendance from the attendance, its referral,
-consent history and queue records. Nothing here identifies anyone: no name, NHS number, date
-of birth, address, phone or visit number; re-attendance arrives as a yes/no computed by the
-storage layer through the keyed NHS-number hash.
+consent history and queue records, by the rules of `domain.report_history`. Nothing here
+identifies anyone: no name, NHS number, date of birth, address, phone or visit number;
+re-attendance arrives as a yes/no computed through the keyed NHS-number hash.
 
 The enums are the ones the rest of the gateway speaks: consent outcomes and givers from
 `consent.records` (pure, like this module), contact methods from `domain.casework`, injury
@@ -27,6 +27,11 @@ __all__ = [
     "InjuryCategory",
     "ReportFacts",
 ]
+
+
+_APPROACH_OUTCOMES = frozenset(
+    {ConsentOutcome.GIVEN, ConsentOutcome.DECLINED, ConsentOutcome.NOT_APPROACHED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +60,10 @@ class ReportFacts:
     12 months are over.
 
     `consent_outcome` is the outcome of the approach: given, declined or not approached
-    (None while nothing is recorded). A later withdrawal does not undo that consent was
-    given. `safeguarding_override` is True when an override was ever recorded.
+    (None while nothing is recorded); never withdrawn or an override, which are not
+    outcomes of an approach (`report_history.approach_of`). A later withdrawal does not
+    undo that consent was given. `safeguarding_override` is True when an override was ever
+    recorded.
     `approached_at` is when the youth worker first spoke to the young person.
     """
 
@@ -88,6 +95,8 @@ class ReportFacts:
         for moment in (self.arrival, self.approached_at, self.closed_at, self.follow_up_done_at):
             if moment is not None and moment.utcoffset() is None:
                 raise ValueError("ReportFacts times must be timezone-aware")
+        if self.consent_outcome is not None and self.consent_outcome not in _APPROACH_OUTCOMES:
+            raise ValueError("ReportFacts.consent_outcome is given, declined or not approached")
 
     @property
     def is_candidate(self) -> bool:

@@ -13,14 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from referral_gateway.domain.errors import ReportMonthError
+
 LONDON = ZoneInfo("Europe/London")
 PUSH_HOUR = 6  # the finished month's report is pushed at 06:00 London time on the 1st
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-class ReportMonthError(ValueError):
-    """A month that is not of the form YYYY-MM with a month 01-12."""
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -18,17 +18,13 @@ from referral_gateway.domain.disclosure import (
     disclose,
     percentage,
 )
-from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
+from referral_gateway.domain.errors import ReportFormatError, ReportMonthError
+from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.domain.reporting import RATES, Cell, MonthlyReport
 
 FORMAT = "rg-monthly-report/1"
 CONTROLLED = "controlled"
 RAW = "raw"
-
-
-class ReportFormatError(ValueError):
-    """A report dict that is not a report this software wrote. Says which part, never
-    echoes values."""
 
 
 @dataclass(frozen=True, slots=True)

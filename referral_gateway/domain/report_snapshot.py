@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from referral_gateway.domain.errors import ReportFormatError
 from referral_gateway.domain.report_period import ReportMonth
-from referral_gateway.domain.report_published import (
-    CONTROLLED,
-    PublishedReport,
-    ReportFormatError,
-)
+from referral_gateway.domain.report_published import CONTROLLED, PublishedReport
 
 ENVELOPE_FORMAT = "rg-report-envelope/1"
 MAX_ENVELOPE_BYTES = 2 * 1024 * 1024

@@ -383,9 +383,9 @@ class _Tally:
         assert fact.candidate_rule is not None
         self.add_people(CANDIDATES, fact)
         self.add((CANDIDATES, BY_RULE, fact.candidate_rule))
-        outcome = fact.consent_outcome
-        given = outcome in (ConsentOutcome.GIVEN, ConsentOutcome.WITHDRAWN)
-        override = fact.safeguarding_override or outcome is ConsentOutcome.SAFEGUARDING_OVERRIDE
+        outcome = fact.consent_outcome  # given, declined, not approached or None
+        given = outcome is ConsentOutcome.GIVEN
+        override = fact.safeguarding_override
         if given:
             self.add_people(CONSENT_GIVEN, fact)
             giver = fact.consent_giver.value if fact.consent_giver else NOT_RECORDED

@@ -22,12 +22,10 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from referral_gateway.domain.errors import SiteConfigError
+
 MAX_PLAUSIBLE_AGE = 130
 _ODS_CODE = re.compile(r"^[A-Z0-9]{3,12}$")
-
-
-class SiteConfigError(ValueError):
-    """The site configuration is malformed. The message names the offending key."""
 
 
 @dataclass(frozen=True, slots=True)

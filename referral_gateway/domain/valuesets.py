@@ -65,14 +65,12 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from referral_gateway.domain.errors import ValueSetError
+
 FORMAT = 1
 VALUESET_PACKAGE = "referral_gateway"
 VALUESET_DIR = "valuesets"
 VALUESET_PREFIX = "assault-"
-
-
-class ValueSetError(ValueError):
-    """A value-set file is malformed. The message names the file and the offending key."""
 
 
 class InjuryCategory(enum.StrEnum):

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from referral_gateway.config import Settings
 from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 from referral_gateway.services.keys import Pace, reencrypt, retire_key, rotate_keys
-from referral_gateway.storage.audit_store import AuditAnchorError, AuditStore, anchor_for
+from referral_gateway.storage.audit_store import AuditStore, anchor_for
+from referral_gateway.storage.errors import AuditAnchorError
 from referral_gateway.storage.keystore import key_usage
 from referral_gateway.wiring.database import open_database, open_database_and_keyring
 

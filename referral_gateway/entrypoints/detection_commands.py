@@ -26,6 +26,7 @@ from adapters.hl7.er7 import Er7Message
 from adapters.hl7.mapping import to_attendance_event
 from referral_gateway.domain.attendance import Attendance, EventKind
 from referral_gateway.domain.detection import Detection, detect
+from referral_gateway.domain.errors import ValueSetError
 from referral_gateway.domain.evaluation import (
     Case,
     CorpusError,
@@ -35,7 +36,7 @@ from referral_gateway.domain.evaluation import (
     render,
 )
 from referral_gateway.domain.sites import SiteRules
-from referral_gateway.domain.valuesets import ValueSet, ValueSetError, bundled_valuesets
+from referral_gateway.domain.valuesets import ValueSet, bundled_valuesets
 from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "eval" / "corpus"

@@ -15,9 +15,11 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from referral_gateway.config import Settings
-from referral_gateway.domain.report_period import ReportMonth, ReportMonthError
+from referral_gateway.domain.errors import ReportMonthError
+from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
 
 
@@ -74,8 +76,8 @@ def _now() -> datetime:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_gateway.domain.istv import istv_csv
-    from referral_gateway.domain.report_render import reports_csv, reports_json
+    from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json
+    from referral_gateway.web.render import make_templates
     from referral_gateway.web.report_pages import standalone_page
     from referral_gateway.wiring.database import open_database
     from referral_gateway.wiring.reports import report_service
@@ -111,6 +113,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         else:
             trends = {s: service.trend(s, month, raw=args.raw) for s in sites}
             data = standalone_page(
+                make_templates(ZoneInfo(settings.timezone)),
                 month=month,
                 reports=[trends[s][-1] for s in sites],
                 trends=trends,

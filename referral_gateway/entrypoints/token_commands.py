@@ -40,7 +40,8 @@ def commands(settings_for: SettingsFor) -> dict[str, Command]:
 
 
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
-    from referral_gateway.storage.fhir_store import ApiClientError, ApiClientStore
+    from referral_gateway.storage.errors import ApiClientError
+    from referral_gateway.storage.fhir_store import ApiClientStore
     from referral_gateway.wiring.database import open_database
 
     engine = open_database(settings)

@@ -47,20 +47,21 @@ from referral_gateway.domain.casework import (
     release,
     start_support,
 )
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.manual import MANUAL_RULE, ManualReferral
-from referral_gateway.errors import NotFound
+from referral_gateway.services.errors import NotFound
 from referral_gateway.services.sharing import ConsentHistoryView, RevealedIdentity, Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.attendances import AttendanceStore, referral_row
 from referral_gateway.storage.casework import (
     CaseNote,
     CaseStore,
-    ConcurrentChange,
     LoadedCase,
     StoredContact,
     StoredOnward,
     mark_escalations,
 )
+from referral_gateway.storage.errors import ConcurrentChange
 from referral_gateway.storage.queue import ApproachCard, approach_card
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
@@ -162,7 +163,7 @@ class Casework:
         self,
         engine: Engine,
         keyring: KeyRing,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         accounts: AccountStore,
         sharing: Sharing,

@@ -17,27 +17,24 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from referral_gateway.domain.report_signing import (
+from referral_gateway.domain.clock import Clock
+from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
+from referral_gateway.report_formats.signing import (
     DEFAULT_WINDOW_S,
     SigningKey,
     SigningKeyError,
     Verified,
     verify,
 )
-from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
+from referral_gateway.services.errors import HubConfigError
 from referral_gateway.storage.reports import ReceiptOutcome, ReportStore
 
 log = logging.getLogger(__name__)
-
-
-class HubConfigError(ValueError):
-    """The hub keys file is missing or malformed. Names the key, never the secret."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +78,7 @@ class HubReceiver:
         self,
         store: ReportStore,
         keys: Mapping[str, HubKey],
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         window_s: int = DEFAULT_WINDOW_S,
     ) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Generic, Protocol, TypeVar
 
+from referral_gateway.services.errors import IntakeClosed
 from referral_gateway.storage.inbox import Arrival, Stored
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,6 @@ R = TypeVar("R")
 R_contra = TypeVar("R_contra", contravariant=True)
 
 StoreBatch = Callable[[Sequence[Arrival]], list[Stored]]
-
-
-class IntakeClosed(Exception):
-    """The writer has stopped; nothing more can be stored."""
 
 
 class _Grouped(Generic[U, R]):

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from consent.audit import AuditAction
 from consent.keyring import KeyRing, KeyRingError
+from referral_gateway.domain.clock import Clock
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.keystore import (
     ENCRYPTED_COLUMNS,
@@ -67,7 +68,7 @@ def rotate_keys(
     keyring: KeyRing,
     audit: AuditStore,
     *,
-    clock: Callable[[], datetime],
+    clock: Clock,
     actor: str = SYSTEM_ACTOR,
     pace: Pace = Pace(),
 ) -> RotationReport:
@@ -83,7 +84,7 @@ def reencrypt(
     keyring: KeyRing,
     audit: AuditStore,
     *,
-    clock: Callable[[], datetime],
+    clock: Clock,
     actor: str = SYSTEM_ACTOR,
     pace: Pace = Pace(),
     previous: str | None = None,
@@ -119,7 +120,7 @@ def retire_key(
     audit: AuditStore,
     key_id: str,
     *,
-    clock: Callable[[], datetime],
+    clock: Clock,
     actor: str = SYSTEM_ACTOR,
 ) -> None:
     """Remove `key_id` from the ring. Raises `KeyRingError` while any value still uses it."""

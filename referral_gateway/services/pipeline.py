@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.detection import Detection, detect
 from referral_gateway.domain.nhs_number import is_valid_nhs_number
 from referral_gateway.domain.referral import (
@@ -38,7 +38,7 @@ from referral_gateway.domain.referral import (
 )
 from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import ValueSetLibrary
-from referral_gateway.errors import MessageRejected
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.storage.attendances import (
     AttendanceStore,
     Snapshot,
@@ -47,11 +47,13 @@ from referral_gateway.storage.attendances import (
 )
 from referral_gateway.storage.database import write_gate
 from referral_gateway.storage.inbox import (
-    INBOX,
     InboxStore,
     MessageCounts,
     PendingMessage,
+    claim_messages,
     count_messages,
+    mark_messages,
+    message_mark,
 )
 
 log = logging.getLogger(__name__)
@@ -60,27 +62,8 @@ Decoder = Callable[[PendingMessage], Sequence[AttendanceEvent]]
 """Turns a stored message into the events it carries ([] = nothing we care about).
 Raises MessageRejected for what cannot be read or mapped."""
 
-Clock = Callable[[], datetime]
 OnReferral = Callable[[ReferralNews], None]
 """Called after the commit with a referral id, its site and what happened to it."""
-
-_MARK = (
-    update(INBOX)
-    .where(INBOX.c.id == bindparam("_id"))
-    .values(
-        state=bindparam("state"),
-        outcome=bindparam("outcome"),
-        error_stage=bindparam("error_stage"),
-        error_detail=bindparam("error_detail"),
-        processed_at=bindparam("processed_at"),
-    )
-)
-_CLAIM = (
-    update(INBOX)
-    .where(INBOX.c.id.in_(bindparam("ids", expanding=True)), INBOX.c.state == "pending")
-    .values(attempts=INBOX.c.attempts + 1)
-    .returning(INBOX.c.id)
-)
 
 
 @dataclass(frozen=True)
@@ -163,18 +146,20 @@ class Pipeline:
             return self._process_group([message])
         except Exception as exc:
             with write_gate(self.engine), self.engine.begin() as conn:
-                if not conn.execute(_CLAIM, {"ids": [message.id]}).scalars().all():
+                if not claim_messages(conn, [message.id]):
                     return BatchResult(0, 0, 0, 0)
-                conn.execute(
-                    _MARK,
-                    _mark(
-                        message.id,
-                        "error",
-                        None,
-                        "store",
-                        f"storing the attendance failed ({type(exc).__name__})",
-                        self.clock(),
-                    ),
+                mark_messages(
+                    conn,
+                    [
+                        message_mark(
+                            message.id,
+                            "error",
+                            None,
+                            "store",
+                            f"storing the attendance failed ({type(exc).__name__})",
+                            self.clock(),
+                        )
+                    ],
                 )
                 day = self.clock().date()
                 count_messages(
@@ -195,7 +180,7 @@ class Pipeline:
         plan = self._plan(decoded, snapshot, now)
         with write_gate(self.engine), self.engine.begin() as conn:
             # Claim first: a message another worker finished meanwhile is not done twice.
-            owned = set(conn.execute(_CLAIM, {"ids": [m.id for m, _ in decoded]}).scalars())
+            owned = claim_messages(conn, [m.id for m, _ in decoded])
             if len(owned) != len(decoded) or not self.attendances.unchanged(conn, snapshot):
                 decoded = [(m, events) for m, events in decoded if m.id in owned]
                 visits, patients = _wanted(decoded)
@@ -223,12 +208,12 @@ class Pipeline:
         for message, events in decoded:
             key = (message.channel, message.sender, now.date())
             if isinstance(events, MessageRejected):
-                mark = _mark(message.id, "error", None, events.stage, events.detail, now)
+                mark = message_mark(message.id, "error", None, events.stage, events.detail, now)
                 plan.marks.append(mark)
                 plan.counts[(*key, "errored")] += 1
                 continue
             if not events:
-                plan.marks.append(_mark(message.id, "filtered", "filtered", None, None, now))
+                plan.marks.append(message_mark(message.id, "filtered", "filtered", None, None, now))
                 plan.counts[(*key, "filtered")] += 1
                 continue
             outcome = "processed"
@@ -239,7 +224,7 @@ class Pipeline:
                 if update is not None and update.update is ReferralUpdate.NEW:
                     plan.counts[(*key, "candidate")] += 1
                     outcome = "candidate"
-            plan.marks.append(_mark(message.id, "processed", outcome, None, None, now))
+            plan.marks.append(message_mark(message.id, "processed", outcome, None, None, now))
         plan.rows = {
             key: self._row(key[1], visit, now)
             for key, visit in plan.visits.items()
@@ -364,8 +349,7 @@ class Pipeline:
             ],
         )
         self.attendances.void_referrals(conn, plan.voids, now)
-        if plan.marks:
-            conn.execute(_MARK, plan.marks)
+        mark_messages(conn, plan.marks)
         count_messages(conn, plan.counts)
 
 
@@ -425,24 +409,6 @@ class _Plan:
             states=states,
             updates=tuple(self.updates),
         )
-
-
-def _mark(
-    message_id: int,
-    state: str,
-    outcome: str | None,
-    stage: str | None,
-    detail: str | None,
-    now: datetime,
-) -> dict[str, Any]:
-    return {
-        "_id": message_id,
-        "state": state,
-        "outcome": outcome,
-        "error_stage": stage,
-        "error_detail": detail[:1000] if detail else None,
-        "processed_at": now,
-    }
 
 
 def _reasons(detection: Detection) -> list[dict[str, str]]:

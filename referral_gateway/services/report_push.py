@@ -20,24 +20,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
+from referral_gateway.domain.clock import Clock, system_clock
 from referral_gateway.domain.report_period import ReportMonth, latest_due_month
 from referral_gateway.domain.report_published import PublishedReport
-from referral_gateway.domain.report_signing import SigningKey, sign
 from referral_gateway.domain.report_snapshot import ReportSnapshot
+from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.storage.reports import ReportStore
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -24,18 +24,17 @@ was voided at its `updated_at` (the referral row keeps no other time for it), an
 support of a closed referral with no case record (none closes without one today). Each
 erasure is audited (`retention_erase`): one entry per referral, one per batch of attendances
 or raw messages.
+
+The statements that find and erase live in `storage.erasure`; this module decides.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Select, Update, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from consent.audit import AuditAction
@@ -48,15 +47,20 @@ from consent.retention import (
     identifiable_retention,
 )
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
-from referral_gateway.storage.casework import CASES, NOTES
-from referral_gateway.storage.consent_store import CONSENT, ConsentStore
-from referral_gateway.storage.inbox import INBOX
+from referral_gateway.storage.consent_store import ConsentStore
+from referral_gateway.storage.erasure import (
+    erase_attendance_identity,
+    erase_case_note_bodies,
+    erase_non_candidate_identities,
+    erase_raw_payloads,
+    referrals_holding_identifiable_data,
+    retention_state,
+)
+from referral_gateway.storage.referrals import decrypt_identity
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
 SYSTEM_ACTOR = "system:retention"
-PROCESSED_STATES = ("processed", "filtered")
 
 
 @dataclass(frozen=True)
@@ -89,33 +93,9 @@ def erase_identifiable(
     needs_birth_date: list[str] = []
     notes = 0
     after = ""
-    # free text written after the identity went (a consent recorded again later, a note
-    # under it) is due with the referral too
-    note_left = (
-        select(NOTES.c.id)
-        .where(NOTES.c.referral_id == REFERRAL.c.id, NOTES.c.body_enc.is_not(None))
-        .exists()
-    )
-    details_left = (
-        select(CONSENT.c.id)
-        .where(CONSENT.c.referral_id == REFERRAL.c.id, CONSENT.c.details_enc.is_not(None))
-        .exists()
-    )
     while True:
         with engine.connect() as conn:
-            ids = [
-                r.id
-                for r in conn.execute(
-                    select(REFERRAL.c.id)
-                    .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
-                    .where(
-                        or_(ATTENDANCE.c.identity_enc.is_not(None), note_left, details_left),
-                        REFERRAL.c.id > after,
-                    )
-                    .order_by(REFERRAL.c.id)
-                    .limit(batch_size)
-                )
-            ]
+            ids = referrals_holding_identifiable_data(conn, after=after, limit=batch_size)
         if not ids:
             break
         with unit_of_work(engine) as uow:
@@ -150,23 +130,10 @@ def _erase_referral_if_due(
     """The rule that erased the referral's identifiable data now (NEEDS_BIRTH_DATE when
     it is kept for want of one, None when it is kept), and how many note bodies went."""
     conn = uow.conn
-    row = conn.execute(
-        select(
-            REFERRAL.c.status,
-            REFERRAL.c.created_at,
-            REFERRAL.c.updated_at,
-            REFERRAL.c.attendance_id,
-            ATTENDANCE.c.identity_enc,
-            CASES.c.closed_at,
-        )
-        .join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
-        .outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
-        .where(REFERRAL.c.id == referral_id)
-        .with_for_update(of=REFERRAL)
-    ).first()
+    row = retention_state(conn, referral_id)
     if row is None:
         return None, 0
-    status = ReferralStatus(row.status)
+    status = row.status
     history = consents.history(conn, referral_id)
     facts = ReferralFacts(
         candidate_since=row.created_at,
@@ -192,35 +159,16 @@ def _erase_referral_if_due(
     if not retention.due(now):
         return None, 0
     if row.identity_enc is not None:
-        _erase_attendance(conn, row.attendance_id)
+        erase_attendance_identity(conn, row.attendance_id)
     consents.erase_details(conn, referral_id, now=now)
-    return retention.rule, _erase_case_notes(conn, referral_id)
+    return retention.rule, erase_case_note_bodies(conn, referral_id)
 
 
 def _birth_date(keyring: KeyRing, token: bytes | None) -> date | None:
     if token is None:  # erased before: nothing says when the 25th birthday is
         return None
-    ident = json.loads(keyring.decrypt_text(token, context=IDENTITY_CONTEXT))
-    value = ident.get("birth_date")
+    value = decrypt_identity(keyring, token).get("birth_date")
     return date.fromisoformat(value) if value else None
-
-
-def _erase_attendance(conn: Connection, attendance_id: int) -> None:
-    conn.execute(
-        update(ATTENDANCE)
-        .where(ATTENDANCE.c.id == attendance_id)
-        .values(identity_enc=None, key_id=None)
-    )
-
-
-def _erase_case_notes(conn: Connection, referral_id: str) -> int:
-    """Erase the bodies of the referral's case notes; the rows (author, time) stay."""
-    done = conn.execute(
-        update(NOTES)
-        .where(NOTES.c.referral_id == referral_id, NOTES.c.body_enc.is_not(None))
-        .values(body_enc=None, key_id=None)
-    )
-    return int(done.rowcount or 0)
 
 
 def _erase_non_candidates(
@@ -231,20 +179,8 @@ def _erase_non_candidates(
         engine,
         audit,
         now=now,
-        pick=select(ATTENDANCE.c.id)
-        .outerjoin(REFERRAL, REFERRAL.c.attendance_id == ATTENDANCE.c.id)
-        .where(
-            REFERRAL.c.id.is_(None),
-            ATTENDANCE.c.identity_enc.is_not(None),
-            ATTENDANCE.c.updated_at <= cutoff,
-        )
-        .order_by(ATTENDANCE.c.id)
-        .limit(batch_size)
-        .with_for_update(of=ATTENDANCE),
-        erase=lambda ids: (
-            update(ATTENDANCE)
-            .where(ATTENDANCE.c.id.in_(ids), ATTENDANCE.c.updated_at <= cutoff)
-            .values(identity_enc=None, key_id=None)
+        erase_batch=lambda conn: erase_non_candidate_identities(
+            conn, updated_before=cutoff, limit=batch_size
         ),
         subject="attendance",
         why="identifiable:not_candidate",
@@ -267,20 +203,7 @@ def erase_raw_messages(
         engine,
         audit,
         now=now,
-        pick=select(INBOX.c.id)
-        .where(
-            INBOX.c.state.in_(PROCESSED_STATES),
-            INBOX.c.payload_enc.is_not(None),
-            INBOX.c.received_at <= cutoff,
-        )
-        .order_by(INBOX.c.id)
-        .limit(batch_size)
-        .with_for_update(),
-        erase=lambda ids: (
-            update(INBOX)
-            .where(INBOX.c.id.in_(ids), INBOX.c.state.in_(PROCESSED_STATES))
-            .values(payload_enc=None, key_id=None)
-        ),
+        erase_batch=lambda conn: erase_raw_payloads(conn, received_before=cutoff, limit=batch_size),
         subject="inbound_message",
         why="raw_message",
     )
@@ -291,20 +214,19 @@ def _erase_in_batches(
     audit: AuditStore,
     *,
     now: datetime,
-    pick: Select[Any],
-    erase: Callable[[list[int]], Update],
+    erase_batch: Callable[[Connection], list[int]],
     subject: str,
     why: str,
 ) -> int:
-    """Erase batch after batch (`pick` the ids, `erase` them), each in its own unit of work
-    with one audit entry naming how many and the id range, until none is left."""
+    """Erase batch after batch (`erase_batch` erases one and returns its ids), each in its
+    own unit of work with one audit entry naming how many and the id range, until none is
+    left."""
     total = 0
     while True:
         with unit_of_work(engine) as uow:
-            ids = [r.id for r in uow.conn.execute(pick)]
+            ids = erase_batch(uow.conn)
             if not ids:
                 return total
-            uow.conn.execute(erase(ids))
             audit.append(
                 uow,
                 at=now,

@@ -17,7 +17,7 @@ What comes back:
   what to do. Nothing was written.
 - `ConsentDecision` with `allowed=False` (consent.policy): the actor may not do this;
   `decision.message` is a sentence to show. Refused attempts at identifiable data are audited.
-- `NotFound` (referral_gateway.errors) is raised for an unknown referral id.
+- `NotFound` (referral_gateway.services.errors) is raised for an unknown referral id.
 
 Audit entries written (ids and fixed words only):
 - `consent_change` for every recorded outcome (why: the outcome, and the giver if any);
@@ -34,13 +34,11 @@ is never shown identifiable data (team leads are): the gate fails closed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from consent.audit import AuditAction
@@ -65,10 +63,17 @@ from consent.records import (
     record_consent,
 )
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.errors import NotFound
-from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT, REFERRAL
+from referral_gateway.services.errors import NotFound
 from referral_gateway.storage.audit_store import AuditStore
 from referral_gateway.storage.consent_store import ConsentStore
+from referral_gateway.storage.referrals import (
+    ReferralRef,
+    decrypt_identity,
+    find_referral,
+    identity_token,
+    referral_sites,
+    set_referral_status,
+)
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
 AssignmentLookup = Callable[[Connection, str], "str | None"]
@@ -130,14 +135,6 @@ class ConsentHistoryView:
     @property
     def latest(self) -> ConsentRecord | None:
         return self.records[-1] if self.records else None
-
-
-@dataclass(frozen=True)
-class _Referral:
-    id: str
-    site: str
-    status: ReferralStatus
-    attendance_id: int
 
 
 class Sharing:
@@ -208,11 +205,7 @@ class Sharing:
         self.consents.append(conn, result)
         status = _status_after(referral.status, result.outcome)
         if status is not referral.status:
-            conn.execute(
-                update(REFERRAL)
-                .where(REFERRAL.c.id == referral_id)
-                .values(status=status.value, updated_at=now)
-            )
+            set_referral_status(conn, referral_id, status, now=now)
         why = result.outcome.value + (f":{result.giver.value}" if result.giver else "")
         self.audit.append(
             uow,
@@ -344,58 +337,47 @@ class Sharing:
         require_aware(now, "now")
         ids = list(dict.fromkeys(referral_ids))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(REFERRAL.c.id, REFERRAL.c.site).where(REFERRAL.c.id.in_(ids))
-            ).all()
-            histories = self.consents.histories(conn, [r.id for r in rows])
+            sites = referral_sites(conn, ids)
+            histories = self.consents.histories(conn, [rid for rid, _ in sites])
             return {
-                r.id: decide(
+                rid: decide(
                     actor,
-                    ReferralView(r.id, r.site, self.assignments(conn, r.id)),
+                    ReferralView(rid, site, self.assignments(conn, rid)),
                     FieldGroup.APPROACH_CARD,
                     Purpose.QUEUE_VIEW,
-                    histories[r.id],
+                    histories[rid],
                     now=now,
                 )
-                for r in rows
+                for rid, site in sites
             }
 
     # -- helpers -------------------------------------------------------------------------
     def _load(
         self, conn: Connection, referral_id: str, *, lock: bool = False
-    ) -> tuple[_Referral, tuple[ConsentRecord, ...], ReferralView]:
+    ) -> tuple[ReferralRef, tuple[ConsentRecord, ...], ReferralView]:
         """The referral, its consent history and what the policy is told about it."""
         referral = self._referral(conn, referral_id, lock=lock)
         history = self.consents.history(conn, referral_id)
         view = ReferralView(referral.id, referral.site, self.assignments(conn, referral.id))
         return referral, history, view
 
-    def _referral(self, conn: Connection, referral_id: str, *, lock: bool = False) -> _Referral:
-        stmt = select(
-            REFERRAL.c.id, REFERRAL.c.site, REFERRAL.c.status, REFERRAL.c.attendance_id
-        ).where(REFERRAL.c.id == referral_id)
-        if lock:
-            stmt = stmt.with_for_update()  # PostgreSQL; SQLite's unit of work already locks
-        row = conn.execute(stmt).first()
-        if row is None:
+    def _referral(self, conn: Connection, referral_id: str, *, lock: bool = False) -> ReferralRef:
+        referral = find_referral(conn, referral_id, lock=lock)
+        if referral is None:
             raise NotFound(f"No referral {referral_id!r}.")
-        return _Referral(row.id, row.site, ReferralStatus(row.status), row.attendance_id)
+        return referral
 
     def _decrypt(
         self,
         conn: Connection,
-        referral: _Referral,
+        referral: ReferralRef,
         groups: frozenset[FieldGroup],
         basis: BasisKind,
     ) -> RevealedIdentity:
-        token = conn.execute(
-            select(ATTENDANCE.c.identity_enc).where(ATTENDANCE.c.id == referral.attendance_id)
-        ).scalar_one()
+        token = identity_token(conn, referral.attendance_id)
         if token is None:
             return RevealedIdentity(referral.id, groups, basis, erased=True)
-        ident: dict[str, Any] = json.loads(
-            self.keyring.decrypt_text(token, context=IDENTITY_CONTEXT)
-        )
+        ident = decrypt_identity(self.keyring, token)
         values: dict[str, Any] = {}
         if FieldGroup.IDENTITY in groups:
             birth = ident.get("birth_date")

@@ -36,6 +36,7 @@ from consent.audit import (
     verify_chain,
 )
 from referral_gateway.storage.consent_tables import AuditEntryRow
+from referral_gateway.storage.errors import AuditAnchorError
 from referral_gateway.storage.unit_of_work import UnitOfWork
 
 AUDIT: Table = AuditEntryRow.__table__  # type: ignore[attr-defined]
@@ -86,10 +87,6 @@ class AuditAnchor:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
-
-
-class AuditAnchorError(Exception):
-    """The anchor file cannot be read. The message says what to do."""
 
 
 class AuditStore:

@@ -32,6 +32,7 @@ from referral_gateway.domain.casework import (
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.attendances import REFERRAL
 from referral_gateway.storage.dialect import insert_ignoring_duplicates
+from referral_gateway.storage.errors import ConcurrentChange
 from referral_gateway.storage.keystore import EncryptedColumn, register_encrypted_column
 from referral_gateway.storage.types import UtcDateTime
 
@@ -139,10 +140,6 @@ class CaseNote:
 
     def __repr__(self) -> str:  # a note is about a young person
         return f"CaseNote(id={self.id}, at={self.at.isoformat()})"
-
-
-class ConcurrentChange(Exception):
-    """The referral changed between reading and writing it; read it again."""
 
 
 class CaseStore:

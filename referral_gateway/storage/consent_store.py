@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 
 from consent.keyring import KeyRing
@@ -23,9 +23,8 @@ from consent.records import (
     NotApproachedReason,
     check_history,
 )
-from referral_gateway.storage.consent_tables import ConsentRecordRow
+from referral_gateway.storage.consent_tables import CONSENT
 
-CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
 DETAILS_CONTEXT = "consent_record.details"
 _FREE_TEXT = ("gillick_assessment", "not_approached_detail", "override_reason", "authoriser_name")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, LargeBinary, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from referral_gateway.storage.types import UtcDateTime
@@ -44,6 +44,9 @@ class ConsentRecordRow(SQLModel, table=True):
     details_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     key_id: str | None = Field(default=None, max_length=32)
     details_erased_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+
+
+CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
 
 
 class AuditEntryRow(SQLModel, table=True):

@@ -32,6 +32,7 @@ from sqlalchemy.types import TypeEngine
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.dialect import insert_ignoring_duplicates
+from referral_gateway.storage.errors import ApiClientError, ConcurrentWrite
 from referral_gateway.storage.fhir_tables import (
     FhirApiClientRow,
     FhirIdentifierRow,
@@ -69,10 +70,6 @@ class StoredResource:
             f"StoredResource({self.resource_type}/{self.resource_id}/_history/{self.version}, "
             f"site={self.site!r})"
         )
-
-
-class ConcurrentWrite(Exception):
-    """Another writer stored a version of the resource first (another process)."""
 
 
 @dataclass(frozen=True)
@@ -408,10 +405,6 @@ class ApiClient:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-
-class ApiClientError(Exception):
-    """A client cannot be created or changed as asked; the message says why."""
 
 
 def hash_token(token: str) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from consent.keyring import KeyRing
@@ -147,6 +147,60 @@ def count_messages(conn: Connection, counts: MessageCounts) -> None:
         ],
         keys=["channel", "sender", "day", "metric"],
     )
+
+
+_CLAIM = (
+    update(INBOX)
+    .where(INBOX.c.id.in_(bindparam("ids", expanding=True)), INBOX.c.state == "pending")
+    .values(attempts=INBOX.c.attempts + 1)
+    .returning(INBOX.c.id)
+)
+_MARK = (
+    update(INBOX)
+    .where(INBOX.c.id == bindparam("_id"))
+    .values(
+        state=bindparam("state"),
+        outcome=bindparam("outcome"),
+        error_stage=bindparam("error_stage"),
+        error_detail=bindparam("error_detail"),
+        processed_at=bindparam("processed_at"),
+    )
+)
+
+MessageMark = dict[str, Any]
+"""What processing a message ended in, for `mark_messages` (made by `message_mark`)."""
+
+
+def claim_messages(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Claim pending messages for processing within `conn`'s transaction (counting the
+    attempt). Returns the ids claimed: a message another worker finished meanwhile is not
+    pending any more, so it is left out and not done twice."""
+    return set(conn.execute(_CLAIM, {"ids": list(ids)}).scalars())
+
+
+def message_mark(
+    message_id: int,
+    state: str,
+    outcome: str | None,
+    stage: str | None,
+    detail: str | None,
+    now: datetime,
+) -> MessageMark:
+    """state: processed | filtered | error; `detail` (an error's) is cut to 1,000 characters."""
+    return {
+        "_id": message_id,
+        "state": state,
+        "outcome": outcome,
+        "error_stage": stage,
+        "error_detail": detail[:1000] if detail else None,
+        "processed_at": now,
+    }
+
+
+def mark_messages(conn: Connection, marks: Sequence[MessageMark]) -> None:
+    """Record what processing each message ended in, within `conn`'s transaction."""
+    if marks:
+        conn.execute(_MARK, list(marks))
 
 
 def inbox_row(a: Arrival, keyring: KeyRing) -> dict[str, Any]:

@@ -38,8 +38,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from consent.keyring import KeyRing, KeyRingError
 from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT
-from referral_gateway.storage.consent_store import CONSENT, DETAILS_CONTEXT
-from referral_gateway.storage.consent_tables import KeyCanaryRow
+from referral_gateway.storage.consent_store import DETAILS_CONTEXT
+from referral_gateway.storage.consent_tables import CONSENT, KeyCanaryRow
 from referral_gateway.storage.dialect import insert_ignoring_duplicates
 from referral_gateway.storage.inbox import INBOX, PAYLOAD_CONTEXT
 

@@ -6,28 +6,11 @@ ED staff), the injury category, and re-attendance with a violent injury within 1
 matched across sites by the keyed NHS-number hash. ED attendances screened are counted in
 SQL, month by month.
 
-From the consent records (`consent_record`): the outcome of the approach (given if consent
-was ever given, else declined, else not approached with the latest reason), who consented,
-and whether a safeguarding override was ever recorded.
-
-From the queue's casework tables (`storage/casework.py`):
-- `contact_attempt` (time, method, outcome). A contact *reached* the young person when its
-  outcome is `engaged` or `spoke_not_engaged`; no answer, a message left or not available
-  did not. **First contact** is the method (face to face or phone) of the earliest contact
-  that reached them. **Engaged**: a contact with outcome `engaged`, or support started.
-- `referral_case`: the support tier (support started means engaged), the closure time and
-  outcome (**closed by outcome**, counted in the month of closure), and when the 6-month
-  follow-up was recorded (**follow-ups done**, counted in that month).
-- `onward_referral`: **signposted** (any signposting recorded) and **referred on** with the
-  service type of each onward referral (a young person may be referred to several).
-
-**Arrival to approach.** The time of the approach is the earliest of: the time the youth
-worker gave for a contact attempt that reached the young person (what they enter on the
-form, e.g. the face-to-face conversation in the department), and the time the first approach
-outcome (consent given, declined or withdrawn) was recorded. The recording is made at or
-after the conversation, so it is an upper bound that the contact time corrects when it is
-earlier; for a declined approach (no contact attempts are allowed) it is all there is. A
-safeguarding override alone is not an approach; not approached has no approach time.
+From the consent records (`consent_record`) and the queue's casework tables
+(`storage/casework.py`: `contact_attempt`, `referral_case`, `onward_referral`): the rows
+`domain.report_history` turns into the approach, first contact, engagement, signposting and
+onward referrals (what each means for the report is written there). Closures (by outcome)
+count in the month of closure, 6-month follow-ups in the month they were recorded.
 
 **How it is read** (a year of reports for a site with 500,000 attendances and 20,000
 candidates a year: about 1.5 s on SQLite and 1.7 s on PostgreSQL on the 2-core machine, see
@@ -46,28 +29,35 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Index, Table, and_, false, func, or_, select, type_coerce
+from sqlalchemy import DateTime, Index, and_, false, func, or_, select, type_coerce
 from sqlalchemy.engine import Engine
 
-from referral_gateway.domain.report_facts import (
-    AssaultDetail,
-    ConsentGiver,
-    ConsentOutcome,
-    ContactMethod,
-    InjuryCategory,
-    ReportFacts,
+from referral_gateway.domain.attendance import AttendanceStatus
+from referral_gateway.domain.casework import ContactOutcome
+from referral_gateway.domain.detection import DecidingRule, ReasonKind
+from referral_gateway.domain.report_facts import AssaultDetail, ReportFacts
+from referral_gateway.domain.report_history import (
+    NO_APPROACH,
+    NOT_SCREENED_RULES,
+    REACHED_OUTCOMES,
+    approach_of,
+    approached_at,
+    casework_of,
+    engagement_of,
+    injury_category_of,
+    is_assault,
+    reattended_within_a_year,
+    signal_kind,
 )
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD
-from referral_gateway.storage.consent_tables import ConsentRecordRow
-
-CONSENT: Table = ConsentRecordRow.__table__  # type: ignore[attr-defined]
+from referral_gateway.storage.consent_tables import CONSENT
 
 # What the consent and casework reads walk (migration 0006_report_indexes): a site's
 # referrals by creation time, carrying their status and id; a referral's contacts by
@@ -89,9 +79,12 @@ Index(
 )
 Index("ix_referral_case_report_support", CASES.c.referral_id, CASES.c.support_tier)
 
-NOT_SCREENED_RULES = ("not_emergency", "cancelled")
-ASSAULT_RULE = "assault_signal"
-_ASSAULT_REASON = '%"kind": "assault"%'  # json.dumps of a DetectionReason of kind assault
+_NOT_SCREENED = sorted(r.value for r in NOT_SCREENED_RULES)
+_CANCELLED = AttendanceStatus.CANCELLED.value
+_ASSAULT_RULE = DecidingRule.ASSAULT_SIGNAL.value
+_ASSAULT_REASON = f'%"kind": "{ReasonKind.ASSAULT.value}"%'  # json.dumps of such a reason
+_REACHED = sorted(o.value for o in REACHED_OUTCOMES)
+_ENGAGED = ContactOutcome.ENGAGED.value
 
 
 class SqlFacts:
@@ -120,10 +113,10 @@ class SqlFacts:
                         ATTENDANCE.c.site == site,
                         ATTENDANCE.c.arrival_at >= month.start(),
                         ATTENDANCE.c.arrival_at < month.end(),
-                        ATTENDANCE.c.status != "cancelled",
+                        ATTENDANCE.c.status != _CANCELLED,
                         or_(
                             ATTENDANCE.c.detection_rule.is_(None),
-                            ATTENDANCE.c.detection_rule.not_in(NOT_SCREENED_RULES),
+                            ATTENDANCE.c.detection_rule.not_in(_NOT_SCREENED),
                         ),
                     )
                 ).scalar_one()
@@ -181,17 +174,11 @@ class SqlFacts:
         # rows unpacked, not read by attribute: this loop runs once per candidate
         for rid, arrived, age, sex, reasons, injury, *_made in (*window, *earlier):
             reached = contacts.get(rid, ())
-            engaged = rid in engaged_ids or any(c.outcome == _ENGAGED_OUTCOME for c in reached)
             if arrived >= months_start:
-                consent = _approach(histories.get(rid, ()))
-                work = _casework(reached, onwards.get(rid, ()), engaged)
-            else:
-                consent, work = _NO_APPROACH, _ENGAGED_ONLY if engaged else _NO_CASEWORK
-            approached_at = consent.approached_at
-            if work.reached_at is not None and (
-                approached_at is None or work.reached_at < approached_at
-            ):
-                approached_at = work.reached_at
+                consent = approach_of(histories.get(rid, ()))
+                work = casework_of(reached, onwards.get(rid, ()), rid in engaged_ids)
+            else:  # of the year before, only engagement
+                consent, work = NO_APPROACH, engagement_of(reached, rid in engaged_ids)
             _, closed_at, closure, followed = activity.get(rid, _NO_ACTIVITY)
             facts.append(
                 ReportFacts(
@@ -200,8 +187,8 @@ class SqlFacts:
                     age_at_arrival=age,
                     sex=sex,
                     candidate_rule=_signal_kind(reasons),
-                    injury_category=_injury(injury),
-                    approached_at=approached_at,
+                    injury_category=injury_category_of(injury),
+                    approached_at=approached_at(consent, work),
                     consent_outcome=consent.outcome,
                     consent_giver=consent.giver,
                     not_approached_reason=consent.not_approached_reason,
@@ -214,7 +201,7 @@ class SqlFacts:
                     closed_outcome=closure,
                     follow_up_done_at=followed,
                     reattended_violent_12m=start <= arrived < cohort_end
-                    and _reattended(later.get(rid, ()), arrived),
+                    and reattended_within_a_year(later.get(rid, ()), arrived),
                     assault=True,
                 )
             )
@@ -229,9 +216,9 @@ class SqlFacts:
             ATTENDANCE.c.site == site,
             ATTENDANCE.c.arrival_at >= month.start(),
             ATTENDANCE.c.arrival_at < month.end(),
-            ATTENDANCE.c.status != "cancelled",
+            ATTENDANCE.c.status != _CANCELLED,
             or_(
-                ATTENDANCE.c.detection_rule == ASSAULT_RULE,
+                ATTENDANCE.c.detection_rule == _ASSAULT_RULE,
                 ATTENDANCE.c.detection_json.like(_ASSAULT_REASON),
             ),
         )
@@ -240,7 +227,7 @@ class SqlFacts:
         facts = []
         for r in rows:
             detection: dict[str, Any] = json.loads(r.detection_json or "{}")
-            if not _has_assault_reason(detection) and r.detection_rule != ASSAULT_RULE:
+            if not is_assault(r.detection_rule, detection.get("reasons", [])):
                 continue
             facts.append(
                 ReportFacts(
@@ -248,7 +235,7 @@ class SqlFacts:
                     arrival=r.arrival_at,
                     screened=True,
                     assault=True,
-                    injury_category=_injury(detection.get("injury_category")),
+                    injury_category=injury_category_of(detection.get("injury_category")),
                     assault_detail=AssaultDetail(),  # assault time and place: not in the feeds
                 )
             )
@@ -280,9 +267,9 @@ class SqlFacts:
                 arrival >= cohort_start,
                 arrival < cohort_end,
                 later.c.arrival_at > ATTENDANCE.c.arrival_at,
-                later.c.status != "cancelled",
+                later.c.status != _CANCELLED,
                 or_(
-                    later.c.detection_rule == ASSAULT_RULE,
+                    later.c.detection_rule == _ASSAULT_RULE,
                     later.c.detection_json.like(_ASSAULT_REASON),
                 ),
             )
@@ -317,11 +304,11 @@ def _consent_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
         )
         .select_from(CONSENT.join(REFERRAL, REFERRAL.c.id == CONSENT.c.referral_id))
         .where(*of_site, *_made_within(made))
-    )  # in no order: each referral's few records are put in order by `_approach`
+    )  # in no order: `approach_of` puts each referral's few records in order
 
 
 def _contact_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
-    """The contacts that reached the young person (in no order: `_casework` finds the
+    """The contacts that reached the young person (in no order: `casework_of` finds the
     first of each referral's few)."""
     return (
         select(
@@ -358,7 +345,7 @@ def _engaged_contact_stmt(of_site: tuple[Any, ...], made: _Span | None) -> Any:
     return (
         select(CONTACTS.c.referral_id)
         .select_from(CONTACTS.join(REFERRAL, REFERRAL.c.id == CONTACTS.c.referral_id))
-        .where(*of_site, *_made_within(made), CONTACTS.c.outcome == _ENGAGED_OUTCOME)
+        .where(*of_site, *_made_within(made), CONTACTS.c.outcome == _ENGAGED)
     )
 
 
@@ -426,121 +413,7 @@ def _by_referral(conn: Any, stmt: Any) -> dict[str, list[Any]]:
     return grouped
 
 
-@dataclass(frozen=True)
-class _Approach:
-    outcome: ConsentOutcome | None = None
-    giver: ConsentGiver | None = None
-    not_approached_reason: str | None = None
-    override: bool = False
-    approached_at: datetime | None = None
-
-
-def _approach(records: Sequence[Any]) -> _Approach:
-    """A referral's consent history as the report counts it."""
-    if not records:
-        return _NO_APPROACH
-    if len(records) > 1:
-        records = sorted(records, key=lambda r: r.seq)
-    outcomes = [r.outcome for r in records]
-    override = _OVERRIDE in outcomes
-    if _GIVEN in outcomes:
-        first_given = next(r for r in records if r.outcome == _GIVEN)
-        giver = _GIVERS.get(first_given.giver)
-        return _Approach(ConsentOutcome.GIVEN, giver, None, override, _first_approach(records))
-    if _DECLINED in outcomes:
-        return _Approach(ConsentOutcome.DECLINED, None, None, override, _first_approach(records))
-    if _NOT_APPROACHED in outcomes:
-        reason = [r.not_approached_reason for r in records if r.outcome == _NOT_APPROACHED][-1]
-        return _Approach(ConsentOutcome.NOT_APPROACHED, None, reason, override, None)
-    return _Approach(None, None, None, override, None)
-
-
-def _first_approach(records: Sequence[Any]) -> datetime:
-    first: datetime = min(r.recorded_at for r in records if r.outcome in _APPROACH_OUTCOMES)
-    return first
-
-
-_NO_APPROACH = _Approach()
-_GIVEN, _DECLINED, _NOT_APPROACHED, _OVERRIDE = (
-    o.value
-    for o in (
-        ConsentOutcome.GIVEN,
-        ConsentOutcome.DECLINED,
-        ConsentOutcome.NOT_APPROACHED,
-        ConsentOutcome.SAFEGUARDING_OVERRIDE,
-    )
-)
-_APPROACH_OUTCOMES = frozenset({_GIVEN, _DECLINED, ConsentOutcome.WITHDRAWN.value})
-_GIVERS = {g.value: g for g in ConsentGiver}
-
-# contact outcomes (domain.casework.ContactOutcome values) in which the worker reached them
-_ENGAGED_OUTCOME = "engaged"
-_REACHED = frozenset({_ENGAGED_OUTCOME, "spoke_not_engaged"})
-
-
-@dataclass(frozen=True)
-class _Casework:
-    reached_at: datetime | None = None
-    first_method: ContactMethod | None = None
-    engaged: bool = False
-    signposted: bool = False
-    referred_to: tuple[str, ...] = ()
-
-
-def _casework(contacts: Sequence[Any], onwards: Sequence[Any], engaged: bool) -> _Casework:
-    """A referral's contacts that reached the young person and its onward referrals and
-    signposting, as the report counts them."""
-    if not contacts and not onwards:
-        return _ENGAGED_ONLY if engaged else _NO_CASEWORK
-    first = min(contacts, key=lambda c: (c.at, c.id)) if contacts else None
-    return _Casework(
-        reached_at=first.at if first is not None else None,
-        first_method=_method(first.method) if first is not None else None,
-        engaged=engaged,
-        signposted=any(o.kind == _SIGNPOST for o in onwards),
-        referred_to=tuple(o.service_type for o in onwards if o.kind == _REFERRAL),
-    )
-
-
-_SIGNPOST, _REFERRAL = "signpost", "referral"  # domain.casework.OnwardKind values
-_NO_CASEWORK = _Casework()
-_ENGAGED_ONLY = _Casework(engaged=True)
-
-
-def _method(value: str) -> ContactMethod | None:
-    try:
-        return ContactMethod(value)
-    except ValueError:
-        return None
-
-
-def _reattended(arrivals: Iterable[datetime], arrival: datetime) -> bool:
-    until = _one_year_on(arrival)
-    return any(arrival < later <= until for later in arrivals)
-
-
-def _one_year_on(moment: datetime) -> datetime:
-    try:
-        return moment.replace(year=moment.year + 1)
-    except ValueError:  # 29 February: a year on is 1 March
-        return moment.replace(year=moment.year + 1, month=3, day=1)
-
-
 @functools.lru_cache(maxsize=4096)
 def _signal_kind(reasons_json: str) -> str:
-    """The kind of the first assault signal: 'snomed', 'icd10', 'ecds' or 'text'."""
-    for reason in json.loads(reasons_json or "[]"):
-        if reason.get("kind") == "assault":
-            return str(reason.get("rule", "")).split(":", 1)[0] or "assault_signal"
-    return "assault_signal"
-
-
-def _has_assault_reason(detection: Mapping[str, Any]) -> bool:
-    return any(r.get("kind") == "assault" for r in detection.get("reasons", []))
-
-
-def _injury(value: str | None) -> InjuryCategory | None:
-    return _INJURIES.get(value, InjuryCategory.OTHER) if value else None
-
-
-_INJURIES = {c.value: c for c in InjuryCategory}
+    """`signal_kind` of a referral's stored reasons (the same few JSON texts recur)."""
+    return signal_kind(json.loads(reasons_json or "[]"))

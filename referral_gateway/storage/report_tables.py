@@ -11,20 +11,7 @@ from datetime import datetime
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from referral_gateway.storage.tables import AttendanceRow
 from referral_gateway.storage.types import UtcDateTime
-
-_ATTENDANCE = AttendanceRow.__table__  # type: ignore[attr-defined]
-
-# Monthly counts of screened attendances read this index alone (an index-only scan), never
-# the table: a year's report for a site with 500,000 attendances counts them in milliseconds.
-Index(
-    "ix_attendance_report_screened",
-    _ATTENDANCE.c.site,
-    _ATTENDANCE.c.arrival_at,
-    _ATTENDANCE.c.status,
-    _ATTENDANCE.c.detection_rule,
-)
 
 
 class ReportSnapshotRow(SQLModel, table=True):

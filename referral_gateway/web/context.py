@@ -3,13 +3,12 @@ templates. One per app, at `app.state.web`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import jinja2
 from sqlalchemy.engine import Engine
 
+from referral_gateway.domain.clock import Clock
 from referral_gateway.services.casework import Casework
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.web.events import Broadcaster
@@ -19,7 +18,7 @@ from referral_gateway.web.options import WebOptions
 @dataclass
 class WebContext:
     engine: Engine
-    clock: Callable[[], datetime]
+    clock: Clock
     options: WebOptions
     accounts: AccountStore
     casework: Casework

@@ -1,6 +1,6 @@
 """Programme hub over HTTP: sites push signed reports here; leads see cross-site totals.
 
-    POST /api/hub/reports          signed envelope (see domain.report_signing)
+    POST /api/hub/reports          signed envelope (see report_formats.signing)
     GET  /hub?month=YYYY-MM        one row per site, totals, funnel, 12-month trend
     GET  /hub/download.csv         totals; /hub/sites.csv: every site's report
 
@@ -14,20 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import jinja2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from consent.policy import Actor, Role
+from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.report_period import ReportMonth, trailing_months
 from referral_gateway.domain.report_published import (
     PublishedReport,
     cross_site_totals,
 )
-from referral_gateway.domain.report_render import reports_csv, totals_csv
 from referral_gateway.domain.reporting import Cell
+from referral_gateway.report_formats.files import reports_csv, totals_csv
 from referral_gateway.services.hub import HubKey, HubReceiver
 from referral_gateway.storage.reports import Receipt, ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.render import app_templates
 from referral_gateway.web.reports import REPORT_ROLES, parse_month
 
 MAX_BODY = 2 * 1024 * 1024
@@ -44,8 +47,9 @@ def build_hub_router(
     store: ReportStore,
     keys: Mapping[str, HubKey],
     actor_dependency: Callable[..., Actor],
-    clock: Callable[[], datetime],
+    clock: Clock,
     *,
+    templates: jinja2.Environment | None = None,
     prefix: str = "/hub",
 ) -> APIRouter:
     receiver = HubReceiver(store, keys, clock)
@@ -64,7 +68,7 @@ def build_hub_router(
         return [_row(r) for r in store.received(month)]
 
     @router.get(prefix, response_class=HTMLResponse)
-    def dashboard(actor: ActorDep, month: str | None = None) -> HTMLResponse:
+    def dashboard(request: Request, actor: ActorDep, month: str | None = None) -> HTMLResponse:
         _lead(actor)
         m = parse_month(month, clock())
         rows = month_rows(m)
@@ -75,6 +79,7 @@ def build_hub_router(
             "all sites", months, [[r.report for r in month_rows(past)] for past in months]
         )
         page = report_pages.render(
+            templates or app_templates(request),
             "hub_dashboard.html",
             base=prefix,
             month=str(m),
@@ -141,10 +146,12 @@ def build_hub_app(
     store: ReportStore,
     keys: Mapping[str, HubKey],
     actor_dependency: Callable[..., Actor],
-    clock: Callable[[], datetime],
+    clock: Clock,
+    *,
+    templates: jinja2.Environment,
 ) -> FastAPI:
     app = FastAPI(title="Referral gateway: programme hub", version="0.1.0")
-    app.include_router(build_hub_router(store, keys, actor_dependency, clock))
+    app.include_router(build_hub_router(store, keys, actor_dependency, clock, templates=templates))
 
     @app.get("/health")
     def health() -> dict[str, str]:

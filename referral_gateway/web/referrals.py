@@ -38,16 +38,16 @@ from referral_gateway.domain.casework import (
     may_record_consent,
 )
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.errors import NotFound
+from referral_gateway.services.errors import NotFound
 from referral_gateway.storage.queue import follow_ups_due
 from referral_gateway.web.context import WebContext
+from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import render
 from referral_gateway.web.security import (
     CaseworkerDep,
     CsrfDep,
     CtxDep,
     FormDep,
-    PageError,
     referral_id_or_404,
 )
 

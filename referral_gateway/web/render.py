@@ -1,4 +1,8 @@
-"""Server-rendered pages: one Jinja environment, a few filters for times and labels."""
+"""Server-rendered pages: one Jinja environment, a few filters for times and labels.
+
+`make_templates(zone)` is the only place a Jinja environment is made: the app's pages, the
+report pages, the hub and the standalone report file all render through it, so every time
+on them is shown in the configured zone (RG_TIMEZONE)."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from referral_gateway.domain.casework import (
     SupportTier,
 )
 from referral_gateway.domain.referral import ReferralStatus
+from referral_gateway.report_formats.files import display
 from referral_gateway.storage.accounts import CurrentSession
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.security import NO_STORE
@@ -90,8 +95,23 @@ def make_templates(zone: tzinfo) -> jinja2.Environment:
         m = local(moment)
         return m.strftime("%Y-%m-%dT%H:%M") if m else ""
 
+    def when(moment: datetime | None) -> str:
+        m = local(moment)
+        return m.strftime("%Y-%m-%d %H:%M") if m else ""
+
+    def local_iso(moment: datetime | None) -> str:
+        m = local(moment)
+        return m.isoformat(timespec="minutes") if m else ""
+
     env.filters.update(
-        clock_time=clock_time, day_time=day_time, day=day, iso=iso, input_local=input_local
+        clock_time=clock_time,
+        day_time=day_time,
+        day=day,
+        iso=iso,
+        input_local=input_local,
+        when=when,
+        local_iso=local_iso,
+        shown=display,
     )
     env.globals.update(
         ago=ago,
@@ -110,6 +130,12 @@ def make_templates(zone: tzinfo) -> jinja2.Environment:
         ReferralStatus=ReferralStatus,
     )
     return env
+
+
+def app_templates(request: Request) -> jinja2.Environment:
+    """The app's one Jinja environment, made by `install_web` (at `app.state.web`)."""
+    templates: jinja2.Environment = request.app.state.web.templates
+    return templates
 
 
 def ago(moment: datetime | None, now: datetime) -> str:

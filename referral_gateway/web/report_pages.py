@@ -1,39 +1,30 @@
 """HTML for the reports: the dashboard, a site's month, the push status, the hub, and the
 standalone page the command line writes. Jinja2 with autoescape; the SVG charts are made by
-`domain.report_charts`, which escapes every text it draws.
+`report_formats.charts`, which escapes every text it draws.
 
 The dashboard, site and push pages are pages of the web app (`base.html`: navigation,
 sign-out, the app's style sheets, no inline style or script under its content security
-policy); the standalone page and the hub keep their own self-contained layout."""
+policy); the standalone page and the hub keep their own self-contained layout. Every page
+renders through the one environment `web.render.make_templates` makes (times in the
+configured zone), handed in as `templates`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 from markupsafe import Markup
 
 from referral_gateway.domain.disclosure import SUPPRESSED, Shown
-from referral_gateway.domain.report_charts import (
-    FUNNEL_MEASURES,
-    TREND_MEASURES,
-    FunnelStage,
-    funnel_stages,
-    funnel_svg,
-    trend_series,
-    trend_svg,
-)
-from referral_gateway.domain.report_period import LONDON, ReportMonth
+from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.domain.report_published import (
     CONTROLLED,
     PublishedReport,
     cross_site_totals,
 )
-from referral_gateway.domain.report_render import breakdown_label, display
 from referral_gateway.domain.reporting import (
     APPROACHED,
     CANDIDATES,
@@ -46,22 +37,22 @@ from referral_gateway.domain.reporting import (
     category_label,
     measure_label,
 )
+from referral_gateway.report_formats.charts import (
+    FUNNEL_MEASURES,
+    TREND_MEASURES,
+    FunnelStage,
+    funnel_stages,
+    funnel_svg,
+    trend_series,
+    trend_svg,
+)
+from referral_gateway.report_formats.files import breakdown_label
 
-TEMPLATES = Path(__file__).with_name("templates")
 HEADLINE = (SCREENED, CANDIDATES, APPROACHED, CONSENT_GIVEN, ENGAGED, REFERRED_ON)
 _MONTH_NAMES = [
     "January", "February", "March", "April", "May", "June",
     "July", "August", "September", "October", "November", "December",
 ]  # fmt: skip
-
-_env = Environment(
-    loader=FileSystemLoader(str(TEMPLATES)),
-    autoescape=select_autoescape(["html"]),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.filters["shown"] = lambda v: display(v)
-_env.filters["when"] = lambda d: d.astimezone(LONDON).strftime("%Y-%m-%d %H:%M") if d else ""
 
 
 @dataclass(frozen=True)
@@ -100,7 +91,7 @@ def rate_rows(report: PublishedReport) -> list[tuple[str, Shown | None]]:
 
 
 def _svg(text: str) -> Markup:
-    return Markup(text)  # noqa: S704 - built by domain.report_charts, every text escaped
+    return Markup(text)  # noqa: S704 - built by report_formats.charts, every text escaped
 
 
 def site_charts(report: PublishedReport, trend: Sequence[PublishedReport]) -> dict[str, Any]:
@@ -121,8 +112,8 @@ def site_charts(report: PublishedReport, trend: Sequence[PublishedReport]) -> di
     }
 
 
-def render(template: str, **context: Any) -> str:
-    return _env.get_template(template).render(**context)
+def render(templates: Environment, template: str, **context: Any) -> str:
+    return templates.get_template(template).render(**context)
 
 
 def combined_charts(
@@ -170,6 +161,7 @@ def _totals(reports: Sequence[PublishedReport]) -> dict[str, tuple[int, str, Sho
 
 
 def dashboard_page(
+    templates: Environment,
     *,
     base: str,
     month: ReportMonth,
@@ -185,6 +177,7 @@ def dashboard_page(
     monthly = [[t[i] for t in trends.values() if len(t) > i] for i in range(len(months))]
     title = reports[0].site if len(reports) == 1 else f"{len(reports)} sites"
     return render(
+        templates,
         "reports_dashboard.html",
         base=base,
         month=str(month),
@@ -213,6 +206,7 @@ def _dashboard_charts(
 
 
 def site_page(
+    templates: Environment,
     *,
     base: str,
     report: PublishedReport,
@@ -221,6 +215,7 @@ def site_page(
     session: Any = None,
 ) -> str:
     return render(
+        templates,
         "reports_site.html",
         base=base,
         report=report,
@@ -234,6 +229,7 @@ def site_page(
 
 
 def admin_page(
+    templates: Environment,
     *,
     base: str,
     snapshots: Sequence[Any],
@@ -244,6 +240,7 @@ def admin_page(
 ) -> str:
     unsent = any(p.status.value != "sent" for p in states.values()) or len(states) < len(snapshots)
     return render(
+        templates,
         "reports_admin.html",
         base=base,
         snapshots=snapshots,
@@ -264,6 +261,7 @@ def _page(session: Any, done_message: str = "") -> dict[str, Any]:
 
 
 def standalone_page(
+    templates: Environment,
     *,
     month: ReportMonth,
     reports: Sequence[PublishedReport],
@@ -282,10 +280,11 @@ def standalone_page(
             }
         )
     return render(
+        templates,
         "report_standalone.html",
         month=str(month),
         month_label=month_label(month),
         sections=sections,
-        generated_at=generated_at.astimezone(LONDON).isoformat(timespec="minutes"),
+        generated_at=generated_at,
         raw=raw,
     )

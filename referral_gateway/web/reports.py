@@ -24,30 +24,23 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Actor, Role
-from referral_gateway.domain.istv import istv_csv
-from referral_gateway.domain.report_period import (
-    ReportMonth,
-    ReportMonthError,
-    latest_finished_month,
-)
+from referral_gateway.domain.clock import Clock
+from referral_gateway.domain.errors import ReportMonthError
+from referral_gateway.domain.report_period import ReportMonth, latest_finished_month
 from referral_gateway.domain.report_published import PublishedReport
-from referral_gateway.domain.report_render import reports_csv, reports_json
+from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json
 from referral_gateway.services.report_push import MonthlyPush
 from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore
 from referral_gateway.web import report_pages
-from referral_gateway.web.security import (
-    SESSION,
-    CsrfDep,
-    CtxDep,
-    PageError,
-    SessionDep,
-    read_cookie,
-)
+from referral_gateway.web.errors import PageError
+from referral_gateway.web.render import app_templates
+from referral_gateway.web.security import SESSION, CsrfDep, CtxDep, SessionDep, read_cookie
 
 REPORT_ROLES = frozenset({Role.PROGRAMME_LEAD, Role.ADMINISTRATOR})
 MACHINE = "ops-token"  # the Actor.user_id of a request signed with the ops token
@@ -108,8 +101,9 @@ def download_reader(ops_token: str | None) -> Callable[..., Actor]:
 def build_reports_router(
     service: ReportService,
     store: ReportStore,
-    clock: Callable[[], datetime],
+    clock: Clock,
     *,
+    templates: jinja2.Environment | None = None,
     push: MonthlyPush | None = None,
     ops_token: str | None = None,
     prefix: str = "/reports",
@@ -163,6 +157,7 @@ def build_reports_router(
         }
         return page(
             report_pages.dashboard_page(
+                templates or app_templates(request),
                 base=prefix,
                 month=m,
                 latest=ReportMonth.of(clock()),
@@ -186,7 +181,12 @@ def build_reports_router(
         trend = service.trend(site, m, raw=raw)
         return page(
             report_pages.site_page(
-                base=prefix, report=trend[-1], trend=trend, raw=raw, session=session_of(request)
+                templates or app_templates(request),
+                base=prefix,
+                report=trend[-1],
+                trend=trend,
+                raw=raw,
+                session=session_of(request),
             ),
         )
 
@@ -243,6 +243,7 @@ def build_reports_router(
         states = {(p.site, p.month): p for p in store.push_states()}
         return page(
             report_pages.admin_page(
+                templates or app_templates(request),
                 base=prefix,
                 snapshots=store.snapshots(),
                 states=states,

@@ -27,6 +27,10 @@ from referral_gateway.domain.accounts import StaffUser
 from referral_gateway.storage.accounts import CurrentSession
 from referral_gateway.web.context import WebContext
 
+# re-exported for the route modules that import them from here
+from referral_gateway.web.errors import PageError as PageError
+from referral_gateway.web.errors import SignInRequired as SignInRequired
+
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; font-src 'self'; manifest-src 'self'; form-action 'self'; "
@@ -42,20 +46,6 @@ _BASE_HEADERS = {
 _DOC_PATHS = ("/docs", "/redoc")  # FastAPI's API docs load their own scripts
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 REFERRAL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-class PageError(Exception):
-    """Answer with an error page: a status, a title and what the person can do."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(title)
-        self.status = status
-        self.title = title
-        self.message = message
-
-
-class SignInRequired(Exception):
-    """No active session: pages redirect to the sign-in page, live streams answer 401."""
 
 
 class SecurityHeaders:

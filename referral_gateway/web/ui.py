@@ -24,13 +24,9 @@ from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import QueueEvent
 from referral_gateway.web import admin, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
+from referral_gateway.web.errors import PageError, SignInRequired
 from referral_gateway.web.render import render
-from referral_gateway.web.security import (
-    LIVE_UPDATE_HEADER,
-    PageError,
-    SecurityHeaders,
-    SignInRequired,
-)
+from referral_gateway.web.security import LIVE_UPDATE_HEADER, SecurityHeaders
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")

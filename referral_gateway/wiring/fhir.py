@@ -20,9 +20,10 @@ from fastapi import APIRouter
 from sqlalchemy.engine import Engine
 
 from adapters.fhir.auth import TokenAuthenticator
+from adapters.fhir.errors import SourceConfigError
 from adapters.fhir.poller import FhirPoller
 from adapters.fhir.routes import fhir_router
-from adapters.fhir.sources import FhirSource, SourceConfigError, parse_fhir_sources
+from adapters.fhir.sources import FhirSource, parse_fhir_sources
 from adapters.fhir.subscriptions import SubscriptionReceiver
 from adapters.fhir.writer import FhirWriter
 from consent.keyring import KeyRing

@@ -10,7 +10,6 @@ import logging
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +21,7 @@ from adapters.hl7.channel import CHANNEL as HL7_CHANNEL
 from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.clock import Clock, system_clock
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
@@ -39,12 +39,6 @@ from referral_gateway.storage.keystore import check_keyring, open_keyring
 from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
 
 log = logging.getLogger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class PipelineRunner(Protocol):

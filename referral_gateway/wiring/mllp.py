@@ -12,8 +12,9 @@ import tomllib
 from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
+from adapters.hl7.errors import SenderConfigError
 from adapters.hl7.mllp import MllpLimits, MllpServer
-from adapters.hl7.senders import SenderConfigError, SenderDirectory, parse_senders
+from adapters.hl7.senders import SenderDirectory, parse_senders
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.wiring.gateway import Gateway
 

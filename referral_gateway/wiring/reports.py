@@ -7,25 +7,24 @@ starts `reports.jobs`. Nothing reads the environment here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from referral_gateway.config import ConfigError, Settings
-from referral_gateway.domain.report_signing import SigningKey, SigningKeyError
-from referral_gateway.services.hub import HubConfigError, HubKey, load_hub_keys
+from referral_gateway.domain.clock import Clock
+from referral_gateway.report_formats.signing import SigningKey, SigningKeyError
+from referral_gateway.services.errors import HubConfigError
+from referral_gateway.services.hub import HubKey, load_hub_keys
 from referral_gateway.services.report_jobs import ReportJobs
 from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import FactsRepository, ReportService
 from referral_gateway.storage.report_facts import SqlFacts
 from referral_gateway.storage.reports import ReportStore
-
-Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -113,6 +112,7 @@ def build_hub_alone(settings: Settings, clock: Clock) -> tuple[FastAPI, Engine]:
     the database, and the hub app, which the ops token may also read. The caller disposes of
     the engine."""
     from referral_gateway.web.hub import build_hub_app, hub_token_actor
+    from referral_gateway.web.render import make_templates
     from referral_gateway.wiring.database import open_database
 
     keys = hub_keys(settings)
@@ -120,6 +120,10 @@ def build_hub_alone(settings: Settings, clock: Clock) -> tuple[FastAPI, Engine]:
         raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
     engine = open_database(settings)
     app = build_hub_app(
-        ReportStore(engine), keys, hub_token_actor(settings.ops_token or None), clock
+        ReportStore(engine),
+        keys,
+        hub_token_actor(settings.ops_token or None),
+        clock,
+        templates=make_templates(ZoneInfo(settings.timezone)),
     )
     return app, engine

@@ -18,7 +18,7 @@ from consent.records import (
     Refusal,
 )
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.errors import NotFound
+from referral_gateway.services.errors import NotFound
 from referral_gateway.services.sharing import ConsentHistoryView, RevealedIdentity
 from referral_gateway.storage.attendances import REFERRAL
 from referral_gateway.storage.consent_store import CONSENT

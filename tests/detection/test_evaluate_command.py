@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from referral_gateway.domain.evaluation import CorpusError, read_corpus
+from referral_gateway.domain.errors import CorpusError
+from referral_gateway.domain.evaluation import read_corpus
 from referral_gateway.entrypoints.cli import main
 
 HEADER = "id\tfield\tlabel\tcategory\tcontext\tcodes\ttext\n"

@@ -6,12 +6,8 @@ from typing import Any
 
 import pytest
 
-from referral_gateway.domain.sites import (
-    SiteConfigError,
-    SiteDirectory,
-    SiteRules,
-    parse_site_config,
-)
+from referral_gateway.domain.errors import SiteConfigError
+from referral_gateway.domain.sites import SiteDirectory, SiteRules, parse_site_config
 
 
 def test_unconfigured_site_gets_the_defaults_named_after_its_ods_code() -> None:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from referral_gateway.domain.errors import ValueSetError
 from referral_gateway.domain.valuesets import (
     InjuryCategory,
     Strength,
     ValueSet,
-    ValueSetError,
     ValueSetLibrary,
     bundled_valuesets,
     load_valueset,

@@ -11,7 +11,7 @@ import pytest
 from adapters.fhir.channel import REOPENED, make_decoder
 from adapters.fhir.mapping import reference_of
 from referral_gateway.domain.attendance import EventKind
-from referral_gateway.errors import MessageRejected
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.storage.inbox import PendingMessage
 from tests.fhir import builders as b
 

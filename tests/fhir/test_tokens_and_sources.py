@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import text
 
 from adapters.fhir.auth import TokenAuthenticator
-from adapters.fhir.errors import Forbidden, Unauthorized
-from adapters.fhir.sources import SourceConfigError, parse_fhir_sources
+from adapters.fhir.errors import Forbidden, SourceConfigError, Unauthorized
+from adapters.fhir.sources import parse_fhir_sources
 from referral_gateway.entrypoints.cli import main
 from referral_gateway.storage.database import make_engine
 

@@ -6,11 +6,11 @@ import tomllib
 
 import pytest
 
+from adapters.hl7.errors import SenderConfigError
 from adapters.hl7.mllp import Peer
 from adapters.hl7.senders import (
     Action,
     ApplicationAcks,
-    SenderConfigError,
     SenderDirectory,
     parse_senders,
 )

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import httpx
 
-from referral_gateway.domain.report_signing import SigningKey, Verified, verify
 from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
+from referral_gateway.report_formats.signing import SigningKey, Verified, verify
 
 
 class FakeHub:

@@ -14,7 +14,7 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
-from referral_gateway.storage.report_facts import CONSENT
+from referral_gateway.storage.consent_tables import CONSENT
 
 PROCESSING = timedelta(seconds=2)  # arrival to the rows' creation, as the pipeline does it
 

@@ -3,14 +3,8 @@ relations, and percentages from rounded figures."""
 
 import pytest
 
-from referral_gateway.domain.disclosure import (
-    SUPPRESSED,
-    DisclosureError,
-    Relation,
-    disclose,
-    percentage,
-    primary,
-)
+from referral_gateway.domain.disclosure import SUPPRESSED, Relation, disclose, percentage, primary
+from referral_gateway.domain.errors import DisclosureError
 
 
 @pytest.mark.parametrize(

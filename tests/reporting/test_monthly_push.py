@@ -8,8 +8,8 @@ import pytest
 
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.domain.report_published import publish
-from referral_gateway.domain.report_signing import SigningKey
 from referral_gateway.domain.reporting import build_monthly_report
+from referral_gateway.report_formats.signing import SigningKey
 from referral_gateway.services.report_jobs import push_trigger
 from referral_gateway.services.report_push import (
     MonthlyPush,

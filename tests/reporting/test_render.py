@@ -6,13 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from referral_gateway.domain.istv import istv_csv, istv_rows
-from referral_gateway.domain.report_charts import (
-    funnel_stages,
-    funnel_svg,
-    trend_series,
-    trend_svg,
-)
+from referral_gateway.domain.istv import istv_rows
 from referral_gateway.domain.report_facts import AssaultDetail, InjuryCategory, ReportFacts
 from referral_gateway.domain.report_period import ReportMonth, trailing_months
 from referral_gateway.domain.report_published import (
@@ -20,8 +14,14 @@ from referral_gateway.domain.report_published import (
     cross_site_totals,
     publish,
 )
-from referral_gateway.domain.report_render import reports_csv, reports_json, totals_csv
 from referral_gateway.domain.reporting import build_monthly_report
+from referral_gateway.report_formats.charts import (
+    funnel_stages,
+    funnel_svg,
+    trend_series,
+    trend_svg,
+)
+from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json, totals_csv
 from tests.reporting.builders import OTHER_SITE, SITE, at, many, october_2024
 
 OCTOBER = ReportMonth(2024, 10)

@@ -80,3 +80,10 @@ def test_istv_extract_for_one_site(tmp_path):
 
 def test_a_malformed_month_is_refused(tmp_path):
     assert main(["report", "--data-dir", str(tmp_path), "--month", "2024-13"]) == 2
+
+
+def test_the_standalone_page_gives_its_time_in_the_configured_zone(tmp_path, monkeypatch):
+    monkeypatch.setenv("RG_TIMEZONE", "Asia/Tokyo")  # +09:00 all year; London never is
+    page = run(tmp_path, "--format", "html").decode()
+    generated = page.split("Generated ", 1)[1].split("<", 1)[0].split(".", 1)[0]
+    assert generated.endswith("+09:00")

@@ -4,12 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from referral_gateway.domain.report_period import (
-    ReportMonth,
-    ReportMonthError,
-    latest_due_month,
-    trailing_months,
-)
+from referral_gateway.domain.errors import ReportMonthError
+from referral_gateway.domain.report_period import ReportMonth, latest_due_month, trailing_months
 
 
 def utc(*parts: int) -> datetime:

@@ -19,9 +19,9 @@ import pytest
 from consent.policy import Role
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.domain.report_published import publish
-from referral_gateway.domain.report_signing import SigningKey, sign
 from referral_gateway.domain.report_snapshot import ReportSnapshot, canonical_json
 from referral_gateway.domain.reporting import build_monthly_report
+from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.services.hub import HubKey
 from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import InMemoryFacts, ReportService
@@ -51,10 +51,14 @@ class Reports:
 
 @pytest.fixture
 def reports(sqlite_url, keyring) -> Reports:
+    yield build_reports(sqlite_url, keyring)
+
+
+def build_reports(sqlite_url, keyring, **web_options) -> Reports:
     engine = make_engine(sqlite_url)
     migrate(engine)
     clock = FixedClock(NOW)
-    web = build_web(engine, keyring, clock)
+    web = build_web(engine, keyring, clock, **web_options)
     store = ReportStore(engine)
     service = ReportService(InMemoryFacts(october_2024()))
     programme = FakeHub(PUSH_KEY, clock)
@@ -79,7 +83,7 @@ def reports(sqlite_url, keyring) -> Reports:
     web.account("admin", Role.ADMINISTRATOR, ())
     web.account("ash", Role.YOUTH_WORKER, (SITE,))
     web.account("lead", Role.TEAM_LEAD, (SITE,))
-    yield Reports(web, programme, push)
+    return Reports(web, programme, push)
     engine.dispose()
 
 
@@ -242,6 +246,14 @@ def test_an_administrator_sees_a_failed_push_and_retries_it_with_the_form(report
     assert "status-sent" in page.text and "status-failed" not in page.text
     pushes = admin.get("/reports/admin/pushes").json()
     assert [(p["site"], p["status"]) for p in pushes] == [(SITE, "sent")]
+
+
+def test_report_pages_show_times_in_the_configured_zone(sqlite_url, keyring):
+    reports = build_reports(sqlite_url, keyring, timezone="Asia/Tokyo")
+    reports.hub.script = [503]
+    reports.push.push(SITE, OCTOBER, now=NOW)  # 09:00 UTC: 18:00 in Tokyo, 09:00 in London
+    page = reports.web.signed_in("admin").get("/reports/admin").text
+    assert "2024-11-03 18:00" in page and "2024-11-03 09:00" not in page
 
 
 def test_a_programme_lead_cannot_see_or_retry_the_push(reports: Reports):

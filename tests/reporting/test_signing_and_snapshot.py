@@ -5,9 +5,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from referral_gateway.domain.errors import ReportFormatError
 from referral_gateway.domain.report_period import ReportMonth
-from referral_gateway.domain.report_published import ReportFormatError, publish
-from referral_gateway.domain.report_signing import (
+from referral_gateway.domain.report_published import publish
+from referral_gateway.domain.report_snapshot import (
+    EnvelopeRefused,
+    ReportSnapshot,
+    canonical_json,
+    read_envelope,
+)
+from referral_gateway.domain.reporting import build_monthly_report
+from referral_gateway.report_formats.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     Refused,
@@ -17,13 +25,6 @@ from referral_gateway.domain.report_signing import (
     sign,
     verify,
 )
-from referral_gateway.domain.report_snapshot import (
-    EnvelopeRefused,
-    ReportSnapshot,
-    canonical_json,
-    read_envelope,
-)
-from referral_gateway.domain.reporting import build_monthly_report
 from tests.reporting.builders import SITE, october_2024
 
 NOW = datetime(2024, 11, 1, 6, 0, tzinfo=UTC)

@@ -20,8 +20,8 @@ import httpx
 import pytest
 
 from referral_gateway.domain.report_period import latest_due_month
-from referral_gateway.domain.report_signing import SigningKey, sign
 from referral_gateway.domain.report_snapshot import canonical_json
+from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.reports import PushStatus, ReportStore
 from tests.reporting.spine_rows import Visit, assault, write

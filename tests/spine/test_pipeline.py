@@ -15,7 +15,7 @@ from referral_gateway.domain.attendance import (
 )
 from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.domain.valuesets import bundled_valuesets
-from referral_gateway.errors import MessageRejected
+from referral_gateway.services.errors import MessageRejected
 from referral_gateway.services.pipeline import Pipeline
 from referral_gateway.storage.attendances import AttendanceStore
 from referral_gateway.storage.inbox import Arrival, InboxStore, PendingMessage

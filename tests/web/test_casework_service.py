@@ -14,14 +14,15 @@ from consent.policy import Role
 from consent.records import ConsentGiver, ConsentOutcome, ConsentProposal, ConsentRecord, Refusal
 from referral_gateway.domain.casework import CaseRefusal
 from referral_gateway.domain.referral import ReferralStatus
-from referral_gateway.errors import NotFound
 from referral_gateway.services.casework import Casework, QueueEvent, escalate_untouched
+from referral_gateway.services.errors import NotFound
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.audit_store import AuditStore
-from referral_gateway.storage.casework import NOTES, CaseStore, ConcurrentChange, assigned_to
-from referral_gateway.storage.consent_store import CONSENT
+from referral_gateway.storage.casework import NOTES, CaseStore, assigned_to
+from referral_gateway.storage.consent_tables import CONSENT
+from referral_gateway.storage.errors import ConcurrentChange
 from referral_gateway.storage.queue import QueueFilter, queue_cards
 from tests.web.builders import FAST_HASHER, SITE_A, SITE_B, FakeEd, Patient, add_account
 

@@ -1,4 +1,4 @@
-"""Published reports as files: CSV for Excel and JSON for machines.
+"""Published reports as files: CSV for Excel and JSON for machines; the ISTV extract as CSV.
 
 CSV: UTF-8 with a byte-order mark (so Excel reads the encoding right), CRLF line ends, ISO
 dates (yyyy-mm-dd), one figure per row ("long" form, ready for a pivot table), `*` for a
@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from referral_gateway.domain.disclosure import Shown
+from referral_gateway.domain.istv import ISTV_COLUMNS, IstvRow
 from referral_gateway.domain.report_published import PublishedReport, TotalFigure
 from referral_gateway.domain.reporting import (
     BREAKDOWN_LABELS,
@@ -160,3 +161,22 @@ def _cell(value: Shown | None) -> str:
 
 def _defuse(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def istv_csv(rows: Iterable[IstvRow]) -> bytes:
+    """UTF-8 with BOM, CRLF, formula-looking text defused (as the report CSV)."""
+    return write_csv(
+        ISTV_COLUMNS,
+        (
+            {
+                "arrival_date": r.arrival_date,
+                "arrival_time": r.arrival_time,
+                "assault_date": r.assault_date,
+                "assault_time": r.assault_time,
+                "method": r.method,
+                "location_type": r.location_type,
+                "location_description": r.location_description,
+            }
+            for r in rows
+        ),
+    )
