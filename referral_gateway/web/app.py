@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from adapters.fhir.status import source_status
 from referral_gateway.bootstrap import Gateway
 from referral_gateway.services.report_wiring import Reports, mount_reports
 from referral_gateway.storage.views import error_store, feed_counts
@@ -57,6 +58,13 @@ def build_app(
     def errors() -> list[dict[str, Any]]:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(gateway.engine)
+
+    @app.get("/api/ops/fhir-sources", tags=["operations"], dependencies=ops)
+    def fhir_sources() -> list[dict[str, Any]]:
+        """Each FHIR source: watermark, consecutive failures, last error, next attempt."""
+        fhir = gateway.fhir
+        states = source_status(fhir.sources, fhir.poller.states, fhir.receiver.retry_delays)
+        return [s.as_dict() for s in states]
 
     if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
         mount_reports(app, reports, gateway.clock, ops_token=ops_token)

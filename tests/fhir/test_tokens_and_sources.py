@@ -122,3 +122,39 @@ def test_a_bad_source_table_is_refused_naming_the_key(table, named):
     with pytest.raises(SourceConfigError) as caught:
         parse_fhir_sources({"fhir": {"sources": {"src": table}}})
     assert named in str(caught.value)
+
+
+def test_backoff_ceiling_and_safety_net_pace_are_read_and_default_well_under_an_hour():
+    hooked, quiet, polled = parse_fhir_sources(
+        {
+            "fhir": {
+                "sources": {
+                    "hooked": {"base_url": "https://x", "site": "RXX01", "poll": False},
+                    "quiet": {
+                        "base_url": "https://y",
+                        "site": "RXX01",
+                        "poll": False,
+                        "safety_net_seconds": 0,
+                    },
+                    "polled": {
+                        "base_url": "https://z",
+                        "site": "RXX01",
+                        "backoff_max_seconds": 120,
+                    },
+                }
+            }
+        }
+    )
+    assert (hooked.poll_every, quiet.poll_every, polled.poll_every) == (900, None, 60)
+    assert (hooked.backoff_max_seconds, polled.backoff_max_seconds) == (600, 120)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("backoff_max_seconds", 0), ("safety_net_seconds", -1), ("page_size", 0)]
+)
+def test_a_backoff_ceiling_or_pace_out_of_range_is_refused(key, value):
+    with pytest.raises(SourceConfigError) as caught:
+        parse_fhir_sources(
+            {"fhir": {"sources": {"src": {"base_url": "https://x", "site": "RXX01", key: value}}}}
+        )
+    assert key in str(caught.value)
