@@ -29,7 +29,7 @@ from typing import Any
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ODS = re.compile(r"^[A-Z0-9]{3,12}$")
-_KEYS = frozenset(
+SOURCE_KEYS = frozenset(
     {
         "base_url",
         "site",
@@ -95,7 +95,7 @@ def parse_fhir_sources(data: Mapping[str, Any]) -> tuple[FhirSource, ...]:
             raise SourceConfigError(f"{where}: a source name is letters, digits, '-', '_', '.'")
         if not isinstance(table, Mapping):
             raise SourceConfigError(f"{where}: expected a table")
-        unknown = sorted(set(table) - _KEYS)
+        unknown = sorted(set(table) - SOURCE_KEYS)
         if unknown:
             raise SourceConfigError(f"{where}: unknown key {unknown[0]!r}")
         base = str(table.get("base_url", "")).rstrip("/")

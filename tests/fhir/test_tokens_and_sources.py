@@ -3,12 +3,15 @@ the FHIR servers the gateway fetches from."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.errors import Forbidden, Unauthorized
-from adapters.fhir.sources import SourceConfigError, parse_fhir_sources
+from adapters.fhir.sources import SOURCE_KEYS, SourceConfigError, parse_fhir_sources
 from referral_gateway.cli import main
 from referral_gateway.storage.database import make_engine
 
@@ -158,3 +161,24 @@ def test_a_backoff_ceiling_or_pace_out_of_range_is_refused(key, value):
             {"fhir": {"sources": {"src": {"base_url": "https://x", "site": "RXX01", key: value}}}}
         )
     assert key in str(caught.value)
+
+
+def readme_sources_section() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    start = readme.index("### FHIR sources")
+    return readme[start : readme.index("\n## ", start)]
+
+
+def test_the_readme_example_of_source_settings_is_a_configuration_the_gateway_reads():
+    section = readme_sources_section()
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(example.replace('token_file = "/etc/referral-gateway/rxx-epr.token"', ""))
+    polled, hooked = parse_fhir_sources(data)
+    assert (polled.poll_every, hooked.poll_every) == (60, 900)
+    assert hooked.backoff_max_seconds == 300
+
+
+def test_the_readme_table_lists_exactly_the_settings_a_source_takes():
+    rows = [line for line in readme_sources_section().splitlines() if line.startswith("| `")]
+    documented = {line.split("`")[1] for line in rows}
+    assert documented == set(SOURCE_KEYS)
