@@ -13,7 +13,9 @@ Observations are held apart from Encounters, as a real server holds them.
 Test controls (under /_control): POST resources (upsert, each with its meta.lastUpdated),
 POST fail {"count", "status"} (the next FHIR requests fail), POST options {"ignore_class",
 "ignore_include", "ignore_sort" (serve in the order added), "revinclude" (honour and
-advertise `_revinclude`), "next_base"}, GET requests (what was asked).
+advertise `_revinclude`), "advertise_revinclude" (advertise it, but ignore it),
+"expire_pages" (410 for any page after the first), "next_base"}, GET requests (what was
+asked).
 """
 
 from __future__ import annotations
@@ -104,7 +106,13 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(200, found)
             elif parts == ["fhir", "Encounter"]:
-                self._send(200, self._search(parse_qs(url.query)))
+                query = parse_qs(url.query)
+                with state.lock:
+                    expired = state.options.get("expire_pages") and "_page" in query
+                if expired:
+                    self._send(410, {"resourceType": "OperationOutcome", "issue": []})
+                else:
+                    self._send(200, self._search(query))
             elif parts in (["fhir", "Condition"], ["fhir", "Observation"]):
                 self._send(200, self._search_by_encounter(parts[1], parse_qs(url.query)))
             else:
@@ -215,7 +223,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
 
         def _capabilities(self) -> dict[str, Any]:
             with state.lock:
-                revinclude = bool(state.options.get("revinclude"))
+                revinclude = bool(
+                    state.options.get("revinclude") or state.options.get("advertise_revinclude")
+                )
             encounter: dict[str, Any] = {
                 "type": "Encounter",
                 "interaction": [{"code": "read"}, {"code": "search-type"}],

@@ -358,3 +358,34 @@ def test_backoff_stops_growing_at_the_source_s_ceiling(source_server, poller, cl
         clock.advance(seconds=delays[-1])
     assert delays == [30, 45, 45]
     assert poller.poll_source(source, clock()).ok
+
+
+def test_a_source_that_advertises_revinclude_but_ignores_it_is_searched_per_page(
+    source_server, poller, engine, clock
+):
+    source_server.options(advertise_revinclude=True)
+    source_server.add(*coded_visit(1, "2025-03-01T21:14:00Z"))
+    result = poller.poll_source(a_source(source_server), clock())
+    assert result.related == 2
+    assert {"Condition/c1/_history/1", "Observation/o1/_history/1"} <= set(stored_keys(engine))
+    assert [r for r in source_server.requests() if r.startswith("/fhir/Condition?")]
+
+
+def test_when_the_page_to_carry_on_from_has_expired_the_window_is_searched_again(
+    source_server, poller, engine, clock, caplog
+):
+    source_server.options(ignore_sort=True)
+    for n, last_updated in enumerate(["2025-03-01T13:00:00Z", "2025-03-01T12:00:00Z"]):
+        source_server.add(*ed_visit(n, last_updated))
+    source_server.add(*ed_visit(2, "2025-03-01T11:00:00Z"))
+    source = a_source(source_server, page_size=2, max_pages=1)
+    first = poller.poll_source(source, clock())
+    source_server.options(expire_pages=True)
+    with caplog.at_level("WARNING", logger="adapters.fhir.poller"):
+        again = poller.poll_source(source, clock())
+    assert (first.truncated, again.ok, again.truncated, again.watermark) == (True, True, True, None)
+    assert any("no longer serves" in r.getMessage() for r in caplog.records)
+    source_server.options(expire_pages=False)
+    done = poller.poll_source(source, clock())
+    assert (done.truncated, done.watermark) == (False, "2025-03-01T13:00:00Z")
+    assert "Encounter/e2/_history/1" in stored_keys(engine)
