@@ -10,11 +10,17 @@ follows the `next` links (only under the source's base URL), and stores the EMER
 Encounters with their Patients, Conditions and Observations (see `related`: `_revinclude`
 where the source supports it, else one search per page of Encounters) in one write per
 page, so an Encounter is evaluated with its coded diagnoses and injury intent exactly as
-when it is pushed. The overlap re-reads a little of the last window, because servers do not
-always make resources visible in `lastUpdated` order; what comes round again unchanged is
-not a new version, is not processed twice, and is not counted as a duplicate from the
-sender (the gateway asked for it again; the sender did not send it twice). The first run
-looks back `lookback_hours`.
+when it is pushed. Then, from the second run on, Conditions and Observations changed
+since the last run (`?_lastUpdated=gt<related watermark - overlap>`, up to `max_pages`
+pages each) whose Encounter the gateway holds are stored too: a diagnosis coded after its
+Encounter was read, the Encounter itself unchanged. (That search, when cut short, keeps
+its watermark and is logged.)
+
+The overlap re-reads a little of the last window, because servers do not always make
+resources visible in `lastUpdated` order; what comes round again unchanged is not a new
+version, is not processed twice, and is not counted as a duplicate from the sender (the
+gateway asked for it again; the sender did not send it twice). The first run looks back
+`lookback_hours`.
 
 Sources that ignore `_sort`: the watermark only moves once a search has been read to its
 end, to the newest `meta.lastUpdated` seen over all its pages. A run that reaches
@@ -44,12 +50,16 @@ from typing import Any
 from adapters.fhir.errors import FhirError, SourceUnavailable
 from adapters.fhir.mapping import parse_instant
 from adapters.fhir.related import (
+    RELATED_TYPES,
     REVINCLUDES,
     advertises_revinclude,
+    encounter_of,
     entry_resources,
+    latest,
     linked,
     next_link,
     revinclude_applied,
+    search_changed,
     search_related,
 )
 from adapters.fhir.source import (
@@ -133,14 +143,25 @@ class FhirPoller:
             done = replace(
                 state,
                 resume_url=progress.resume_url,
-                pending_watermark=_newest(progress.pending, progress.newest),
+                pending_watermark=latest(progress.pending, progress.newest),
             )
         else:
             done = replace(
                 state,
-                watermark=_newest(state.watermark, progress.pending, progress.newest),
+                watermark=latest(state.watermark, progress.pending, progress.newest),
                 resume_url=None,
                 pending_watermark=None,
+            )
+        if progress.related_complete:
+            done = replace(
+                done, related_watermark=latest(state.related_watermark, progress.related_newest)
+            )
+        elif progress.related_complete is False:
+            log.warning(
+                "polling %s: the search for diagnoses changed since the last poll stopped at "
+                "its page limit (%d pages); it is read again from the same point next time",
+                source.name,
+                source.max_pages,
             )
         done = replace(
             done,
@@ -162,6 +183,7 @@ class FhirPoller:
         progress: _Progress,
     ) -> None:
         revinclude = self._supports_revinclude(client, source, now)
+        since = self._since(source, state.watermark, now)
         url: str | None = None
         params: dict[str, str | list[str]] | None = None
         page: dict[str, Any] | None = None
@@ -176,12 +198,6 @@ class FhirPoller:
             else:
                 progress.pending = state.pending_watermark
         if page is None:
-            since = parse_instant(state.watermark) if state.watermark else None
-            since = (
-                since - timedelta(seconds=source.overlap_seconds)
-                if since
-                else now - timedelta(hours=source.lookback_hours)
-            )
             url = client.url("Encounter")
             params = {
                 "class": "EMER",
@@ -207,6 +223,44 @@ class FhirPoller:
             self._store_page(client, source, page, now, progress, revinclude=revinclude)
             url = next_link(page)
             page = None
+        if state.watermark is None:
+            return  # a first look back: every Encounter came with its diagnoses just now
+        related_since = (
+            self._since(source, state.related_watermark, now) if state.related_watermark else since
+        )
+        self._store_late_related(client, source, related_since, now, progress)
+
+    def _since(self, source: FhirSource, watermark: str | None, now: datetime) -> datetime:
+        """Where a search starts: the watermark less the overlap, or the first look back."""
+        mark = parse_instant(watermark) if watermark else None
+        if mark is None:
+            return now - timedelta(hours=source.lookback_hours)
+        return mark - timedelta(seconds=source.overlap_seconds)
+
+    def _store_late_related(
+        self,
+        client: SourceClient,
+        source: FhirSource,
+        since: datetime,
+        now: datetime,
+        progress: _Progress,
+    ) -> None:
+        """Conditions and Observations changed since `since` whose Encounter the gateway
+        holds: diagnoses coded after their Encounter was last read."""
+        changed = search_changed(
+            client, RELATED_TYPES, fhir_instant(since), source.page_size, source.max_pages
+        )
+        held = {}
+        for resource in changed.resources:
+            ref = encounter_of(resource)
+            if ref is not None and ref not in held:
+                held[ref] = self.writer.store.get(source.site, "Encounter", ref[10:]) is not None
+        late = [r for r in changed.resources if held.get(encounter_of(r) or "")]
+        if late:
+            report = store_fetched(self.writer, source, late, now)
+            progress.add(report, encounters=0, patients=0, related=len(late))
+        progress.related_newest = changed.newest
+        progress.related_complete = changed.complete
 
     def _supports_revinclude(self, client: SourceClient, source: FhirSource, now: datetime) -> bool:
         known = self._revinclude.get(source.name)
@@ -295,6 +349,8 @@ class _Progress:
     pending: str | None = None  # newest lastUpdated of the earlier runs of this search
     newest: str | None = None  # newest lastUpdated this run read
     resume_url: str | None = None
+    related_newest: str | None = None  # newest lastUpdated of the late-diagnosis search
+    related_complete: bool | None = None  # None: not run (the Encounter search was cut short)
     pages: int = 0
     encounters: int = 0
     patients: int = 0
@@ -314,7 +370,7 @@ class _Progress:
 
     def see(self, last_updated: Any) -> None:
         if parse_instant(last_updated) is not None:
-            self.newest = _newest(self.newest, str(last_updated))
+            self.newest = latest(self.newest, str(last_updated))
 
     def result(self, source: str, *, ok: bool, watermark: str | None) -> PollResult:
         return PollResult(
@@ -331,13 +387,3 @@ class _Progress:
             truncated=self.truncated,
             watermark=watermark,
         )
-
-
-def _newest(*instants: str | None) -> str | None:
-    """The latest of some FHIR instants (as served), None when there is none."""
-    best: tuple[datetime, str] | None = None
-    for text in instants:
-        moment = parse_instant(text) if text else None
-        if moment is not None and (best is None or moment > best[0]):
-            best = (moment, str(text))
-    return best[1] if best else None

@@ -13,15 +13,21 @@ whatever fetches Encounters (the poller, the subscription receiver) fetches thos
   followed through its `next` links (under the source's base only).
 
 Only resources whose `encounter` names one of the batch's Encounters are kept.
+
+A diagnosis coded after its Encounter was read, with the Encounter itself unchanged, is
+not in any Encounter search: `search_changed` finds Conditions and Observations by
+`_lastUpdated` (the poller keeps those whose Encounter the gateway holds).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from adapters.fhir.errors import SourceUnavailable
-from adapters.fhir.mapping import reference_of
+from adapters.fhir.mapping import parse_instant, reference_of
 from adapters.fhir.source import SourceClient
 
 RELATED_TYPES = ("Condition", "Observation")
@@ -96,6 +102,61 @@ def search_related(client: SourceClient, encounters: Sequence[str]) -> list[Json
                 found.extend(linked(entry_resources(page), wanted))
                 url = next_link(page)
     return found
+
+
+@dataclass
+class Changed:
+    """What a search by `_lastUpdated` found, and whether it was read to its end."""
+
+    resources: list[Json] = field(default_factory=list)
+    newest: str | None = None  # the newest meta.lastUpdated seen
+    complete: bool = True
+
+
+def search_changed(
+    client: SourceClient, kinds: Sequence[str], since: str, page_size: int, max_pages: int
+) -> Changed:
+    """Resources of `kinds` changed after `since` (a FHIR instant), up to `max_pages` pages
+    of each."""
+    changed = Changed()
+    for kind in kinds:
+        url: str | None = client.url(kind)
+        params: dict[str, str] | None = {
+            "_lastUpdated": f"gt{since}",
+            "_sort": "_lastUpdated",
+            "_count": str(page_size),
+        }
+        pages = 0
+        while url is not None:
+            if pages >= max_pages:
+                changed.complete = False
+                break
+            page = client.get_json(url, params=params)
+            params = None
+            if page.get("resourceType") != "Bundle" or page.get("type") != "searchset":
+                raise SourceUnavailable(
+                    f"source {client.source.name} did not answer a {kind} search with a searchset"
+                )
+            pages += 1
+            for resource in entry_resources(page, mode="match"):
+                if resource.get("resourceType") != kind:
+                    continue
+                changed.resources.append(resource)
+                seen = (resource.get("meta") or {}).get("lastUpdated")
+                if parse_instant(seen) is not None:
+                    changed.newest = latest(changed.newest, str(seen))
+            url = next_link(page)
+    return changed
+
+
+def latest(*instants: str | None) -> str | None:
+    """The latest of some FHIR instants (as served), None when there is none."""
+    best: tuple[datetime, str] | None = None
+    for text in instants:
+        moment = parse_instant(text) if text else None
+        if moment is not None and (best is None or moment > best[0]):
+            best = (moment, str(text))
+    return best[1] if best else None
 
 
 def entry_resources(page: Mapping[str, Any], mode: str | None = None) -> list[Json]:

@@ -24,6 +24,7 @@ class SourceStatus:
     mode: str  # "poll" | "notifications + safety-net poll" | "notifications"
     poll_every_seconds: float | None
     watermark: str | None  # newest meta.lastUpdated fully read
+    diagnoses_watermark: str | None  # the same, of diagnoses coded after their Encounter
     consecutive_failures: int
     last_error: str | None
     next_attempt_at: datetime | None  # set while backing off after a failure
@@ -52,6 +53,7 @@ def source_status(
                 mode=_mode(source),
                 poll_every_seconds=source.poll_every,
                 watermark=state.watermark,
+                diagnoses_watermark=state.related_watermark,
                 consecutive_failures=state.failures,
                 last_error=state.last_error,
                 next_attempt_at=state.next_attempt_at,

@@ -483,6 +483,7 @@ class PollState:
     last_error: str | None = None
     resume_url: str | None = None  # a poll cut short by its page limit carries on here
     pending_watermark: str | None = None  # newest lastUpdated read of the unfinished search
+    related_watermark: str | None = None  # newest lastUpdated of the late-diagnosis search
 
     def __repr__(self) -> str:  # the resume URL is the source's, not for logs
         return (
@@ -510,6 +511,7 @@ class PollStateStore:
             last_error=row.last_error,
             resume_url=row.resume_url,
             pending_watermark=row.pending_watermark,
+            related_watermark=row.related_watermark,
         )
 
     def save(self, state: PollState) -> None:
@@ -522,6 +524,7 @@ class PollStateStore:
             "last_error": state.last_error[:300] if state.last_error else None,
             "resume_url": state.resume_url,
             "pending_watermark": state.pending_watermark,
+            "related_watermark": state.related_watermark,
         }
         with self.engine.begin() as conn:
             n = conn.execute(

@@ -77,3 +77,5 @@ class FhirPollStateRow(SQLModel, table=True):
     # far (the watermark moves to it once the whole search has been read)
     resume_url: str | None = Field(default=None, max_length=2000)
     pending_watermark: str | None = Field(default=None, max_length=40)
+    # Conditions and Observations changed after their Encounter was read: read up to here
+    related_watermark: str | None = Field(default=None, max_length=40)

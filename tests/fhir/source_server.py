@@ -6,9 +6,10 @@ and fetches notified resources from.
 FHIR (under /fhir): `GET Encounter?class=&_lastUpdated=gt..&_include=Encounter:subject
 &_revinclude=Condition:encounter&_count=&_page=` answers searchset Bundles sorted by
 lastUpdated with absolute `next` links; `GET Condition?encounter=Encounter/a,Encounter/b`
-(and Observation) searches by Encounter; `GET metadata` is a CapabilityStatement (listing
-`_revinclude` only when it is honoured); `GET {type}/{id}` reads. Conditions and
-Observations are held apart from Encounters, as a real server holds them.
+or `Condition?_lastUpdated=gt..` (and Observation) searches by Encounter or by change;
+`GET metadata` is a CapabilityStatement (listing `_revinclude` only when it is honoured);
+`GET {type}/{id}` reads. Conditions and Observations are held apart from Encounters, as a
+real server holds them.
 
 Test controls (under /_control): POST resources (upsert, each with its meta.lastUpdated),
 POST fail {"count", "status"} (the next FHIR requests fail), POST options {"ignore_class",
@@ -114,7 +115,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._send(200, self._search(query))
             elif parts in (["fhir", "Condition"], ["fhir", "Observation"]):
-                self._send(200, self._search_by_encounter(parts[1], parse_qs(url.query)))
+                self._send(200, self._search_related(parts[1], parse_qs(url.query)))
             else:
                 self._send(404, {"resourceType": "OperationOutcome", "issue": []})
 
@@ -189,9 +190,11 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 "entry": entries,
             }
 
-        def _search_by_encounter(self, kind: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        def _search_related(self, kind: str, query: dict[str, list[str]]) -> dict[str, Any]:
+            """Conditions or Observations by `encounter` (a list) and/or `_lastUpdated=gt`."""
             base = f"http://127.0.0.1:{self.server.server_address[1]}/fhir"
             wanted = {ref for v in query.get("encounter", []) for ref in v.split(",")}
+            since = query.get("_lastUpdated", [None])[0]
             count = int(query.get("_count", ["100"])[0])
             page = int(query.get("_page", ["0"])[0])
             with state.lock:
@@ -199,8 +202,14 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     r
                     for key, r in state.resources.items()
                     if key.startswith(f"{kind}/")
-                    and (r.get("encounter") or {}).get("reference") in wanted
+                    and (
+                        "encounter" not in query
+                        or (r.get("encounter") or {}).get("reference") in wanted
+                    )
+                    and (since is None or _instant(r["meta"]["lastUpdated"]) > _instant(since[2:]))
                 ]
+                if not state.options.get("ignore_sort"):
+                    found.sort(key=lambda r: _instant(r["meta"]["lastUpdated"]))
             chunk = found[page * count : (page + 1) * count]
             links = [{"relation": "self", "url": f"{base}/{kind}?{urlencode(query, True)}"}]
             if (page + 1) * count < len(found):

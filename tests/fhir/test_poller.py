@@ -389,3 +389,29 @@ def test_when_the_page_to_carry_on_from_has_expired_the_window_is_searched_again
     done = poller.poll_source(source, clock())
     assert (done.truncated, done.watermark) == (False, "2025-03-01T13:00:00Z")
     assert "Encounter/e2/_history/1" in stored_keys(engine)
+
+
+def test_a_diagnosis_coded_after_its_encounter_was_read_is_found_by_the_next_poll(
+    source_server, poller, engine, clock
+):
+    source_server.add(*ed_visit(1, "2025-03-01T21:14:00Z"))
+    source = a_source(source_server, overlap_seconds=0)  # the Encounter is not read again
+    poller.poll_source(source, clock())
+    inpatient = b.at_source(
+        b.encounter(id="e9", visit="IP-9", subject="Patient/p1", klass="IMP"),
+        "2025-03-01T21:00:00Z",
+    )
+    source_server.add(
+        inpatient,
+        b.at_source(b.condition(id="c1", encounter_ref="Encounter/e1"), "2025-03-01T22:30:00Z"),
+        b.at_source(b.injury_intent(id="o1", encounter_ref="Encounter/e1"), "2025-03-01T22:31:00Z"),
+        b.at_source(b.condition(id="c9", encounter_ref="Encounter/e9"), "2025-03-01T22:32:00Z"),
+    )
+    clock.advance(minutes=1)
+    later = poller.poll_source(source, clock())
+    assert (later.ok, later.related) == (True, 2)
+    assert {"Condition/c1/_history/1", "Observation/o1/_history/1"} <= set(stored_keys(engine))
+    assert not [k for k in stored_keys(engine) if "9/" in k]
+    assert PollStateStore(engine).load("rxx-epr").related_watermark == "2025-03-01T22:32:00Z"
+    searches = [r for r in source_server.requests() if r.startswith("/fhir/Condition?_last")]
+    assert len(searches) == 1  # not on the first look back: Encounters bring their own

@@ -18,7 +18,7 @@ from referral_gateway.config import Settings
 from referral_gateway.storage.views import referral_summaries
 from referral_gateway.web.app import build_app
 from tests.fhir import builders as b
-from tests.fhir.test_subscriptions import ICD10_X99, backport_notification
+from tests.fhir.builders import ICD10_X99, backport_notification
 
 ADULT = "1980-01-01"
 
@@ -195,3 +195,23 @@ def test_a_notified_encounter_the_source_serves_late_becomes_a_candidate_through
         [state] = http.get("/api/ops/fhir-sources").json()
     assert state["mode"] == "notifications + safety-net poll"
     assert (state["focus_retrying"], state["focus_given_up"]) == (0, 0)
+
+
+def test_a_diagnosis_coded_later_makes_the_candidate_at_the_next_poll(
+    source_server, make_gateway, clock
+):
+    source_server.add(*attendance(1, "2025-03-01T21:14:00Z", diagnosis=None))
+    gateway = make_gateway(source_server.base_url, overlap_seconds=0)
+    source = gateway.fhir.sources[0]
+    gateway.fhir.poller.poll_source(source, clock())
+    assert referrals(gateway) == []
+    source_server.add(
+        b.at_source(
+            b.condition(id="c1", encounter_ref="Encounter/e1", code=ICD10_X99),
+            "2025-03-01T22:05:00Z",
+        )
+    )
+    clock.advance(minutes=1)
+    gateway.fhir.poller.poll_source(source, clock())
+    [referral] = referrals(gateway)
+    assert {x["rule"] for x in referral["detection_reasons"]} == {"icd10:X99"}

@@ -19,61 +19,9 @@ from referral_gateway.storage.fhir_store import ApiClient
 from referral_gateway.storage.inbox import INBOX
 from referral_gateway.storage.views import error_store
 from tests.fhir import builders as b
+from tests.fhir.builders import ICD10_X99, backport_notification
 
 RXX = ApiClient(1, "rxx-epr-hook", "RXX01", None, None)  # type: ignore[arg-type]
-
-
-def backport_notification(
-    base: str, *focus: str, kind: str = "event-notification"
-) -> dict[str, Any]:
-    """An R4 backport notification: Parameters status, then one id-only entry per event."""
-    events = [
-        {
-            "name": "notification-event",
-            "part": [
-                {"name": "event-number", "valueString": str(n + 1)},
-                {"name": "focus", "valueReference": {"reference": f"{base}/{ref}"}},
-            ],
-        }
-        for n, ref in enumerate(focus)
-    ]
-    status = {
-        "resourceType": "Parameters",
-        "meta": {
-            "profile": [
-                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
-                "backport-subscription-status-r4"
-            ]
-        },
-        "parameter": [
-            {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/s1"}},
-            {"name": "topic", "valueCanonical": "http://example.org/topics/ed-encounter"},
-            {"name": "status", "valueCode": "active"},
-            {"name": "type", "valueCode": kind},
-            {"name": "events-since-subscription-start", "valueString": str(len(focus))},
-            *events,
-        ],
-    }
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "entry": [
-            {
-                "fullUrl": "urn:uuid:0f6a8e9e-1d1c-4c8e-9d1e-6f0f3c3b1a11",
-                "resource": status,
-                "request": {"method": "GET", "url": f"{base}/Subscription/s1/$status"},
-                "response": {"status": "200"},
-            }
-        ]
-        + [
-            {
-                "fullUrl": f"{base}/{ref}",
-                "request": {"method": "PUT", "url": ref},
-                "response": {"status": "200"},
-            }
-            for ref in focus
-        ],
-    }
 
 
 @pytest.fixture
@@ -230,9 +178,6 @@ def test_a_malformed_notification_is_a_422_naming_the_status_entry(source_server
         read_notification(bundle)
     expressions = {e for i in caught.value.issues for e in i.expression}
     assert any(e.startswith("Bundle.entry[0].resource.parameter[0]") for e in expressions)
-
-
-ICD10_X99 = ("http://hl7.org/fhir/sid/icd-10", "X99", "Assault by sharp object")
 
 
 def test_an_encounter_event_brings_the_diagnoses_the_source_holds_apart(
