@@ -6,7 +6,8 @@ row in the error store (`channel = "fhir"`, `state = "error"`, `error_stage = "f
 payload `{"source", "focus"}`) stands for it; `attempts` counts the fetches tried since.
 A retry that completes it moves the row out of the error store (`state = "filtered"`,
 outcome `fetched-late`: the fetched resources have inbox rows of their own); one that
-does not counts an attempt. After the last attempt the row stays in the error store.
+does not counts an attempt. After the last attempt the row stays in the error store;
+`referral-gateway reprocess` (InboxStore.requeue_errors) starts its fetches again.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.database import write_gate
-from referral_gateway.storage.inbox import INBOX, PAYLOAD_CONTEXT, Arrival
+from referral_gateway.storage.inbox import INBOX, PAYLOAD_CONTEXT, REFETCHED_STAGE, Arrival
 
-FOCUS_STAGE = "focus"
+FOCUS_STAGE = REFETCHED_STAGE
 CHANNEL = "fhir"
 
 

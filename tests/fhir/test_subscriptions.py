@@ -263,3 +263,24 @@ def test_a_condition_whose_encounter_is_not_served_yet_is_retried_too(
     clock.advance(seconds=31)
     assert receiver.retry_missed(clock()) == 1
     assert {"Condition/c1/_history/1", "Encounter/e1/_history/1"} <= set(stored_keys(engine))
+
+
+def test_reprocessing_the_error_store_fetches_a_given_up_focus_again_rather_than_dropping_it(
+    writer, store, source_server, engine, keyring, clock
+):
+    from referral_gateway.storage.inbox import InboxStore
+
+    source = FhirSource(name="rxx-epr", base_url=source_server.base_url, site="RXX01", poll=False)
+    receiver = SubscriptionReceiver(writer, store, [source], clock, retry_delays_seconds=(10,))
+    receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
+    clock.advance(seconds=11)
+    receiver.retry_missed(clock())
+    assert [e["attempts"] for e in focus_errors(engine)] == [1]  # given up
+    assert InboxStore(engine, keyring).requeue_errors() == 1
+    assert [e["attempts"] for e in focus_errors(engine)] == [0]
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1"), "2025-03-01T21:14:00Z"),
+    )
+    assert receiver.retry_missed(clock()) == 1
+    assert "Encounter/e1/_history/1" in stored_keys(engine)
