@@ -113,10 +113,11 @@ def referrals(gateway: Gateway) -> list[dict[str, Any]]:
     return referral_summaries(gateway.engine)
 
 
+@pytest.mark.parametrize("revinclude", [False, True], ids=["search-per-page", "revinclude"])
 def test_every_candidate_arrives_by_polling_with_its_coded_reason(
-    source_server, make_gateway, clock
+    source_server, make_gateway, clock, revinclude
 ):
-    source_server.options(ignore_sort=True)
+    source_server.options(ignore_sort=True, revinclude=revinclude)
     # added newest first, so a source that ignores _sort serves the newest on page one
     source_server.add(
         *attendance(1, "2025-03-01T23:50:00Z"),
