@@ -56,10 +56,20 @@ class SourceClient:
     def url(self, relative: str) -> str:
         return f"{self.source.base_url}/{relative.lstrip('/')}"
 
-    def get_json(self, url: str, *, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def get_json(
+        self, url: str, *, params: Mapping[str, str | list[str]] | None = None
+    ) -> dict[str, Any]:
         """GET a resource from under the source's base; SourceUnavailable for anything but
         a JSON resource with HTTP 200."""
         return self._resource(self._get(url, params))
+
+    def get_page(self, url: str) -> dict[str, Any] | None:
+        """A search page by its link; None when the source no longer serves it (400, 404 or
+        410: paging cursors expire)."""
+        response = self._get(url, None)
+        if response.status_code in (400, 404, 410):
+            return None
+        return self._resource(response)
 
     def read(self, reference: str) -> dict[str, Any] | None:
         """A resource by "Type/id" or by absolute URL; None when the server says 404/410."""
@@ -69,7 +79,7 @@ class SourceClient:
             return None
         return self._resource(response)
 
-    def _get(self, url: str, params: Mapping[str, str] | None) -> httpx.Response:
+    def _get(self, url: str, params: Mapping[str, str | list[str]] | None) -> httpx.Response:
         if not self.source.owns(url):
             raise SourceUnavailable(
                 f"refusing to fetch outside source {self.source.name}'s base URL",
@@ -121,11 +131,15 @@ def store_fetched(
     source: FhirSource,
     resources: Iterable[Mapping[str, Any]],
     now: datetime,
+    *,
+    missing: Iterable[Arrival] = (),
 ) -> StoreReport:
     """Validate and store resources fetched from `source` (already filtered to what the
-    gateway keeps). Encounters first in the write, then the rest."""
+    gateway keeps), in one write with `missing`: error-store rows for what could not be
+    fetched. A repeat of what the gateway holds is not counted as a duplicate."""
     interactions: list[Interaction] = []
-    rejected: list[Arrival] = []
+    rejected: list[Arrival] = list(missing)
+    unread = len(rejected)
     seen: set[str] = set()
     for resource in resources:
         key = f"{resource.get('resourceType')}/{resource.get('id')}"
@@ -153,13 +167,18 @@ def store_fetched(
         return StoreReport()
     written = writer.write(
         WriteUnit(
-            source.site, source.name, tuple(interactions), atomic=False, rejected=tuple(rejected)
+            source.site,
+            source.name,
+            tuple(interactions),
+            atomic=False,
+            rejected=tuple(rejected),
+            fetched=True,
         )
     )
     return StoreReport(
         stored=sum(1 for w in written if w.changed),
         unchanged=sum(1 for w in written if not w.changed and w.error is None),
-        invalid=len(rejected) + sum(1 for w in written if w.error is not None),
+        invalid=len(rejected) - unread + sum(1 for w in written if w.error is not None),
     )
 
 

@@ -4,10 +4,15 @@ notifications. Configured in the site configuration file (TOML)::
     [fhir.sources.rxx-epr]
     base_url = "https://fhir.rxx.example.nhs.uk/R4"
     site = "RXX01"                       # the ODS code attendances from here belong to
-    poll = true                          # false: only fetch what notifications name
-    interval_seconds = 60
+    poll = true                          # false: the source sends subscription notifications
+    interval_seconds = 60                # between polls when poll = true
+    safety_net_seconds = 900             # poll = false: poll this seldom anyway (0: never)
     lookback_hours = 24                  # how far back the first poll looks
     overlap_seconds = 120                # re-read this much before the watermark
+    page_size = 100                      # _count of each search page
+    max_pages = 50                       # pages per poll; the next poll carries on from there
+    timeout_seconds = 30                 # per HTTP request to the source
+    backoff_max_seconds = 600            # failures back off 30 s, 1 min, 2 min ... up to this
     token_file = "/etc/referral-gateway/rxx-epr.token"  # the source's bearer token, if any
 
 The gateway only ever fetches URLs under a configured `base_url`: a notification or a
@@ -26,7 +31,7 @@ from adapters.fhir.errors import SourceConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ODS = re.compile(r"^[A-Z0-9]{3,12}$")
-_KEYS = frozenset(
+SOURCE_KEYS = frozenset(
     {
         "base_url",
         "site",
@@ -38,6 +43,8 @@ _KEYS = frozenset(
         "max_pages",
         "token_file",
         "timeout_seconds",
+        "backoff_max_seconds",
+        "safety_net_seconds",
     }
 )
 
@@ -54,7 +61,17 @@ class FhirSource:
     page_size: int = 100
     max_pages: int = 50
     timeout_seconds: float = 30.0
+    backoff_max_seconds: float = 600.0
+    safety_net_seconds: float = 900.0  # poll = false: a slow poll all the same; 0: none
     bearer_token: str | None = field(default=None, repr=False)
+
+    @property
+    def poll_every(self) -> float | None:
+        """Seconds between polls: the interval, the safety net's pace for a source that
+        sends notifications, or None when it is never polled."""
+        if self.poll:
+            return self.interval_seconds
+        return self.safety_net_seconds or None
 
     def owns(self, url: str) -> bool:
         """True when `url` is on this source's server, under its base."""
@@ -76,7 +93,7 @@ def parse_fhir_sources(data: Mapping[str, Any]) -> tuple[FhirSource, ...]:
             raise SourceConfigError(f"{where}: a source name is letters, digits, '-', '_', '.'")
         if not isinstance(table, Mapping):
             raise SourceConfigError(f"{where}: expected a table")
-        unknown = sorted(set(table) - _KEYS)
+        unknown = sorted(set(table) - SOURCE_KEYS)
         if unknown:
             raise SourceConfigError(f"{where}: unknown key {unknown[0]!r}")
         base = str(table.get("base_url", "")).rstrip("/")
@@ -108,6 +125,8 @@ def parse_fhir_sources(data: Mapping[str, Any]) -> tuple[FhirSource, ...]:
                     page_size=int(_positive(table, "page_size", 100, where)),
                     max_pages=int(_positive(table, "max_pages", 50, where)),
                     timeout_seconds=_positive(table, "timeout_seconds", 30.0, where),
+                    backoff_max_seconds=_positive(table, "backoff_max_seconds", 600.0, where),
+                    safety_net_seconds=_not_negative(table, "safety_net_seconds", 900.0, where),
                     bearer_token=token,
                 )
             )
@@ -122,4 +141,11 @@ def _positive(table: Mapping[str, Any], key: str, default: float, where: str) ->
     value = float(table.get(key, default))
     if value <= 0:
         raise SourceConfigError(f"{where}.{key}: must be more than 0")
+    return value
+
+
+def _not_negative(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = float(table.get(key, default))
+    if value < 0:
+        raise SourceConfigError(f"{where}.{key}: must be 0 or more")
     return value

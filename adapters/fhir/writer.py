@@ -93,6 +93,7 @@ class WriteUnit:
     interactions: tuple[Interaction, ...]
     atomic: bool = True
     rejected: tuple[Arrival, ...] = ()  # unreadable input to keep in the error store
+    fetched: bool = False  # read from a source by the gateway: a repeat is not a duplicate
 
     def __repr__(self) -> str:
         return (
@@ -445,10 +446,13 @@ class _Group:
 
     def _unchanged(self, unit: WriteUnit, it: Interaction, key: ResourceKey) -> Written:
         """The answer for a write that stores nothing new: the current version, counted as
-        a duplicate (a conditional create's match, or a repeat of the current content)."""
+        a duplicate (a conditional create's match, or a repeat of the current content)
+        unless the gateway fetched it itself (a poll's overlap: the sender sent nothing
+        twice)."""
         found = self.current(key)
         assert found is not None
-        self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
+        if not unit.fetched:
+            self.counts[(CHANNEL, unit.sender, self.now.date(), "duplicate")] += 1
         version, last_updated, content = found
         return Written(
             200,

@@ -474,6 +474,15 @@ class PollState:
     last_run_at: datetime | None = None
     last_success_at: datetime | None = None
     last_error: str | None = None
+    resume_url: str | None = None  # a poll cut short by its page limit carries on here
+    pending_watermark: str | None = None  # newest lastUpdated read of the unfinished search
+    related_watermark: str | None = None  # newest lastUpdated of the late-diagnosis search
+
+    def __repr__(self) -> str:  # the resume URL is the source's, not for logs
+        return (
+            f"PollState({self.source!r}, watermark={self.watermark!r}, "
+            f"failures={self.failures}, resuming={self.resume_url is not None})"
+        )
 
 
 class PollStateStore:
@@ -493,6 +502,9 @@ class PollStateStore:
             last_run_at=row.last_run_at,
             last_success_at=row.last_success_at,
             last_error=row.last_error,
+            resume_url=row.resume_url,
+            pending_watermark=row.pending_watermark,
+            related_watermark=row.related_watermark,
         )
 
     def save(self, state: PollState) -> None:
@@ -503,6 +515,9 @@ class PollStateStore:
             "last_run_at": state.last_run_at,
             "last_success_at": state.last_success_at,
             "last_error": state.last_error[:300] if state.last_error else None,
+            "resume_url": state.resume_url,
+            "pending_watermark": state.pending_watermark,
+            "related_watermark": state.related_watermark,
         }
         with self.engine.begin() as conn:
             n = conn.execute(

@@ -73,3 +73,9 @@ class FhirPollStateRow(SQLModel, table=True):
     last_run_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
     last_success_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
     last_error: str | None = Field(default=None, max_length=300)
+    # a poll cut short by its page limit: the next page, and the newest lastUpdated read so
+    # far (the watermark moves to it once the whole search has been read)
+    resume_url: str | None = Field(default=None, max_length=2000)
+    pending_watermark: str | None = Field(default=None, max_length=40)
+    # Conditions and Observations changed after their Encounter was read: read up to here
+    related_watermark: str | None = Field(default=None, max_length=40)

@@ -17,6 +17,7 @@ from referral_gateway.storage.dialect import add_counts, insert_ignoring_duplica
 from referral_gateway.storage.tables import FeedCount, InboundMessage
 
 PAYLOAD_CONTEXT = "inbound_message.payload"
+REFETCHED_STAGE = "focus"  # error stage of what is fetched again, not processed again
 
 INBOX: Table = InboundMessage.__table__  # type: ignore[attr-defined]
 COUNTS: Table = FeedCount.__table__  # type: ignore[attr-defined]
@@ -111,15 +112,22 @@ class InboxStore:
         return None if state is None else str(state)
 
     def requeue_errors(self, *, ids: Sequence[int] | None = None) -> int:
-        """Put errored messages back in the queue. Returns how many."""
+        """Put errored messages back in the queue. Returns how many. A notified FHIR
+        resource its source did not serve (stage "focus") is not the pipeline's to redo:
+        its fetches start again instead (storage.focus_retries)."""
         stmt = update(INBOX).where(INBOX.c.state == "error", INBOX.c.payload_enc.is_not(None))
         if ids:
             stmt = stmt.where(INBOX.c.id.in_(list(ids)))
         with self.engine.begin() as conn:
             n = conn.execute(
-                stmt.values(state="pending", error_stage=None, error_detail=None)
+                stmt.where(INBOX.c.error_stage.is_distinct_from(REFETCHED_STAGE)).values(
+                    state="pending", error_stage=None, error_detail=None
+                )
             ).rowcount
-        return int(n or 0)
+            m = conn.execute(
+                stmt.where(INBOX.c.error_stage == REFETCHED_STAGE).values(attempts=0)
+            ).rowcount
+        return int(n or 0) + int(m or 0)
 
     def release_quarantined(self, *, ids: Sequence[int] | None = None) -> int:
         """Let messages held in quarantine (an unknown source for a known facility) be

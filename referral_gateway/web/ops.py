@@ -5,6 +5,7 @@ unexpected error."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -15,7 +16,14 @@ from sqlalchemy.engine import Engine
 from referral_gateway.storage.views import error_store, feed_counts
 
 
-def ops_router(engine: Engine, ops_token: str | None) -> APIRouter:
+def ops_router(
+    engine: Engine,
+    ops_token: str | None,
+    *,
+    fhir_sources: Callable[[], list[dict[str, Any]]] | None = None,
+) -> APIRouter:
+    """`fhir_sources` gives each FHIR source's state (`adapters.fhir.status`), as the
+    composition root reads it from the gateway's poller and subscription receiver."""
     router = APIRouter()
 
     def require_ops(request: Request) -> None:
@@ -44,6 +52,11 @@ def ops_router(engine: Engine, ops_token: str | None) -> APIRouter:
     def errors() -> list[dict[str, Any]]:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(engine)
+
+    @router.get("/api/ops/fhir-sources", tags=["operations"], dependencies=ops)
+    def fhir_source_states() -> list[dict[str, Any]]:
+        """Each FHIR source: watermark, consecutive failures, last error, next attempt."""
+        return fhir_sources() if fhir_sources is not None else []
 
     return router
 

@@ -24,7 +24,7 @@ from adapters.fhir.errors import SourceConfigError
 from adapters.fhir.poller import FhirPoller
 from adapters.fhir.routes import fhir_router
 from adapters.fhir.sources import FhirSource, parse_fhir_sources
-from adapters.fhir.subscriptions import SubscriptionReceiver
+from adapters.fhir.subscriptions import RETRY_EVERY_SECONDS, SubscriptionReceiver
 from adapters.fhir.writer import FhirWriter
 from consent.keyring import KeyRing
 from referral_gateway.storage.fhir_store import ApiClientStore, FhirResourceStore, PollStateStore
@@ -110,24 +110,35 @@ def load_fhir_sources(config_file: str | Path | None) -> tuple[FhirSource, ...]:
 
 
 def schedule_polling(channel: FhirChannel) -> Any:
-    """An APScheduler background scheduler with one interval job per polled source, first
-    run straight away; None when no source is polled."""
-    polled = [s for s in channel.sources if s.poll]
-    if not polled:
+    """An APScheduler background scheduler with one interval job per polled source (at its
+    interval, or at the safety net's pace for a source that sends notifications), first run
+    straight away, and the retry of notified resources the sources did not serve yet; None
+    when there is no source."""
+    if not channel.sources:
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone="UTC")
-    for source in polled:
+    for source in channel.sources:
+        if source.poll_every is None:
+            continue
         scheduler.add_job(
             _poll_job(channel, source),
             "interval",
-            seconds=source.interval_seconds,
+            seconds=source.poll_every,
             id=f"fhir-poll-{source.name}",
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),  # the scheduler's own time, not the clock's
         )
+    scheduler.add_job(
+        lambda: channel.receiver.retry_missed(channel.clock()),
+        "interval",
+        seconds=RETRY_EVERY_SECONDS,
+        id="fhir-focus-retry",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     return scheduler
 

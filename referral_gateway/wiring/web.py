@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from adapters.fhir.status import source_status
 from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.services.casework import Casework
@@ -40,7 +42,13 @@ def build_app(
     )
     app.state.gateway = gateway
     app.include_router(gateway.fhir.router())
-    app.include_router(ops_router(gateway.engine, ops_token))
+    fhir = gateway.fhir
+
+    def fhir_sources() -> list[dict[str, Any]]:
+        states = source_status(fhir.sources, fhir.poller.states, fhir.receiver.retry_delays)
+        return [s.as_dict() for s in states]
+
+    app.include_router(ops_router(gateway.engine, ops_token, fhir_sources=fhir_sources))
 
     if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
         mount_reports(app, reports, gateway.clock, ops_token=ops_token)

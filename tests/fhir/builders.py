@@ -23,6 +23,7 @@ SITE = "RXX01"
 
 STAB_WOUND = (SNOMED, "425322008", "Stab wound")
 ASSAULT = (SNOMED, "52684005", "Assault")
+ICD10_X99 = ("http://hl7.org/fhir/sid/icd-10", "X99", "Assault by sharp object")
 SELF_HARM = (SNOMED, "276853009", "Self inflicted injury")
 SPRAINED_ANKLE = (SNOMED, "44465007", "Sprain of ankle")
 INJURY_INTENT = (SNOMED, "1099171000000103", "Injury intent")  # an illustrative ECDS-style code
@@ -291,3 +292,56 @@ def at_source(resource: dict[str, Any], last_updated: str, version: int = 1) -> 
     """A resource as the source server holds it: with its id and meta."""
     assert resource.get("id"), "source resources need an id"
     return {**resource, "meta": {"versionId": str(version), "lastUpdated": last_updated}}
+
+
+def backport_notification(
+    base: str, *focus: str, kind: str = "event-notification"
+) -> dict[str, Any]:
+    """An R4 backport notification: Parameters status, then one id-only entry per event."""
+    events = [
+        {
+            "name": "notification-event",
+            "part": [
+                {"name": "event-number", "valueString": str(n + 1)},
+                {"name": "focus", "valueReference": {"reference": f"{base}/{ref}"}},
+            ],
+        }
+        for n, ref in enumerate(focus)
+    ]
+    status = {
+        "resourceType": "Parameters",
+        "meta": {
+            "profile": [
+                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
+                "backport-subscription-status-r4"
+            ]
+        },
+        "parameter": [
+            {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/s1"}},
+            {"name": "topic", "valueCanonical": "http://example.org/topics/ed-encounter"},
+            {"name": "status", "valueCode": "active"},
+            {"name": "type", "valueCode": kind},
+            {"name": "events-since-subscription-start", "valueString": str(len(focus))},
+            *events,
+        ],
+    }
+    return {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0f6a8e9e-1d1c-4c8e-9d1e-6f0f3c3b1a11",
+                "resource": status,
+                "request": {"method": "GET", "url": f"{base}/Subscription/s1/$status"},
+                "response": {"status": "200"},
+            }
+        ]
+        + [
+            {
+                "fullUrl": f"{base}/{ref}",
+                "request": {"method": "PUT", "url": ref},
+                "response": {"status": "200"},
+            }
+            for ref in focus
+        ],
+    }

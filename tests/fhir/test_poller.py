@@ -40,6 +40,11 @@ def ed_visit(n: int, last_updated: str, *, klass: str = "EMER"):
     return patient, encounter
 
 
+def encounter_searches(server) -> list[str]:
+    """The Encounter searches the source was asked (not its metadata or related searches)."""
+    return [r for r in server.requests() if r.startswith("/fhir/Encounter?")]
+
+
 def stored_keys(engine) -> list[str]:
     with engine.connect() as conn:
         return [
@@ -65,14 +70,16 @@ def test_first_poll_stores_ed_encounters_with_their_patients_and_sets_the_waterm
         "Patient/p2/_history/1",
     ]
     assert PollStateStore(engine).load("rxx-epr").watermark == "2025-03-01T22:40:00Z"
-    [search] = source_server.requests()
+    [search] = encounter_searches(source_server)
     query = parse_qs(urlsplit(search).query)
     assert query["class"] == ["EMER"]
     assert query["_include"] == ["Encounter:subject"]
     assert query["_lastUpdated"][0].startswith("gt")
 
 
-def test_polling_again_over_the_overlap_stores_nothing_twice(source_server, poller, engine, clock):
+def test_polling_again_over_the_overlap_stores_nothing_twice_and_counts_no_duplicates(
+    source_server, poller, engine, clock
+):
     source_server.add(*ed_visit(1, "2025-03-01T21:14:00Z"))
     source = a_source(source_server, overlap_seconds=3600)
     poller.poll_source(source, clock())
@@ -82,10 +89,12 @@ def test_polling_again_over_the_overlap_stores_nothing_twice(source_server, poll
     assert (again.stored, again.unchanged) == (0, 2)
     assert len(stored_keys(engine)) == 2
     with engine.connect() as conn:
-        dupes = conn.execute(
-            text("select sum(n) from feed_count where metric='duplicate' and sender='rxx-epr'")
-        ).scalar_one()
-    assert dupes == 2
+        counted = dict(
+            conn.execute(
+                text("select metric, sum(n) from feed_count where sender='rxx-epr' group by metric")
+            ).all()
+        )
+    assert counted == {"received": 2}  # the re-read is ours: the sender sent nothing twice
 
 
 def test_the_next_poll_asks_from_the_watermark_minus_the_overlap(source_server, poller, clock):
@@ -93,7 +102,7 @@ def test_the_next_poll_asks_from_the_watermark_minus_the_overlap(source_server, 
     source = a_source(source_server, overlap_seconds=120)
     poller.poll_source(source, clock())
     poller.poll_source(source, clock())
-    second = parse_qs(urlsplit(source_server.requests()[-1]).query)
+    second = parse_qs(urlsplit(encounter_searches(source_server)[-1]).query)
     assert second["_lastUpdated"] == ["gt2025-03-01T21:12:00.000Z"]
 
 
@@ -127,7 +136,9 @@ def test_next_links_are_followed_page_by_page(source_server, poller, engine, clo
     assert (result.pages, result.encounters, result.patients) == (3, 5, 5)
     assert len(stored_keys(engine)) == 10
     assert result.watermark == "2025-03-01T14:00:00Z"
-    assert [parse_qs(urlsplit(r).query).get("_page") for r in source_server.requests()] == [
+    assert [
+        parse_qs(urlsplit(r).query).get("_page") for r in encounter_searches(source_server)
+    ] == [
         None,
         ["1"],
         ["2"],
@@ -224,7 +235,7 @@ def test_an_invalid_resource_from_the_source_goes_to_the_error_store(
     assert result.watermark == "2025-03-01T21:10:00Z"  # a bad resource does not stall the feed
 
 
-def test_the_channel_schedules_a_poll_of_each_polled_source_when_it_starts(
+def test_the_channel_polls_each_source_when_it_starts_and_subscribed_ones_as_a_safety_net(
     source_server, engine, keyring, clock
 ):
     import time
@@ -236,14 +247,171 @@ def test_the_channel_schedules_a_poll_of_each_polled_source_when_it_starts(
         engine,
         keyring,
         clock,
-        sources=(a_source(source_server), a_source(source_server, name="quiet", poll=False)),
+        sources=(
+            a_source(source_server),
+            a_source(source_server, name="hooked", poll=False),
+            a_source(source_server, name="quiet", poll=False, safety_net_seconds=0),
+        ),
     )
+    assert channel._scheduler is None
     channel.start()
     try:
+        jobs = {j.id: j.trigger.interval.total_seconds() for j in channel._scheduler.get_jobs()}
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not stored_keys(engine):
+        states = PollStateStore(engine)
+        while time.monotonic() < deadline and not (
+            states.load("rxx-epr").last_run_at and states.load("hooked").last_run_at
+        ):
             time.sleep(0.05)
     finally:
         channel.stop()
+    assert jobs == {
+        "fhir-poll-rxx-epr": 60,
+        "fhir-poll-hooked": 900,  # the safety net's default pace
+        "fhir-focus-retry": 15,
+    }
     assert sorted(stored_keys(engine)) == ["Encounter/e1/_history/1", "Patient/p1/_history/1"]
-    assert PollStateStore(engine).load("quiet").last_run_at is None
+    assert states.load("hooked").watermark == "2025-03-01T21:00:00Z"
+    assert states.load("quiet").last_run_at is None
+
+
+def coded_visit(n: int, last_updated: str):
+    """An attendance whose only assault signal is a Condition (ICD-10 X99) and an injury
+    intent Observation, held by the source apart from the Encounter (no reasonCode)."""
+    patient = b.at_source(b.patient(id=f"p{n}", nhs=b.nhs_number(n)), last_updated)
+    encounter = b.at_source(
+        b.encounter(
+            id=f"e{n}", visit=f"ED-{n}", subject=f"Patient/p{n}", reasons=(), reason_text=None
+        ),
+        last_updated,
+    )
+    condition = b.at_source(
+        b.condition(id=f"c{n}", encounter_ref=f"Encounter/e{n}", subject=f"Patient/p{n}"),
+        last_updated,
+    )
+    intent = b.at_source(
+        b.injury_intent(id=f"o{n}", encounter_ref=f"Encounter/e{n}", subject=f"Patient/p{n}"),
+        last_updated,
+    )
+    return patient, encounter, condition, intent
+
+
+def test_conditions_and_observations_are_searched_per_page_of_encounters(
+    source_server, poller, engine, clock
+):
+    source_server.add(
+        *coded_visit(1, "2025-03-01T21:14:00Z"), *coded_visit(2, "2025-03-01T21:20:00Z")
+    )
+    result = poller.poll_source(a_source(source_server), clock())
+    assert (result.encounters, result.related) == (2, 4)
+    assert {"Condition/c1/_history/1", "Observation/o2/_history/1"} <= set(stored_keys(engine))
+    [conditions] = [r for r in source_server.requests() if r.startswith("/fhir/Condition?")]
+    assert parse_qs(urlsplit(conditions).query)["encounter"] == ["Encounter/e1,Encounter/e2"]
+
+
+def test_a_source_that_supports_revinclude_gives_them_with_the_encounters(
+    source_server, poller, engine, clock
+):
+    source_server.options(revinclude=True)
+    source_server.add(*coded_visit(1, "2025-03-01T21:14:00Z"))
+    result = poller.poll_source(a_source(source_server), clock())
+    assert result.related == 2
+    assert {"Condition/c1/_history/1", "Observation/o1/_history/1"} <= set(stored_keys(engine))
+    [search] = encounter_searches(source_server)
+    assert parse_qs(urlsplit(search).query)["_revinclude"] == [
+        "Condition:encounter",
+        "Observation:encounter",
+    ]
+    assert not [r for r in source_server.requests() if r.startswith("/fhir/Condition?")]
+
+
+def test_a_source_that_ignores_sort_loses_nothing_when_polls_stop_at_the_page_limit(
+    source_server, poller, engine, clock, caplog
+):
+    source_server.options(ignore_sort=True)
+    newest_first = [f"2025-03-01T1{n}:00:00Z" for n in (5, 4, 3, 2, 1)]
+    for n, last_updated in enumerate(newest_first):
+        source_server.add(*ed_visit(n, last_updated))
+    source = a_source(source_server, page_size=2, max_pages=1)
+    results = []
+    with caplog.at_level("WARNING", logger="adapters.fhir.poller"):
+        for _ in range(4):
+            results.append(poller.poll_source(source, clock()))
+            clock.advance(minutes=1)
+    assert [r.truncated for r in results] == [True, True, False, False]
+    assert [r.watermark for r in results] == [None, None, newest_first[0], newest_first[0]]
+    assert sorted(k for k in stored_keys(engine) if k.startswith("Encounter/")) == [
+        f"Encounter/e{n}/_history/1" for n in range(5)
+    ]
+    cut_offs = [r.getMessage() for r in caplog.records if "page limit" in r.getMessage()]
+    assert len(cut_offs) == 2
+    assert all("rxx-epr" in m and "Patient" not in m and "ED-" not in m for m in cut_offs)
+
+
+def test_backoff_stops_growing_at_the_source_s_ceiling(source_server, poller, clock):
+    source = a_source(source_server, backoff_max_seconds=45)
+    source_server.fail(4, status=503)  # the first run asks for /metadata too
+    delays = []
+    for _ in range(3):
+        result = poller.poll_source(source, clock())
+        delays.append((result.next_attempt_at - clock()).total_seconds())
+        clock.advance(seconds=delays[-1])
+    assert delays == [30, 45, 45]
+    assert poller.poll_source(source, clock()).ok
+
+
+def test_a_source_that_advertises_revinclude_but_ignores_it_is_searched_per_page(
+    source_server, poller, engine, clock
+):
+    source_server.options(advertise_revinclude=True)
+    source_server.add(*coded_visit(1, "2025-03-01T21:14:00Z"))
+    result = poller.poll_source(a_source(source_server), clock())
+    assert result.related == 2
+    assert {"Condition/c1/_history/1", "Observation/o1/_history/1"} <= set(stored_keys(engine))
+    assert [r for r in source_server.requests() if r.startswith("/fhir/Condition?")]
+
+
+def test_when_the_page_to_carry_on_from_has_expired_the_window_is_searched_again(
+    source_server, poller, engine, clock, caplog
+):
+    source_server.options(ignore_sort=True)
+    for n, last_updated in enumerate(["2025-03-01T13:00:00Z", "2025-03-01T12:00:00Z"]):
+        source_server.add(*ed_visit(n, last_updated))
+    source_server.add(*ed_visit(2, "2025-03-01T11:00:00Z"))
+    source = a_source(source_server, page_size=2, max_pages=1)
+    first = poller.poll_source(source, clock())
+    source_server.options(expire_pages=True)
+    with caplog.at_level("WARNING", logger="adapters.fhir.poller"):
+        again = poller.poll_source(source, clock())
+    assert (first.truncated, again.ok, again.truncated, again.watermark) == (True, True, True, None)
+    assert any("no longer serves" in r.getMessage() for r in caplog.records)
+    source_server.options(expire_pages=False)
+    done = poller.poll_source(source, clock())
+    assert (done.truncated, done.watermark) == (False, "2025-03-01T13:00:00Z")
+    assert "Encounter/e2/_history/1" in stored_keys(engine)
+
+
+def test_a_diagnosis_coded_after_its_encounter_was_read_is_found_by_the_next_poll(
+    source_server, poller, engine, clock
+):
+    source_server.add(*ed_visit(1, "2025-03-01T21:14:00Z"))
+    source = a_source(source_server, overlap_seconds=0)  # the Encounter is not read again
+    poller.poll_source(source, clock())
+    inpatient = b.at_source(
+        b.encounter(id="e9", visit="IP-9", subject="Patient/p1", klass="IMP"),
+        "2025-03-01T21:00:00Z",
+    )
+    source_server.add(
+        inpatient,
+        b.at_source(b.condition(id="c1", encounter_ref="Encounter/e1"), "2025-03-01T22:30:00Z"),
+        b.at_source(b.injury_intent(id="o1", encounter_ref="Encounter/e1"), "2025-03-01T22:31:00Z"),
+        b.at_source(b.condition(id="c9", encounter_ref="Encounter/e9"), "2025-03-01T22:32:00Z"),
+    )
+    clock.advance(minutes=1)
+    later = poller.poll_source(source, clock())
+    assert (later.ok, later.related) == (True, 2)
+    assert {"Condition/c1/_history/1", "Observation/o1/_history/1"} <= set(stored_keys(engine))
+    assert not [k for k in stored_keys(engine) if "9/" in k]
+    assert PollStateStore(engine).load("rxx-epr").related_watermark == "2025-03-01T22:32:00Z"
+    searches = [r for r in source_server.requests() if r.startswith("/fhir/Condition?_last")]
+    assert len(searches) == 1  # not on the first look back: Encounters bring their own

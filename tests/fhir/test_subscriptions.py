@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.errors import SourceUnavailable, Unprocessable
@@ -17,62 +17,11 @@ from adapters.fhir.sources import FhirSource
 from adapters.fhir.subscriptions import SubscriptionReceiver, read_notification
 from referral_gateway.storage.fhir_store import ApiClient
 from referral_gateway.storage.inbox import INBOX
+from referral_gateway.storage.views import error_store
 from tests.fhir import builders as b
+from tests.fhir.builders import ICD10_X99, backport_notification
 
 RXX = ApiClient(1, "rxx-epr-hook", "RXX01", None, None)  # type: ignore[arg-type]
-
-
-def backport_notification(
-    base: str, *focus: str, kind: str = "event-notification"
-) -> dict[str, Any]:
-    """An R4 backport notification: Parameters status, then one id-only entry per event."""
-    events = [
-        {
-            "name": "notification-event",
-            "part": [
-                {"name": "event-number", "valueString": str(n + 1)},
-                {"name": "focus", "valueReference": {"reference": f"{base}/{ref}"}},
-            ],
-        }
-        for n, ref in enumerate(focus)
-    ]
-    status = {
-        "resourceType": "Parameters",
-        "meta": {
-            "profile": [
-                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/"
-                "backport-subscription-status-r4"
-            ]
-        },
-        "parameter": [
-            {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/s1"}},
-            {"name": "topic", "valueCanonical": "http://example.org/topics/ed-encounter"},
-            {"name": "status", "valueCode": "active"},
-            {"name": "type", "valueCode": kind},
-            {"name": "events-since-subscription-start", "valueString": str(len(focus))},
-            *events,
-        ],
-    }
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "entry": [
-            {
-                "fullUrl": "urn:uuid:0f6a8e9e-1d1c-4c8e-9d1e-6f0f3c3b1a11",
-                "resource": status,
-                "request": {"method": "GET", "url": f"{base}/Subscription/s1/$status"},
-                "response": {"status": "200"},
-            }
-        ]
-        + [
-            {
-                "fullUrl": f"{base}/{ref}",
-                "request": {"method": "PUT", "url": ref},
-                "response": {"status": "200"},
-            }
-            for ref in focus
-        ],
-    }
 
 
 @pytest.fixture
@@ -101,7 +50,12 @@ def test_an_id_only_encounter_event_fetches_the_encounter_and_its_patient(
     )
     receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
     assert stored_keys(engine) == ["Encounter/e1/_history/1", "Patient/p1/_history/1"]
-    assert sorted(source_server.requests()) == ["/fhir/Encounter/e1", "/fhir/Patient/p1"]
+    assert sorted(r.split("?")[0] for r in source_server.requests()) == [
+        "/fhir/Condition",  # its diagnoses and injury intent are searched by Encounter
+        "/fhir/Encounter/e1",
+        "/fhir/Observation",
+        "/fhir/Patient/p1",
+    ]
     with engine.connect() as conn:
         assert set(conn.execute(select(INBOX.c.sender)).scalars()) == {"rxx-epr"}
 
@@ -224,3 +178,109 @@ def test_a_malformed_notification_is_a_422_naming_the_status_entry(source_server
         read_notification(bundle)
     expressions = {e for i in caught.value.issues for e in i.expression}
     assert any(e.startswith("Bundle.entry[0].resource.parameter[0]") for e in expressions)
+
+
+def test_an_encounter_event_brings_the_diagnoses_the_source_holds_apart(
+    receiver, source_server, engine
+):
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1", reasons=(), reason_text=None), "2025-03-01T21:14:00Z"),
+        b.at_source(b.condition(id="c1", code=ICD10_X99), "2025-03-01T21:30:00Z"),
+        b.at_source(b.injury_intent(id="o1"), "2025-03-01T21:30:00Z"),
+        b.at_source(b.condition(id="c9", encounter_ref="Encounter/e9"), "2025-03-01T21:30:00Z"),
+    )
+    receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
+    assert stored_keys(engine) == [
+        "Condition/c1/_history/1",
+        "Encounter/e1/_history/1",
+        "Observation/o1/_history/1",
+        "Patient/p1/_history/1",
+    ]
+
+
+def focus_errors(engine) -> list[dict[str, Any]]:
+    return [e for e in error_store(engine) if e["stage"] == "focus"]
+
+
+def test_a_focus_the_source_does_not_serve_yet_is_kept_in_the_error_store_and_fetched_again(
+    receiver, source_server, engine, clock
+):
+    outcome = receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
+    assert [i["severity"] for i in outcome["issue"]] == ["information", "warning"]
+    [missed] = focus_errors(engine)
+    assert (missed["sender"], missed["message_type"], missed["attempts"]) == (
+        "rxx-epr",
+        "Encounter",
+        0,
+    )
+    assert "e1" not in missed["error"]
+    with engine.connect() as conn:
+        errored = conn.execute(
+            text("select sum(n) from feed_count where metric='errored' and sender='rxx-epr'")
+        ).scalar_one()
+    assert errored == 1
+    assert receiver.retry_missed(clock()) == 0  # not due yet: nothing asked of the source
+    assert source_server.requests() == ["/fhir/Encounter/e1"]
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1", subject="Patient/p1"), "2025-03-01T21:14:00Z"),
+    )
+    clock.advance(seconds=31)
+    assert receiver.retry_missed(clock()) == 1
+    assert focus_errors(engine) == []
+    assert "Encounter/e1/_history/1" in stored_keys(engine)
+    assert "Patient/p1/_history/1" in stored_keys(engine)
+
+
+def test_a_focus_that_never_appears_ends_in_the_error_store_after_the_last_retry(
+    writer, store, source_server, engine, clock
+):
+    source = FhirSource(name="rxx-epr", base_url=source_server.base_url, site="RXX01", poll=False)
+    receiver = SubscriptionReceiver(
+        writer, store, [source], clock, retry_delays_seconds=(10, 20, 40)
+    )
+    receiver(backport_notification(source_server.base_url, "Condition/c1"), RXX)
+    for _ in range(6):
+        clock.advance(seconds=45)
+        receiver.retry_missed(clock())
+    [missed] = focus_errors(engine)
+    assert missed["attempts"] == 3
+    assert missed["error"] == "Condition still not readable at the source after 3 retries; given up"
+    assert source_server.requests() == ["/fhir/Condition/c1"] * 4
+
+
+def test_a_condition_whose_encounter_is_not_served_yet_is_retried_too(
+    receiver, source_server, engine, clock
+):
+    source_server.add(b.at_source(b.condition(id="c1", code=ICD10_X99), "2025-03-01T21:30:00Z"))
+    receiver(backport_notification(source_server.base_url, "Condition/c1"), RXX)
+    assert [e["message_type"] for e in focus_errors(engine)] == ["Condition"]
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1"), "2025-03-01T21:14:00Z"),
+    )
+    clock.advance(seconds=31)
+    assert receiver.retry_missed(clock()) == 1
+    assert {"Condition/c1/_history/1", "Encounter/e1/_history/1"} <= set(stored_keys(engine))
+
+
+def test_reprocessing_the_error_store_fetches_a_given_up_focus_again_rather_than_dropping_it(
+    writer, store, source_server, engine, keyring, clock
+):
+    from referral_gateway.storage.inbox import InboxStore
+
+    source = FhirSource(name="rxx-epr", base_url=source_server.base_url, site="RXX01", poll=False)
+    receiver = SubscriptionReceiver(writer, store, [source], clock, retry_delays_seconds=(10,))
+    receiver(backport_notification(source_server.base_url, "Encounter/e1"), RXX)
+    clock.advance(seconds=11)
+    receiver.retry_missed(clock())
+    assert [e["attempts"] for e in focus_errors(engine)] == [1]  # given up
+    assert InboxStore(engine, keyring).requeue_errors() == 1
+    assert [e["attempts"] for e in focus_errors(engine)] == [0]
+    source_server.add(
+        b.at_source(b.patient(id="p1"), "2025-03-01T21:14:00Z"),
+        b.at_source(b.encounter(id="e1"), "2025-03-01T21:14:00Z"),
+    )
+    assert receiver.retry_missed(clock()) == 1
+    assert "Encounter/e1/_history/1" in stored_keys(engine)

@@ -3,12 +3,15 @@ the FHIR servers the gateway fetches from."""
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.errors import Forbidden, SourceConfigError, Unauthorized
-from adapters.fhir.sources import parse_fhir_sources
+from adapters.fhir.sources import SOURCE_KEYS, parse_fhir_sources
 from referral_gateway.entrypoints.cli import main
 from referral_gateway.storage.database import make_engine
 
@@ -122,3 +125,60 @@ def test_a_bad_source_table_is_refused_naming_the_key(table, named):
     with pytest.raises(SourceConfigError) as caught:
         parse_fhir_sources({"fhir": {"sources": {"src": table}}})
     assert named in str(caught.value)
+
+
+def test_backoff_ceiling_and_safety_net_pace_are_read_and_default_well_under_an_hour():
+    hooked, quiet, polled = parse_fhir_sources(
+        {
+            "fhir": {
+                "sources": {
+                    "hooked": {"base_url": "https://x", "site": "RXX01", "poll": False},
+                    "quiet": {
+                        "base_url": "https://y",
+                        "site": "RXX01",
+                        "poll": False,
+                        "safety_net_seconds": 0,
+                    },
+                    "polled": {
+                        "base_url": "https://z",
+                        "site": "RXX01",
+                        "backoff_max_seconds": 120,
+                    },
+                }
+            }
+        }
+    )
+    assert (hooked.poll_every, quiet.poll_every, polled.poll_every) == (900, None, 60)
+    assert (hooked.backoff_max_seconds, polled.backoff_max_seconds) == (600, 120)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("backoff_max_seconds", 0), ("safety_net_seconds", -1), ("page_size", 0)]
+)
+def test_a_backoff_ceiling_or_pace_out_of_range_is_refused(key, value):
+    with pytest.raises(SourceConfigError) as caught:
+        parse_fhir_sources(
+            {"fhir": {"sources": {"src": {"base_url": "https://x", "site": "RXX01", key: value}}}}
+        )
+    assert key in str(caught.value)
+
+
+def readme_sources_section() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    start = readme.index("### FHIR sources")
+    return readme[start : readme.index("\n## ", start)]
+
+
+def test_the_readme_example_of_source_settings_is_a_configuration_the_gateway_reads():
+    section = readme_sources_section()
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    data = tomllib.loads(example.replace('token_file = "/etc/referral-gateway/rxx-epr.token"', ""))
+    polled, hooked = parse_fhir_sources(data)
+    assert (polled.poll_every, hooked.poll_every) == (60, 900)
+    assert hooked.backoff_max_seconds == 300
+
+
+def test_the_readme_table_lists_exactly_the_settings_a_source_takes():
+    rows = [line for line in readme_sources_section().splitlines() if line.startswith("| `")]
+    documented = {line.split("`")[1] for line in rows}
+    assert documented == set(SOURCE_KEYS)
