@@ -9,11 +9,25 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.database import make_engine, migrate
+
+# Property tests (hostile input, disclosure) run a bounded, repeatable number of examples in
+# the suite; RG_HYPOTHESIS_PROFILE=explore searches longer with fresh randomness.
+settings.register_profile(
+    "suite",
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", max_examples=2_000, deadline=None)
+settings.load_profile(os.environ.get("RG_HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture
