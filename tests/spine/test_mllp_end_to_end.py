@@ -161,16 +161,75 @@ def test_a_discharge_shows_the_young_person_has_left(gateway):
     )
 
 
-def test_a_sender_asking_for_enhanced_acks_gets_a_commit_ack_then_an_application_ack(gateway):
-    message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
+def with_msh(message: str, **fields: str) -> str:
+    """The message with some MSH fields replaced, named `msh3`, `msh4`, `msh7`..."""
     header, rest = message.split("\r", 1)
-    enhanced = header + "|||AL|AL\r" + rest  # MSH-15 accept AL, MSH-16 application AL
+    parts = header.split("|")
+    for name, value in fields.items():
+        number = int(name.removeprefix("msh"))
+        parts.extend([""] * (number - len(parts)))  # MSH-1 is the "|" itself: field n is [n-1]
+        parts[number - 1] = value
+    return "|".join(parts) + "\r" + rest
+
+
+def inbox_state(engine, control_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("select state from inbound_message where message_key = :k"), {"k": control_id}
+        ).scalar_one_or_none()
+
+
+def test_a_sender_asking_for_enhanced_acks_gets_a_commit_ack_then_an_application_ack(gateway):
+    engine = gateway.gateway.engine
+    message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
+    enhanced = with_msh(message, msh15="AL", msh16="AL")  # accept AL, application AL
+    # An A40 merge without its MRG segment is stored (CA) but fails in processing: only an
+    # application ACK that waited for processing can know to say AE rather than AA.
+    unprocessable = with_msh(
+        adt("A40", a_visit(visit="V-MERGE"), "CTRL-ENH-BAD", sent=ARRIVAL), msh15="AL", msh16="AL"
+    )
     with MllpClient("127.0.0.1", gateway.port) as client:
         commit = msa(client.send(enhanced))
         application = msa(client.read_reply())
+        state_at_application_ack = inbox_state(engine, "CTRL-ENH")
+        bad_commit = msa(client.send(unprocessable))
+        bad_application = msa(client.read_reply())
+        bad_state_at_application_ack = inbox_state(engine, "CTRL-ENH-BAD")
     assert commit == ("CA", "CTRL-ENH")
     assert application == ("AA", "CTRL-ENH")
-    assert len(referral_summaries(gateway.gateway.engine)) == 1  # processed before the AA
+    assert state_at_application_ack == "processed"
+    assert len(referral_summaries(engine)) == 1  # processed before the AA
+    assert bad_commit == ("CA", "CTRL-ENH-BAD")
+    assert bad_application == ("AE", "CTRL-ENH-BAD")
+    assert bad_state_at_application_ack == "error"
+
+
+def test_a_sender_without_msh4_is_deduplicated_on_its_application_and_control_id(gateway):
+    # No sending facility: the sender is known by MSH-3 alone. A resend (same MSH-10, stamped
+    # anew in MSH-7) is a duplicate; another application's MSH-10 of the same value, or the
+    # same application's next MSH-10, is a message of its own.
+    def sent(app: str, control_id: str, visit: str, minutes: int = 0) -> str:
+        message = adt("A01", a_visit(complaint="stabbed", visit=visit), control_id, sent=ARRIVAL)
+        stamp = (ARRIVAL + timedelta(minutes=minutes)).strftime("%Y%m%d%H%M%S")
+        return with_msh(message, msh3=app, msh4="", msh7=stamp)
+
+    messages = [
+        sent("EDIS", "CTRL-NOFAC-1", "V1"),
+        sent("EDIS", "CTRL-NOFAC-1", "V1", minutes=2),  # the resend
+        sent("PAS", "CTRL-NOFAC-1", "V2"),
+        sent("EDIS", "CTRL-NOFAC-2", "V3"),
+    ]
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        acks = [msa(client.send(m)) for m in messages]
+    assert [code for code, _ in acks] == ["AA"] * 4
+    assert [cid for _, cid in acks] == ["CTRL-NOFAC-1"] * 3 + ["CTRL-NOFAC-2"]
+    engine = gateway.gateway.engine
+    with engine.connect() as conn:
+        stored = conn.execute(text("select count(*) from inbound_message")).scalar_one()
+    assert stored == 3
+    counts = feed_counts(engine)
+    assert sum(r["received"] for r in counts) == 3
+    assert sum(r["duplicate"] for r in counts) == 1
 
 
 def test_a_message_over_the_size_limit_gets_an_ar_and_the_connection_carries_on(tmp_path):
