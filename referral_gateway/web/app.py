@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from referral_gateway.bootstrap import Gateway
 from referral_gateway.services.report_wiring import Reports, mount_reports
 from referral_gateway.storage.views import error_store, feed_counts
+from referral_gateway.web.openapi import refusals
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.ui import install_web
 
@@ -43,17 +44,18 @@ def build_app(
             )
 
     ops = [Depends(require_ops)]
+    refused = refusals(401, 422)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/ops/counts", tags=["operations"], dependencies=ops)
+    @app.get("/api/ops/counts", tags=["operations"], dependencies=ops, responses=refused)
     def counts(since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
         """Received, duplicate, filtered, errored and candidate messages per sender per day."""
         return feed_counts(gateway.engine, since=since)
 
-    @app.get("/api/ops/errors", tags=["operations"], dependencies=ops)
+    @app.get("/api/ops/errors", tags=["operations"], dependencies=ops, responses=refused)
     def errors() -> list[dict[str, Any]]:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(gateway.engine)
