@@ -1,8 +1,11 @@
 """The leak check: across the whole test run, every log record (message and traceback), every
 HTTP request URL, redirect target and error response (status 400 and over, body and headers)
 is searched for the synthetic identifiers the tests use: test-range NHS numbers, the invented
-family names, phone numbers, postcodes and street. A test during which one shows up fails in
-its teardown, naming where it was seen; one seen outside any test fails the run.
+family names, phone numbers, postcodes and street. An HTML answer is searched without the
+fields a page shows on purpose (class="pii": identifiable data unlocked by consent) and, on a
+form sent back for correction (422), without what the user typed. A test during which one
+shows up fails in its teardown, naming where it was seen; one seen outside any test fails
+the run.
 
 Registered by tests/conftest.py. Logging is captured at INFO, as `serve` logs. HTTP is seen
 through httpx (FastAPI's TestClient is an httpx client too), so requests a browser makes are
@@ -50,6 +53,24 @@ class Leak:
 
     def __str__(self) -> str:
         return f"{self.where}: ...{self.excerpt}..."
+
+
+# What a page deliberately shows: identifiable fields (marked class="pii", behind the consent
+# policy and audited), and on a form sent back for correction (422) what the user typed.
+_SHOWN_FIELD = re.compile(
+    r"<(\w+)[^>]*\bclass=\"[^\"]*\bpii\b[^\"]*\"[^>]*>.*?</\1>", re.DOTALL | re.IGNORECASE
+)
+_TYPED = re.compile(
+    r"\bvalue=\"[^\"]*\"|<textarea\b[^>]*>.*?</textarea>", re.DOTALL | re.IGNORECASE
+)
+
+
+def _unshown(response: httpx.Response, text: str) -> str:
+    """An HTML answer without what it deliberately shows (see above)."""
+    if "text/html" not in response.headers.get("content-type", ""):
+        return text
+    text = _SHOWN_FIELD.sub("<pii/>", text)
+    return _TYPED.sub("<typed/>", text) if response.status_code == 422 else text
 
 
 def _excerpt(text: str, match: re.Match[str]) -> str:
@@ -100,7 +121,7 @@ class LeakCheck:
             self.check(where, "\n".join(f"{k}: {v}" for k, v in response.headers.items()))
             if response.is_stream_consumed or not response.is_closed:
                 with contextlib.suppress(httpx.ResponseNotRead):  # a stream left unread
-                    self.check(where, response.text)
+                    self.check(where, _unshown(response, response.text))
 
     # -- wiring ---------------------------------------------------------------------------
     def install(self) -> None:

@@ -39,3 +39,19 @@ def test_the_leak_check_sees_identifiers_in_log_records_urls_and_error_answers(r
 def test_ordinary_words_and_numbers_are_not_identifiers():
     text = "placeholder 9990 items, 1999000001234 bytes, example street-level, ZZ99"
     assert IDENTIFIERS.search(text) is None
+
+
+def test_fields_a_page_shows_on_purpose_are_not_leaks_but_the_rest_of_the_page_is(request):
+    check = request.config.pluginmanager.get_plugin("leakcheck")
+    page = (
+        '<dd class="pii">Sam Testington</dd><input name="family" value="Testington">'
+        "<p>Problem with the record of Testington</p>"
+    )
+
+    def answer(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, html=page)
+
+    with httpx.Client(transport=httpx.MockTransport(answer), base_url="http://gw") as client:
+        client.post("/referrals/r-1/contacts")
+    seen = check.take(request.node.nodeid)
+    assert [leak.excerpt.count("Problem with the record") for leak in seen] == [1]
