@@ -29,7 +29,9 @@ from adapters.hl7.synthetic import FAMILY
 
 # Invented family names used by the tests and the synthetic feed. "Placeholder" is left out:
 # the word is common in HTML and code.
-FAMILY_NAMES = sorted({*FAMILY, "Testwood", "Zedwardson", "Testpatient"} - {"Placeholder"})
+FAMILY_NAMES = sorted(
+    {*FAMILY, "Testwood", "Zedwardson", "Testpatient", "Testperson"} - {"Placeholder"}
+)
 IDENTIFIERS = re.compile(
     "|".join(
         [

@@ -13,12 +13,26 @@ from adapters.hl7.er7 import Er7Message
 from adapters.hl7.mllp import Peer
 from adapters.hl7.synthetic import SyntheticEd
 from referral_gateway.storage.inbox import Arrival, Stored
+from tests.hl7 import messages
 
 NOW = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
 PEER = Peer("127.0.0.1", 40000, tls=False)
 ACK_CODES = {"AA", "AE", "AR", "CA", "CE", "CR"}
 MLLP_BLOCKS = (b"\x0b", b"\x1c")
-SAMPLES = list(SyntheticEd(seed=11, start=NOW).stream(12))
+SAMPLES: list[bytes] = [m.encode("utf-8") for m in SyntheticEd(seed=11, start=NOW).stream(12)] + [
+    m if isinstance(m, bytes) else m.encode("utf-8")
+    for m in (  # senders' shapes: versions, separators, Z-segments, batches, charsets
+        messages.V23_A04,
+        messages.CUSTOM_SEPARATORS,
+        messages.A01_WITH_Z_SEGMENTS,
+        messages.BATCH_FILE,
+        messages.ENHANCED_ACK_A01,
+        messages.A40_MERGE,
+        messages.ORU_RESULT,
+        messages.LATIN1_ZOE_BYTES,
+        messages.UNDECLARED_CP1252_BYTES,
+    )
+]
 
 
 class RecordingIntake:
@@ -126,8 +140,8 @@ def without_mllp_blocks(data: bytes) -> bytes:
 
 @st.composite
 def mutated_messages(draw: st.DrawFn) -> bytes:
-    """A synthetic ADT message put through one to three mutations."""
-    message = draw(st.sampled_from(SAMPLES)).encode("utf-8")
+    """A synthetic message put through one to three mutations."""
+    message = draw(st.sampled_from(SAMPLES))
     data = draw(st.data())
     for mutate in draw(st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3)):
         message = mutate(message, data)
