@@ -210,7 +210,9 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 
 @dataclass
-class Gateway:
+class Matrix:
+    """The running app, its callers' sessions and what the rows point at."""
+
     web: Web
     live: LiveServer
     http: httpx.Client
@@ -220,7 +222,7 @@ class Gateway:
     sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # cookie, CSRF token
 
 
-def sign_in(gw: Gateway, caller: str) -> tuple[str, str]:
+def sign_in(gw: Matrix, caller: str) -> tuple[str, str]:
     client = gw.web.signed_in(caller)
     role = ACCOUNTS[caller][0]
     token = gw.web.token(client, HOME[role])
@@ -229,7 +231,7 @@ def sign_in(gw: Gateway, caller: str) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory) -> Iterator[Gateway]:
+def matrix(tmp_path_factory) -> Iterator[Matrix]:
     data_dir: Path = tmp_path_factory.mktemp("matrix")
     keys = data_dir / "hub-keys.toml"
     keys.write_text(f'[[key]]\nid = "k-a"\nsite = "{SITE_A}"\nsecret = "{HUB_SECRET}"\n')
@@ -247,7 +249,7 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
     web = Web(app, app.state.web, ed, clock)
     live = LiveServer(app).start()
     http = httpx.Client(base_url=live.url, timeout=10)
-    gw = Gateway(web, live, http)
+    gw = Matrix(web, live, http)
     try:
         for caller, (role, sites) in ACCOUNTS.items():
             gw.users[caller] = web.account(caller, role, sites).id
@@ -264,7 +266,7 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
         running.stop()
 
 
-def ask(gw: Gateway, row: Row, caller: str) -> int:
+def ask(gw: Matrix, row: Row, caller: str) -> int:
     headers: dict[str, str] = {}
     csrf = ""
     if caller in ACCOUNTS:
@@ -301,16 +303,16 @@ def ask(gw: Gateway, row: Row, caller: str) -> int:
         client.cookies.clear()
 
 
-def test_every_route_answers_every_caller_as_the_matrix_says(gateway: Gateway):
+def test_every_route_answers_every_caller_as_the_matrix_says(matrix: Matrix):
     rows = {(row.method, row.route) for row in MATRIX}
-    served = app_routes(gateway.web.app)
+    served = app_routes(matrix.web.app)
     assert len(rows) == len(MATRIX), "two rows for one route"
     assert served - rows == set(), "routes without a row in the access matrix"
     assert rows - served == set(), "rows for routes the app no longer serves"
     wrong = []
     for row in MATRIX:
         for caller, expected in row.statuses().items():
-            got = ask(gateway, row, caller)
+            got = ask(matrix, row, caller)
             if got != expected:
                 wrong.append(f"{row.method} {row.route} as {caller}: {got}, expected {expected}")
     assert wrong == [], "\n".join(wrong)
