@@ -9,11 +9,45 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from consent.keyring import KeyRing
 from referral_gateway.storage.database import make_engine, migrate
+from tests.leakcheck import LeakCheck
+
+# Property tests (hostile input, disclosure) run a bounded, repeatable number of examples in
+# the suite; RG_HYPOTHESIS_PROFILE=explore searches longer with fresh randomness.
+settings.register_profile(
+    "suite",
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("explore", max_examples=2_000, deadline=None)
+settings.load_profile(os.environ.get("RG_HYPOTHESIS_PROFILE", "suite"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("leakcheck"):
+        check = LeakCheck()
+        check.install()
+        config.pluginmanager.register(check, "leakcheck")
+
+
+@pytest.fixture(autouse=True)
+def no_identifier_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test if a synthetic identifier reached a log record, a URL or an error
+    response while it ran (tests/leakcheck.py)."""
+    yield
+    check: LeakCheck | None = request.config.pluginmanager.get_plugin("leakcheck")
+    leaks = check.take(request.node.nodeid) if check is not None else []
+    if leaks:
+        shown = "\n".join(str(leak) for leak in leaks[:10])
+        pytest.fail(f"synthetic identifiers leaked ({len(leaks)}):\n{shown}", pytrace=False)
 
 
 @pytest.fixture

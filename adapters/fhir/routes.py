@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from adapters.fhir import interactions
 from adapters.fhir.auth import TokenAuthenticator
@@ -40,6 +40,34 @@ from referral_gateway.storage.fhir_store import ApiClient
 
 log = logging.getLogger(__name__)
 
+
+class FhirJsonResponse(JSONResponse):
+    """For the OpenAPI schema: every answer here is FHIR JSON (the handlers build their own)."""
+
+    media_type = FHIR_JSON
+
+
+_RESOURCE = {"schema": {"type": "object", "required": ["resourceType"]}}
+FHIR_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"description": f"OperationOutcome: {why}", "content": {FHIR_JSON: _RESOURCE}}
+    for status, why in [
+        (400, "not JSON, not a resource, or not what this interaction takes"),
+        (401, "no token"),
+        (403, "unknown or revoked token"),
+        (404, "a resource type or endpoint not served here"),
+        (405, "an interaction not served here"),
+        (409, "a conflicting write"),
+        (412, "a failed If-Match or conditional create"),
+        (413, "a body over the limit"),
+        (415, "not FHIR JSON R4"),
+        (422, "an invalid resource"),
+        (503, "the store did not take the write"),
+    ]
+}
+CREATED: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Created", "content": {FHIR_JSON: _RESOURCE}}
+}
+
 JSON_TYPES = frozenset({"application/fhir+json", "application/json", "application/json+fhir"})
 NotificationHandler = Callable[[Mapping[str, Any], ApiClient], Mapping[str, Any]]
 
@@ -54,7 +82,12 @@ def fhir_router(
 ) -> APIRouter:
     """The /fhir routes. `notifications` takes a subscription notification Bundle from an
     authenticated client and returns an OperationOutcome (see subscriptions.py)."""
-    router = APIRouter(prefix="/fhir", tags=["fhir"])
+    router = APIRouter(
+        prefix="/fhir",
+        tags=["fhir"],
+        default_response_class=FhirJsonResponse,
+        responses=FHIR_ERRORS,
+    )
 
     async def guarded(work: Callable[[], Awaitable[Response]]) -> Response:
         try:
@@ -147,7 +180,11 @@ def fhir_router(
 
         return await guarded(work)
 
-    @router.put("/{resource_type}/{resource_id}", summary="update (or create with this id)")
+    @router.put(
+        "/{resource_type}/{resource_id}",
+        summary="update (or create with this id)",
+        responses=CREATED,
+    )
     async def update(resource_type: str, resource_id: str, request: Request) -> Response:
         async def work() -> Response:
             client = authenticate(request.headers.get("authorization"))

@@ -30,6 +30,7 @@ from referral_gateway.report_formats.files import reports_csv, totals_csv
 from referral_gateway.services.hub import HubKey, HubReceiver
 from referral_gateway.storage.reports import Receipt, ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.openapi import SIGN_IN, CsvResponse, refusals
 from referral_gateway.web.render import app_templates
 from referral_gateway.web.reports import REPORT_ROLES, parse_month
 
@@ -53,7 +54,7 @@ def build_hub_router(
     prefix: str = "/hub",
 ) -> APIRouter:
     receiver = HubReceiver(store, keys, clock)
-    router = APIRouter(tags=["hub"])
+    router = APIRouter(tags=["hub"], responses=refusals(400, 401, 403, 409, 413, 422) | SIGN_IN)
     ActorDep = Annotated[Actor, Depends(actor_dependency)]
 
     @router.post("/api/hub/reports", status_code=202)
@@ -98,7 +99,7 @@ def build_hub_router(
         )
         return HTMLResponse(page)
 
-    @router.get(f"{prefix}/download.csv")
+    @router.get(f"{prefix}/download.csv", response_class=CsvResponse)
     def totals_download(actor: ActorDep, month: str | None = None) -> Response:
         _lead(actor)
         m = parse_month(month, clock())
@@ -109,7 +110,7 @@ def build_hub_router(
             headers={"Content-Disposition": f'attachment; filename="programme-totals-{m}.csv"'},
         )
 
-    @router.get(f"{prefix}/sites.csv")
+    @router.get(f"{prefix}/sites.csv", response_class=CsvResponse)
     def sites_download(actor: ActorDep, month: str | None = None) -> Response:
         _lead(actor)
         m = parse_month(month, clock())

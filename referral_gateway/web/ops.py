@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from referral_gateway.storage.views import error_store, feed_counts
+from referral_gateway.web.openapi import refusals
 
 
 def ops_router(
@@ -38,22 +39,23 @@ def ops_router(
             )
 
     ops = [Depends(require_ops)]
+    refused = refusals(401, 422)
 
     @router.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/api/ops/counts", tags=["operations"], dependencies=ops)
+    @router.get("/api/ops/counts", tags=["operations"], dependencies=ops, responses=refused)
     def counts(since: Annotated[date | None, Query()] = None) -> list[dict[str, Any]]:
         """Received, duplicate, filtered, errored and candidate messages per sender per day."""
         return feed_counts(engine, since=since)
 
-    @router.get("/api/ops/errors", tags=["operations"], dependencies=ops)
+    @router.get("/api/ops/errors", tags=["operations"], dependencies=ops, responses=refused)
     def errors() -> list[dict[str, Any]]:
         """The error store: messages that failed a stage, with the stage and the error."""
         return error_store(engine)
 
-    @router.get("/api/ops/fhir-sources", tags=["operations"], dependencies=ops)
+    @router.get("/api/ops/fhir-sources", tags=["operations"], dependencies=ops, responses=refused)
     def fhir_source_states() -> list[dict[str, Any]]:
         """Each FHIR source: watermark, consecutive failures, last error, next attempt."""
         return fhir_sources() if fhir_sources is not None else []

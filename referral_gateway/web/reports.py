@@ -39,6 +39,7 @@ from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore
 from referral_gateway.web import report_pages
 from referral_gateway.web.errors import PageError
+from referral_gateway.web.openapi import SIGN_IN, CsvResponse, refusals
 from referral_gateway.web.render import app_templates
 from referral_gateway.web.security import SESSION, CsrfDep, CtxDep, SessionDep, read_cookie
 
@@ -108,7 +109,9 @@ def build_reports_router(
     ops_token: str | None = None,
     prefix: str = "/reports",
 ) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["reports"])
+    router = APIRouter(
+        prefix=prefix, tags=["reports"], responses=refusals(400, 401, 403, 404, 409, 422) | SIGN_IN
+    )
     PageActor = Annotated[Actor, Depends(page_reader)]
     DownloadActor = Annotated[Actor, Depends(download_reader(ops_token))]
     SessionActor = Annotated[Actor, Depends(download_reader(None))]  # JSON, people only
@@ -199,7 +202,7 @@ def build_reports_router(
         reports = [service.published(s, m, raw=raw) for s in sites_for(actor, site)]
         return reports, f"throughput-{m}{'-' + site if site else ''}{'-raw' if raw else ''}"
 
-    @router.get("/download.csv")
+    @router.get("/download.csv", response_class=CsvResponse)
     def download_csv(
         actor: DownloadActor,
         month: str | None = None,
@@ -227,7 +230,7 @@ def build_reports_router(
             headers=_attachment(f"{name}.json"),
         )
 
-    @router.get("/istv.csv")
+    @router.get("/istv.csv", response_class=CsvResponse)
     def istv(actor: PageActor, site: str, month: str | None = None) -> Response:
         m = month_of(month)
         (site,) = sites_for(actor, site)
@@ -271,7 +274,9 @@ def build_reports_router(
             for p in store.push_states()
         ]
 
-    @router.post("/admin/retry")
+    @router.post(
+        "/admin/retry", status_code=303, responses={303: {"description": "Back to the push status"}}
+    )
     def retry(actor: PageActor, _: CsrfDep) -> Response:
         _admin(actor)
         if push is None or push.sender is None:

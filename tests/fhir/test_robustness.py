@@ -7,6 +7,9 @@ import copy
 import random
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.fhir import builders as b
 
 ODD_VALUES: list[Any] = [
@@ -62,3 +65,40 @@ def test_two_hundred_malformed_bundles_get_client_errors_or_success_never_a_500(
         if response.status_code >= 400:
             assert response.json()["resourceType"] == "OperationOutcome"
     assert any(s >= 400 for s in statuses) and any(s == 200 for s in statuses)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)  # what JSON can carry
+    | st.text(max_size=40)
+    | st.sampled_from(ODD_VALUES[:14]),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_bundles_with_random_json_grafted_anywhere_get_an_outcome_never_a_500(http, data):
+    template = b.attendance_bundle(1)
+    mutant = template
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(leaf_paths(mutant)))
+        mutant = replaced(mutant, path, data.draw(json_values))
+    response = http.post("/fhir", json=mutant)
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=400) | st.text(max_size=200).map(str.encode))
+def test_any_body_bytes_get_an_outcome_never_a_500(http, body):
+    response = http.post("/fhir", content=body)
+    assert response.status_code < 500, (response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        assert response.json()["resourceType"] == "OperationOutcome"

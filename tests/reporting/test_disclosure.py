@@ -1,7 +1,11 @@
 """Disclosure control: the small-number rules on single counts, secondary suppression on
 relations, and percentages from rounded figures."""
 
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from referral_gateway.domain.disclosure import SUPPRESSED, Relation, disclose, percentage, primary
 from referral_gateway.domain.errors import DisclosureError
@@ -60,6 +64,70 @@ def test_a_secondary_suppression_that_exposes_another_relation_is_protected_too(
     result = disclose(counts, rels)
     assert result.shown == {"t1": 20, "small": "*", "x": "*", "t2": 40, "y": "*"}
     assert result.secondary == frozenset({"x", "y"})
+
+
+CHAIN_COUNTS = {"t1": 20, "small": 5, "x": 15, "t2": 40, "y": 25, "t3": 55, "z": 30}
+CHAIN = [Relation("t1", ("small", "x")), Relation("t2", ("x", "y")), Relation("t3", ("y", "z"))]
+
+
+@pytest.mark.parametrize(
+    "order",
+    list(itertools.permutations(CHAIN)),
+    ids=lambda order: "-".join(r.total for r in order),
+)
+def test_secondary_suppression_repeats_until_stable_whatever_the_order_of_relations(order):
+    # small is hidden for its size; protecting it hides x, which exposes t2, whose protection
+    # hides y, which exposes t3: one pass over the relations is not enough in most orders
+    result = disclose(CHAIN_COUNTS, list(order))
+    assert result.shown == {
+        "t1": 20,
+        "small": "*",
+        "x": "*",
+        "t2": 40,
+        "y": "*",
+        "t3": 55,
+        "z": "*",
+    }
+    assert result.secondary == frozenset({"x", "y", "z"})
+
+
+@st.composite
+def cross_tabulations(draw):
+    """A table of counts with its row totals, column totals and grand total, and the
+    relations between them in a random order: the shape of a report's breakdowns."""
+    rows = draw(st.integers(2, 4))
+    columns = draw(st.integers(2, 4))
+    cells = {
+        (r, c): draw(st.integers(0, 12) | st.integers(8, 40))  # many near the threshold
+        for r in range(rows)
+        for c in range(columns)
+    }
+    counts = dict(cells)
+    relations = []
+    for r in range(rows):
+        counts[("row", r)] = sum(cells[r, c] for c in range(columns))
+        relations.append(Relation(("row", r), tuple((r, c) for c in range(columns))))
+    for c in range(columns):
+        counts[("column", c)] = sum(cells[r, c] for r in range(rows))
+        relations.append(Relation(("column", c), tuple((r, c) for r in range(rows))))
+    counts["all"] = sum(cells.values())
+    relations.append(Relation("all", tuple(("row", r) for r in range(rows))))
+    relations.append(Relation("all", tuple(("column", c) for c in range(columns))))
+    return counts, draw(st.permutations(relations))
+
+
+@given(cross_tabulations())
+def test_no_relation_is_left_with_a_single_suppressed_figure(table):
+    counts, relations = table
+    result = disclose(counts, relations)
+    for rel in relations:
+        hidden = [m for m in (rel.total, *rel.parts) if result.shown[m] == SUPPRESSED]
+        assert len(hidden) != 1, f"{rel} gives away {hidden[0]}"
+    for key, count in counts.items():
+        if key in result.secondary:
+            assert primary(count) != SUPPRESSED  # secondary only ever hides a shown figure
+        else:
+            assert result.shown[key] == primary(count)
 
 
 def test_relations_that_do_not_add_up_are_refused():

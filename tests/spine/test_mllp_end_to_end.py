@@ -161,23 +161,99 @@ def test_a_discharge_shows_the_young_person_has_left(gateway):
     )
 
 
+def with_msh(message: str, **fields: str) -> str:
+    """The message with some MSH fields replaced, named `msh3`, `msh4`, `msh7`..."""
+    header, rest = message.split("\r", 1)
+    parts = header.split("|")
+    for name, value in fields.items():
+        number = int(name.removeprefix("msh"))
+        parts.extend([""] * (number - len(parts)))  # MSH-1 is the "|" itself: field n is [n-1]
+        parts[number - 1] = value
+    return "|".join(parts) + "\r" + rest
+
+
+def inbox_state(engine, control_id: str) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("select state from inbound_message where message_key = :k"), {"k": control_id}
+        ).scalar_one_or_none()
+
+
 def test_a_sender_reading_acks_asynchronously_gets_a_commit_ack_then_an_application_ack(
     tmp_path, database_url
 ):
     config = sender_site_file(tmp_path, application_acks="same_connection")
     gateway = start_gateway(tmp_path, database_url, config_file=config)
     try:
-        message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
-        header, rest = message.split("\r", 1)
-        enhanced = header + "|||AL|AL\r" + rest  # MSH-15 accept AL, MSH-16 application AL
-        with MllpClient("127.0.0.1", gateway.port) as client:
-            commit = msa(client.send(enhanced))
-            application = msa(client.read_reply())
-        assert commit == ("CA", "CTRL-ENH")
-        assert application == ("AA", "CTRL-ENH")
-        assert len(referral_summaries(gateway.gateway.engine)) == 1  # processed before the AA
+        _commit_then_application_acks(gateway)
     finally:
         gateway.stop()
+
+
+def _commit_then_application_acks(gateway) -> None:
+    engine = gateway.gateway.engine
+    message = adt("A01", a_visit(complaint="stabbed"), "CTRL-ENH", sent=ARRIVAL)
+    enhanced = with_msh(message, msh15="AL", msh16="AL")  # accept AL, application AL
+    # An A40 merge without its MRG segment is stored (CA) but fails in processing: only an
+    # application ACK that waited for processing can know to say AE rather than AA.
+    unprocessable = with_msh(
+        adt("A40", a_visit(visit="V-MERGE"), "CTRL-ENH-BAD", sent=ARRIVAL), msh15="AL", msh16="AL"
+    )
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        commit = msa(client.send(enhanced))
+        application = msa(client.read_reply())
+        state_at_application_ack = inbox_state(engine, "CTRL-ENH")
+        bad_commit = msa(client.send(unprocessable))
+        bad_application = msa(client.read_reply())
+        bad_state_at_application_ack = inbox_state(engine, "CTRL-ENH-BAD")
+    assert commit == ("CA", "CTRL-ENH")
+    assert application == ("AA", "CTRL-ENH")
+    assert state_at_application_ack == "processed"
+    assert len(referral_summaries(engine)) == 1  # processed before the AA
+    assert bad_commit == ("CA", "CTRL-ENH-BAD")
+    assert bad_application == ("AE", "CTRL-ENH-BAD")
+    assert bad_state_at_application_ack == "error"
+
+
+def test_duplicates_are_known_by_application_facility_and_control_id_together(gateway):
+    # The sender is MSH-3 with MSH-4: a resend (same MSH-10, stamped anew in MSH-7) from the
+    # same application at the same facility is a duplicate; the same MSH-10 from the same
+    # application at another facility, or from another application, is a message of its own.
+    def sent(app: str, facility: str, control_id: str, visit: str, minutes: int = 0) -> str:
+        message = adt("A01", a_visit(complaint="stabbed", visit=visit), control_id, sent=ARRIVAL)
+        stamp = (ARRIVAL + timedelta(minutes=minutes)).strftime("%Y%m%d%H%M%S")
+        return with_msh(message, msh3=app, msh4=facility, msh7=stamp)
+
+    messages = [
+        sent("EDIS", "RXX01", "CTRL-DUP-1", "V1"),
+        sent("EDIS", "RXX01", "CTRL-DUP-1", "V1", minutes=2),  # the resend
+        sent("EDIS", "RYY02", "CTRL-DUP-1", "V2"),  # another facility, same application
+        sent("PAS", "RXX01", "CTRL-DUP-1", "V3"),  # another application, same facility
+        sent("EDIS", "RXX01", "CTRL-DUP-2", "V4"),
+    ]
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        acks = [msa(client.send(m)) for m in messages]
+    assert [code for code, _ in acks] == ["AA"] * 5
+    assert [cid for _, cid in acks] == ["CTRL-DUP-1"] * 4 + ["CTRL-DUP-2"]
+    engine = gateway.gateway.engine
+    with engine.connect() as conn:
+        stored = conn.execute(text("select count(*) from inbound_message")).scalar_one()
+    assert stored == 4
+    counts = feed_counts(engine)
+    assert sum(r["received"] for r in counts) == 4
+    assert sum(r["duplicate"] for r in counts) == 1
+
+
+def test_a_message_without_a_sending_facility_gets_an_ar_naming_msh4(gateway):
+    message = with_msh(
+        adt("A01", a_visit(complaint="stabbed"), "CTRL-NOFAC", sent=ARRIVAL), msh4=""
+    )
+    with MllpClient("127.0.0.1", gateway.port) as client:
+        reply = client.send(message)
+    assert msa(reply) == ("AR", "CTRL-NOFAC")
+    with gateway.gateway.engine.connect() as conn:
+        stored = conn.execute(text("select count(*) from inbound_message")).scalar_one()
+    assert stored == 0
 
 
 def test_a_message_over_the_size_limit_gets_an_ar_and_the_connection_carries_on(tmp_path):
