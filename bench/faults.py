@@ -410,7 +410,7 @@ class Outcome:
     while_full: dict[str, int]
     wrong_control_id: int
     cuts: int
-    errors_in_store: int
+    errors_in_store: dict[str, int]
     unsettled: int
     seconds: float
 
@@ -428,15 +428,16 @@ class Outcome:
             *(
                 [
                     f"  while the disk was full: {self.while_full['refused']} refused (AE / 503), "
-                    f"{self.while_full['acknowledged']} acknowledged (space SQLite had already "
-                    "allocated; counted as lost above had they not been kept)"
+                    f"{self.while_full['acknowledged']} acknowledged (written into space SQLite "
+                    "had already allocated; each checked above like any other)"
                 ]
                 if self.fault_detail.endswith("filled and freed")
                 else []
             ),
+            *(f"    error store: {n} of {why}" for why, n in self.errors_in_store.items()),
             f"  replies carrying another message's control id: {self.wrong_control_id}; "
             f"refused for good (AR, 4xx): {self.rejected}; in the error store: "
-            f"{self.errors_in_store}; never settled: {self.unsettled}",
+            f"{sum(self.errors_in_store.values())}; never settled: {self.unsettled}",
         ]
 
 
@@ -448,6 +449,7 @@ def run_scenario(
     rate: float = 100.0,
     fhir_share: float = 0.2,
     seed: int = 11,
+    mount: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> Outcome:
     """One scenario, from a fresh data directory to the count."""
@@ -468,7 +470,7 @@ def run_scenario(
             url, database = postgres.url, "PostgreSQL 15, a private cluster"
         else:
             url = f"sqlite:///{data / 'gateway.db'}"
-        disk = DiskFull(data) if scenario == "disk-full" else None
+        disk = DiskFull(data, mount=mount) if scenario == "disk-full" else None
         if disk is not None:
             stack.callback(disk.release)
             database += f", data directory {disk.how}"
@@ -577,8 +579,8 @@ def run_scenario(
         acknowledged=sum(1 for i in items if i.acked),
         refused_answers=refused,
         rejected=sum(1 for i in items if i.rejected),
-        lost=counts["lost"],
-        processed_twice=counts["twice"],
+        lost=counts.lost,
+        processed_twice=counts.twice,
         acked_while_down=sum(1 for r in during if r.code in good),
         refused_while_down=sum(1 for r in during if r.code not in good),
         while_full={
@@ -587,7 +589,7 @@ def run_scenario(
         },
         wrong_control_id=stream.tally.wrong_control_id,
         cuts=stream.tally.cuts,
-        errors_in_store=counts["errors"],
+        errors_in_store=counts.errors,
         unsettled=len(items) - stream.settled(),
         seconds=elapsed,
     )
@@ -604,12 +606,22 @@ def drain(engine: Any, timeout: float) -> None:
         time.sleep(0.2)
 
 
-def check_store(engine: Any, items: list[Item]) -> dict[str, int]:
+@dataclass
+class StoreCheck:
+    lost: int
+    twice: int
+    errors: dict[str, int]  # what the error store says, and how many times
+
+
+def check_store(engine: Any, items: list[Item]) -> StoreCheck:
     """Lost: an acknowledged message whose every inbox row is not processed or filtered.
     Twice: an inbox row processed more than once, or an attendance with two referrals."""
     with engine.connect() as conn:
         rows = conn.execute(
-            text("select channel, message_key, state, attempts from inbound_message")
+            text(
+                "select channel, message_key, state, attempts, error_stage, error_detail "
+                "from inbound_message"
+            )
         ).all()
         two_referrals = conn.execute(
             text(
@@ -628,8 +640,12 @@ def check_store(engine: Any, items: list[Item]) -> dict[str, int]:
         ):
             lost += 1
     twice = sum(1 for r in rows if r.attempts > 1) + int(two_referrals or 0)
-    errors = sum(1 for r in rows if r.state == "error")
-    return {"lost": lost, "twice": twice, "errors": errors}
+    errors: dict[str, int] = {}
+    for r in rows:
+        if r.state == "error":
+            why = f"{r.channel} {r.error_stage}: {(r.error_detail or '')[:120]}"
+            errors[why] = errors.get(why, 0) + 1
+    return StoreCheck(lost, twice, errors)
 
 
 # -- a full disk -------------------------------------------------------------------------
@@ -639,10 +655,10 @@ class DiskFull:
 
     SIZE = 256 * 1024 * 1024
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, *, mount: bool = True) -> None:
         self.data = data
         data.mkdir(parents=True, exist_ok=True)
-        self.mounted = (
+        self.mounted = mount and (
             subprocess.run(
                 ["mount", "-t", "tmpfs", "-o", f"size={self.SIZE}", "tmpfs", str(data)],
                 capture_output=True,
@@ -665,7 +681,8 @@ class DiskFull:
             finally:
                 os.close(fd)
         else:
-            gateway.restart(preexec=_no_file_growth)
+            largest = max(f.stat().st_size for f in self.data.iterdir() if f.is_file())
+            gateway.restart(preexec=lambda: _no_file_growth(largest))
         self.full = True
 
     def release(self, gateway: Gateway | None = None) -> None:
@@ -680,11 +697,11 @@ class DiskFull:
         self.full = False
 
 
-def _no_file_growth() -> None:
-    """In the child before exec: files may be written up to 1 MiB and no further (SQLite's
-    database and WAL are past that after the first messages); Python ignores SIGXFSZ, so a
-    write past it fails with EFBIG."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+def _no_file_growth(limit: int) -> None:
+    """In the child before exec: no file may grow past `limit` bytes (the largest file in the
+    data directory when the disk "filled"), as on a full disk space already allocated can
+    still be written; Python ignores SIGXFSZ, so a write past it fails with EFBIG."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
 
 # -- the long form ---------------------------------------------------------------------------
@@ -701,6 +718,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="stream and faults, per scenario")
     ap.add_argument("--rate", type=float, default=100.0, help="messages/s, all senders together")
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument(
+        "--no-mount",
+        action="store_true",
+        help="disk-full by RLIMIT_FSIZE even where mounting works",
+    )
     args = ap.parse_args()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}", flush=True)
     failed = False
@@ -712,6 +734,7 @@ def main() -> None:
                 seconds=args.seconds,
                 rate=args.rate,
                 seed=args.seed,
+                mount=not args.no_mount,
                 progress=lambda line: print(f"  … {line}", flush=True),
             )
             for line in outcome.lines():

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
 from referral_gateway.domain.detection import Detection, detect
@@ -94,6 +95,16 @@ class BatchResult:
     updates: tuple[ReferralNews, ...] = ()  # in order, new ones included
 
 
+def storage_unavailable(exc: BaseException) -> bool:
+    """The database could not take the work (disk full, connection lost, server stopped,
+    locked), as opposed to something about the messages themselves: such a failure leaves
+    the batch pending, never in the error store, where a good message would wait unprocessed
+    until someone reprocessed it."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
 class Pipeline:
     def __init__(
         self,
@@ -129,6 +140,8 @@ class Pipeline:
         try:
             result = self._process_group(pending)
         except Exception as exc:  # a database error in the group: isolate the culprit
+            if storage_unavailable(exc):
+                raise  # no message's fault: the whole batch stays pending for the next pass
             log.warning(
                 "batch of %d failed (%s); retrying one by one", len(pending), type(exc).__name__
             )
@@ -162,6 +175,8 @@ class Pipeline:
         try:
             return self._process_group([message])
         except Exception as exc:
+            if storage_unavailable(exc):
+                raise  # the disk filled or the database went away meanwhile: not its fault
             with write_gate(self.engine), self.engine.begin() as conn:
                 if not conn.execute(_CLAIM, {"ids": [message.id]}).scalars().all():
                     return BatchResult(0, 0, 0, 0)
