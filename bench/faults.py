@@ -25,7 +25,8 @@ is sent again until it is. At the end, with the faults over and the pipeline dra
 - processed twice: inbox rows processed more than once, or an attendance with two referrals
   (must be 0);
 - acknowledged while the database was down: an AA or a FHIR 200 for a message sent after the
-  database stopped and answered before it started again (must be 0; AE and 503 are right).
+  database stopped and answered before it started again (must be 0; AE and 503 are right);
+- other answers, by code: a 500 is a defect (the database down is a 503).
 
 Run: python bench/faults.py [--seconds 60] [--scenario sigkill postgres disk-full cut]
      (the test suite runs the same scenarios for a few seconds each: tests/spine/test_faults.py)
@@ -739,7 +740,12 @@ def main() -> None:
             )
             for line in outcome.lines():
                 print(line, flush=True)
-            failed |= bool(outcome.lost or outcome.processed_twice or outcome.acked_while_down)
+            failed |= bool(
+                outcome.lost
+                or outcome.processed_twice
+                or outcome.acked_while_down
+                or outcome.refused_answers.get("500")
+            )
     sys.exit(1 if failed else 0)
 
 

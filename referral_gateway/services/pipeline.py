@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from referral_gateway.domain.attendance import Attendance, AttendanceEvent, EventKind
 from referral_gateway.domain.detection import Detection, detect
@@ -46,7 +45,7 @@ from referral_gateway.storage.attendances import (
     VisitKey,
     referral_row,
 )
-from referral_gateway.storage.database import write_gate
+from referral_gateway.storage.database import storage_unavailable, write_gate
 from referral_gateway.storage.inbox import (
     INBOX,
     InboxStore,
@@ -93,16 +92,6 @@ class BatchResult:
     new_referral_ids: tuple[str, ...] = ()
     states: tuple[tuple[int, str], ...] = ()  # (message id, processed | filtered | error)
     updates: tuple[ReferralNews, ...] = ()  # in order, new ones included
-
-
-def storage_unavailable(exc: BaseException) -> bool:
-    """The database could not take the work (disk full, connection lost, server stopped,
-    locked), as opposed to something about the messages themselves: such a failure leaves
-    the batch pending, never in the error store, where a good message would wait unprocessed
-    until someone reprocessed it."""
-    return isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
 
 
 class Pipeline:

@@ -26,6 +26,7 @@ def holds(outcome: Outcome) -> None:
     assert outcome.lost == 0
     assert outcome.processed_twice == 0
     assert outcome.acked_while_down == 0
+    assert "500" not in outcome.refused_answers
     assert outcome.wrong_control_id == 0
     assert outcome.errors_in_store == {}
 
