@@ -137,11 +137,12 @@ class LoadOutcome:
         fitted line over the measured window."""
         s = self.samples
         measured = [x for x in s if x.at >= s[-1].at / 5] or s
-        slope = 0.0
-        if len(measured) >= 3 and measured[-1].at > measured[0].at:
-            slope = statistics.linear_regression(
-                [x.at for x in measured], [x.total / MIB for x in measured]
-            ).slope
+        half = len(measured) // 2
+        slope, early, late = (
+            _slope(measured),
+            _slope(measured[: half + 1]),
+            _slope(measured[half:]),
+        )
         window = measured[-1].at - measured[0].at
         return {
             "start": s[0].total / MIB,
@@ -152,6 +153,8 @@ class LoadOutcome:
             "pipeline_start": s[0].pipeline / MIB,
             "pipeline_end": s[-1].pipeline / MIB,
             "slope_per_min": slope * 60,
+            "early_per_min": early * 60,
+            "late_per_min": late * 60,
             "rise": slope * window,
             "mean": statistics.fmean(x.total for x in measured) / MIB,
         }
@@ -175,7 +178,9 @@ class LoadOutcome:
             f"{m['peak']:.1f} MiB, end {m['end']:.1f} MiB (serve {m['serve_start']:.1f} → "
             f"{m['serve_end']:.1f}, pipeline {m['pipeline_start']:.1f} → "
             f"{m['pipeline_end']:.1f}); slope after warm-up {m['slope_per_min']:+.2f} MiB/min "
-            f"({m['rise']:+.1f} MiB over the measured window, {len(self.samples)} samples)",
+            f"({m['early_per_min']:+.2f} in its first half, {m['late_per_min']:+.2f} in its "
+            f"second; {m['rise']:+.1f} MiB over the measured window, {len(self.samples)} "
+            "samples)",
         ]
         if verdict:
             out.append(
@@ -185,6 +190,15 @@ class LoadOutcome:
             )
         out.extend(f"  failure: {f}" for f in self.failures[:10])
         return out
+
+
+def _slope(samples: list[Sample]) -> float:
+    """MiB per second of a least-squares line through the samples' totals (0 for < 3)."""
+    if len(samples) < 3 or samples[-1].at <= samples[0].at:
+        return 0.0
+    return statistics.linear_regression(
+        [x.at for x in samples], [x.total / MIB for x in samples]
+    ).slope
 
 
 def run_load(
