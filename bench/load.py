@@ -18,6 +18,7 @@ Run: python bench/load.py [--seconds 300] [--mllp-connections 50] [--http-client
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -41,6 +42,7 @@ from adapters.hl7.client import MllpClient  # noqa: E402
 from adapters.hl7.synthetic import SyntheticEd  # noqa: E402
 from bench.bench_fhir import attendance_bundle, create_token  # noqa: E402
 from bench.faults import machine, msa  # noqa: E402
+from bench.private_postgres import PrivatePostgres  # noqa: E402
 from bench.serve_process import ServeProcess, child_pids, resident_bytes, start_serve  # noqa: E402
 
 PASSWORD = "load test password 2026"
@@ -334,11 +336,19 @@ def main() -> None:
     ap.add_argument("--mllp-rate", type=float, default=100.0, help="messages/s, all connections")
     ap.add_argument("--http-rate", type=float, default=100.0, help="requests/s, all clients")
     ap.add_argument("--database-url", default="")
+    ap.add_argument(
+        "--private-postgres",
+        action="store_true",
+        help="on a PostgreSQL 15 cluster of the run's own (bench/private_postgres.py)",
+    )
     args = ap.parse_args()
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {machine()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="rg-load-") as tmp:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="rg-load-"))
         data = Path(tmp) / "data"
         url = args.database_url or f"sqlite:///{data / 'gateway.db'}"
+        if args.private_postgres:
+            url = stack.enter_context(PrivatePostgres()).url
         data.mkdir()
         serve, token = prepared_serve(data, url)
         try:
