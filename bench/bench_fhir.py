@@ -41,7 +41,7 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serve_process import start_serve  # noqa: E402
+from bench.serve_process import child_pids, start_serve  # noqa: E402
 
 NHS = "https://fhir.nhs.uk/Id/nhs-number"
 
@@ -218,14 +218,6 @@ def process_cpu(pid: int) -> float:
     """User + system CPU seconds a process has used so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def child_pids(pid: int) -> list[int]:
-    """The processes `pid` started (the pipeline process among them)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children.extend(int(c) for c in (task / "children").read_text().split())
-    return children
 
 
 def count(engine: Any, where: str = "") -> int:

@@ -1,4 +1,5 @@
-"""A real `referral-gateway serve` process on free loopback ports, for the benchmarks."""
+"""A real `referral-gateway serve` process on free loopback ports, for the benchmarks, the
+fault-injection and load runs and the tests that kill it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +33,26 @@ class ServeProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def pids(self) -> list[int]:
+        """The serve process and the processes it started (its pipeline process)."""
+        return [self.proc.pid, *child_pids(self.proc.pid)]
+
 
 def start_serve(
-    data_dir: Path, database_url: str, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    database_url: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    http_port: int | None = None,
+    mllp_port: int | None = None,
+    log_file: Path | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    timeout: float = 60.0,
 ) -> ServeProcess:
-    """Start `serve` and wait until both HTTP and MLLP answer."""
-    http_port, mllp_port = free_port(), free_port()
+    """Start `serve` and wait until both HTTP and MLLP answer. Given ports (a restart after a
+    kill) are reused; its standard error goes to `log_file` (appended) when one is given."""
+    http_port, mllp_port = http_port or free_port(), mllp_port or free_port()
     env = dict(
         os.environ,
         RG_DATA_DIR=str(data_dir),
@@ -45,14 +61,24 @@ def start_serve(
         RG_DATABASE_URL=database_url,
         **(extra_env or {}),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
+    log = log_file.open("ab") if log_file else None
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "referral_gateway.entrypoints.cli", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log or subprocess.DEVNULL,
+            preexec_fn=preexec_fn,
+        )
+    finally:
+        if log:
+            log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_file.read_text(errors="replace")[-2000:] if log_file else ""
+            raise RuntimeError(f"the gateway exited with {proc.returncode}\n{tail}")
         try:
             if httpx.get(f"http://127.0.0.1:{http_port}/health", timeout=0.5).status_code == 200:
                 socket.create_connection(("127.0.0.1", mllp_port), timeout=0.5).close()
@@ -61,4 +87,27 @@ def start_serve(
             pass
         time.sleep(0.1)
     proc.kill()
-    raise SystemExit("the gateway did not start")
+    proc.wait()
+    raise RuntimeError("the gateway did not start")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started (the pipeline process among them); [] once it is gone."""
+    children: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children.extend(int(c) for c in (task / "children").read_text().split())
+    except OSError:
+        pass
+    return children
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set size (VmRSS), 0 once it is gone (Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0

@@ -31,11 +31,13 @@ from adapters.fhir.errors import (
     MethodNotAllowed,
     NoSuchEndpoint,
     PayloadTooLarge,
+    StorageUnavailable,
     UnsupportedMediaType,
 )
 from adapters.fhir.outcome import FHIR_JSON, error_outcome, etag, http_date, operation_outcome
 from adapters.fhir.writer import FhirWriter, WriteUnit, Written, fhir_instant
 from referral_gateway.domain.clock import Clock
+from referral_gateway.storage.database import storage_unavailable
 from referral_gateway.storage.fhir_store import ApiClient
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,12 @@ def fhir_router(
             return await work()
         except FhirError as err:
             return _respond(err.status, error_outcome(err), _auth_headers(err.status))
-        except Exception as exc:  # a bug of ours: say nothing about the input
+        except Exception as exc:
+            if storage_unavailable(exc):  # e.g. the token check while the database is down
+                log.error("FHIR request: the database is unavailable (%s)", type(exc).__name__)
+                down = StorageUnavailable("the database is unavailable; try again later")
+                return _respond(down.status, error_outcome(down))
+            # a bug of ours: say nothing about the input
             log.error("FHIR request failed: %s", type(exc).__name__)
             return _respond(500, operation_outcome([Issue("fatal", "exception", "internal error")]))
 

@@ -45,7 +45,7 @@ from referral_gateway.storage.attendances import (
     VisitKey,
     referral_row,
 )
-from referral_gateway.storage.database import write_gate
+from referral_gateway.storage.database import storage_unavailable, write_gate
 from referral_gateway.storage.inbox import (
     InboxStore,
     MessageCounts,
@@ -112,6 +112,8 @@ class Pipeline:
         try:
             result = self._process_group(pending)
         except Exception as exc:  # a database error in the group: isolate the culprit
+            if storage_unavailable(exc):
+                raise  # no message's fault: the whole batch stays pending for the next pass
             log.warning(
                 "batch of %d failed (%s); retrying one by one", len(pending), type(exc).__name__
             )
@@ -145,6 +147,8 @@ class Pipeline:
         try:
             return self._process_group([message])
         except Exception as exc:
+            if storage_unavailable(exc):
+                raise  # the disk filled or the database went away meanwhile: not its fault
             with write_gate(self.engine), self.engine.begin() as conn:
                 if not claim_messages(conn, [message.id]):
                     return BatchResult(0, 0, 0, 0)

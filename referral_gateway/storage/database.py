@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -170,3 +171,13 @@ def schema_is_current(engine: Engine) -> bool:
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return current == heads
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """The database could not do the work (disk full, connection lost, server stopped,
+    locked), as opposed to something about the data itself. The pipeline leaves its batch
+    pending on such a failure (never blaming a message, which would wait in the error store
+    until someone reprocessed it); the FHIR routes answer 503, as for a refused write."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )

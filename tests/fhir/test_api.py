@@ -13,7 +13,9 @@ from sqlalchemy import inspect, select, text
 from adapters.fhir.auth import TokenAuthenticator
 from adapters.fhir.models import validate_resource
 from adapters.fhir.routes import fhir_router
-from referral_gateway.storage.fhir_store import RESOURCE
+from adapters.fhir.writer import FhirWriter
+from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.fhir_store import RESOURCE, ApiClientStore, FhirResourceStore
 from referral_gateway.storage.inbox import INBOX
 from tests.fhir import builders as b
 
@@ -444,3 +446,31 @@ def test_stored_row_keeps_the_encounter_status_in_the_clear_and_nothing_else(htt
     with engine.connect() as conn:
         row = conn.execute(select(RESOURCE.c.status, RESOURCE.c.version)).one()
     assert (row.status, row.version) == ("triaged", 1)
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_not_a_500(tmp_path, keyring, clock):
+    """The token check reads the database: with it gone (a server stopped, a dead mount)
+    the sender is told to try again, as for a write the database refused."""
+    data = tmp_path / "data"
+    data.mkdir()
+    engine = make_engine(f"sqlite:///{data / 'gateway.db'}")
+    migrate(engine)
+    clients = ApiClientStore(engine)
+    _, token = clients.create(name="rxx-ed-epr", site=b.SITE, now=clock())
+    writer = FhirWriter(FhirResourceStore(engine, keyring), clock).start()
+    app = FastAPI()
+    app.include_router(
+        fhir_router(
+            writer=writer, authenticate=TokenAuthenticator(clients, cache_seconds=0), clock=clock
+        )
+    )
+    data.rename(tmp_path / "moved")  # the database is out of reach from now on
+    engine.dispose()
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    try:
+        with TestClient(app, headers=headers) as http:
+            answer = http.post("/fhir/Patient", content=json.dumps(b.patient()))
+    finally:
+        writer.stop()
+    assert answer.status_code == 503
+    assert answer.json()["resourceType"] == "OperationOutcome"

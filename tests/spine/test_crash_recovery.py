@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from sqlalchemy import text
 
 from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import SyntheticEd
+from bench.serve_process import free_port, start_serve
 from referral_gateway.config import Settings
 from referral_gateway.entrypoints.replay import replay_files
 from referral_gateway.storage.database import make_engine
@@ -30,37 +29,10 @@ pytestmark = pytest.mark.slow
 START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_server(data_dir: Path, database_url: str, mllp_port: int) -> subprocess.Popen[bytes]:
-    env = dict(
-        os.environ,
-        RG_DATA_DIR=str(data_dir),
-        RG_DATABASE_URL=database_url,
-        RG_MLLP_PORT=str(mllp_port),
-        RG_HTTP_PORT=str(free_port()),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode()[-2000:] if proc.stderr else "died")
-        try:
-            socket.create_connection(("127.0.0.1", mllp_port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the gateway did not start listening")
+    return start_serve(
+        data_dir, database_url, mllp_port=mllp_port, log_file=data_dir.parent / "serve.log"
+    ).proc
 
 
 def control_id(message: str) -> str:

@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
 from referral_gateway.domain.attendance import (
     AttendanceEvent,
     Coding,
@@ -18,6 +22,7 @@ from referral_gateway.domain.valuesets import bundled_valuesets
 from referral_gateway.services.errors import MessageRejected
 from referral_gateway.services.pipeline import Pipeline
 from referral_gateway.storage.attendances import AttendanceStore
+from referral_gateway.storage.database import make_engine, migrate
 from referral_gateway.storage.inbox import Arrival, InboxStore, PendingMessage
 from referral_gateway.storage.views import error_store, feed_counts, referral_summaries
 
@@ -211,3 +216,42 @@ def test_a_visit_arriving_and_cancelled_in_one_batch_ends_voided(engine, keyring
     assert result.processed == 2
     [referral] = referral_summaries(engine)
     assert referral["status"] == "voided"
+
+
+class FullDisk:
+    """SQLite told it may not grow (`PRAGMA max_page_count` at its present size on every
+    connection): what a full disk does to a database, SQLITE_FULL on the first new page."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+
+    def _cap(self, dbapi_connection, _record) -> None:
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    def __enter__(self) -> FullDisk:
+        self.engine.dispose()
+        event.listen(self.engine, "connect", self._cap)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        event.remove(self.engine, "connect", self._cap)
+        self.engine.dispose()
+
+
+def test_a_full_disk_leaves_the_messages_pending_for_later_not_in_the_error_store(
+    sqlite_url, keyring, clock
+):
+    """A storage failure is not the message's fault: blaming it would put a good,
+    acknowledged message in the error store, unprocessed until someone reprocesses it."""
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    inbox, pipeline, _ = build(engine, keyring, clock)
+    for n in range(60):
+        send(inbox, str(n), visit=f"V{n}", ids=[f"MRN{n}"], codes=["425322008"])
+    with FullDisk(engine):
+        with pytest.raises(OperationalError):
+            pipeline.process_pending()
+        assert error_store(engine) == []
+    assert pipeline.drain() == 60
+    assert error_store(engine) == [] and len(referral_summaries(engine)) == 60
