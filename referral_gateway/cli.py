@@ -163,6 +163,8 @@ def _one_serve_per_data_dir(data_dir: Path) -> int | None:
 
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
+    import secrets
+
     import uvicorn
 
     from adapters.hl7.channel import Hl7Intake
@@ -171,6 +173,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from referral_gateway.jobs import start_jobs
     from referral_gateway.services.report_wiring import build_reports
     from referral_gateway.web.app import build_app
+    from referral_gateway.web.http_server import http_config
 
     gateway = build_gateway(settings, pipeline_process=settings.pipeline_process).start()
     scheduler = start_jobs(gateway)  # retention, escalation
@@ -194,16 +197,9 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         on_oversize=hl7.oversize_reply,
     )
     await mllp.start()
-    app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-            timeout_graceful_shutdown=3,
-        )  # open live-queue streams never end alone
-    )
+    ops_token = settings.ops_token or (secrets.token_urlsafe(24) if demo else None)
+    app = build_app(gateway, ops_token=ops_token, reports=reports)
+    server = uvicorn.Server(http_config(app, settings))
     log.info(
         "MLLP listening on %s:%d, HTTP on http://%s:%d/",
         settings.mllp_host,
@@ -211,6 +207,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         settings.http_host,
         settings.http_port,
     )
+    if ops_token is None:
+        log.info("/api/ops/* refuse every request: set RG_OPS_TOKEN to turn them on")
     gc.freeze()  # everything built so far lives for the whole run: keep it out of GC passes
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve())]
     stop_demo = threading.Event()
@@ -221,7 +219,10 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         print(f"\nDemo: open http://{settings.http_host}:{settings.http_port}/ and sign in as")
         for username, password in ensure_demo_accounts(settings):
             print(f"  {username:16} password {password}")
-        print("A synthetic ED feed (site RXX01) is streaming in; candidates appear live.\n")
+        print("A synthetic ED feed (site RXX01) is streaming in; candidates appear live.")
+        if not settings.ops_token:
+            print(f"Operations API for this run: Authorization: Bearer {ops_token}")
+        print()
         tasks.append(
             asyncio.create_task(
                 asyncio.to_thread(
