@@ -58,6 +58,14 @@ class SignInRequired(Exception):
     """No active session: pages redirect to the sign-in page, live streams answer 401."""
 
 
+class PasswordChangeRequired(Exception):
+    """The account must set its own password first: pages redirect to the change-password
+    page, live streams answer 401."""
+
+
+CHANGE_PASSWORD = "/account/password"  # noqa: S105  (a path, not a password)
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (it never buffers, so live streams stay live)."""
 
@@ -156,15 +164,30 @@ def current_session(request: Request, ctx: CtxDep) -> CurrentSession:
     # session from idling out
     automatic = bool(request.headers.get(LIVE_UPDATE_HEADER))
     session = ctx.accounts.current(
-        read_cookie(request, SESSION), now=ctx.clock(), touch=not automatic
+        read_cookie(request, SESSION), now=ctx.clock(), touch=not automatic, pending_ok=True
     )
+    if session is None:
+        raise SignInRequired()
+    request.state.session = session
+    if session.user.must_change_password:
+        raise PasswordChangeRequired()
+    return session
+
+
+SessionDep = Annotated[CurrentSession, Depends(current_session)]
+
+
+def pending_session(request: Request, ctx: CtxDep) -> CurrentSession:
+    """A session, also of an account that must still set its own password: for the
+    change-password page (and signing out) only."""
+    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)
     if session is None:
         raise SignInRequired()
     request.state.session = session
     return session
 
 
-SessionDep = Annotated[CurrentSession, Depends(current_session)]
+PendingSessionDep = Annotated[CurrentSession, Depends(pending_session)]
 
 
 async def form_fields(request: Request) -> FormData:

@@ -27,14 +27,16 @@ from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import Casework, QueueEvent
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
-from referral_gateway.web import admin, auth, manual, overview, queue, referrals
+from referral_gateway.web import account, admin, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.render import make_templates, render
 from referral_gateway.web.security import (
+    CHANGE_PASSWORD,
     LIVE_UPDATE_HEADER,
     PageError,
+    PasswordChangeRequired,
     SecurityHeaders,
     SignInRequired,
 )
@@ -42,7 +44,7 @@ from referral_gateway.web.security import (
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 # /referrals/new before /referrals/{referral_id}
-ROUTERS = tuple(m.router for m in (auth, manual, queue, referrals, overview, admin))
+ROUTERS = tuple(m.router for m in (auth, account, manual, queue, referrals, overview, admin))
 
 
 def install_web(
@@ -71,6 +73,7 @@ def install_web(
         ),
         throttle=options.throttle_policy,
         sessions=options.session_policy,
+        audit=sharing.audit,  # account changes join the consent trail (and its anchor)
     )
     casework = Casework(
         engine,
@@ -97,10 +100,11 @@ def install_web(
         app.include_router(router)
 
     async def page_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, SignInRequired):
+        if isinstance(exc, SignInRequired | PasswordChangeRequired):
             if request.headers.get(LIVE_UPDATE_HEADER):  # the queue's script handles 401
                 return Response(status_code=401, headers={"Cache-Control": "no-store"})
-            return RedirectResponse("/sign-in", status_code=303)
+            where = CHANGE_PASSWORD if isinstance(exc, PasswordChangeRequired) else "/sign-in"
+            return RedirectResponse(where, status_code=303)
         assert isinstance(exc, PageError)
         return render(
             ctx, request, "error.html", status=exc.status, title=exc.title, message=exc.message
@@ -108,6 +112,7 @@ def install_web(
 
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(SignInRequired, page_error)
+    app.add_exception_handler(PasswordChangeRequired, page_error)
 
     def on_referral(news: ReferralNews) -> None:
         """Called on the pipeline's (or the escalation job's) thread after the commit."""
