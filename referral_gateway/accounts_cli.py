@@ -93,13 +93,14 @@ def run_users(args: argparse.Namespace, settings: Settings, *, stdin: TextIO | N
     from referral_gateway.storage.accounts import AccountStore
     from referral_gateway.storage.audit_store import AuditStore, anchor_for
     from referral_gateway.storage.database import make_engine, migrate
+    from referral_gateway.storage.keystore import migration_keyring
     from referral_gateway.storage.types import utcnow
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     by = cli_actor(os_user())
     try:
-        migrate(engine)
+        migrate(engine, keyring=migration_keyring(settings.resolved_keyring_file))
         store = AccountStore(engine, audit=AuditStore(anchor_for(settings.data_dir)))
         command = args.users_command
         if command == "list":

@@ -23,7 +23,12 @@ from referral_gateway.config import Settings
 from referral_gateway.services.keys import Pace, reencrypt, retire_key, rotate_keys
 from referral_gateway.storage.audit_store import AuditAnchorError, AuditStore, anchor_for
 from referral_gateway.storage.database import make_engine, migrate
-from referral_gateway.storage.keystore import WatchedKeyRing, key_usage, open_keyring
+from referral_gateway.storage.keystore import (
+    WatchedKeyRing,
+    key_usage,
+    migration_keyring,
+    open_keyring,
+)
 
 SettingsFor = Callable[[argparse.Namespace], Settings]
 Command = Callable[[argparse.Namespace], int]
@@ -73,7 +78,7 @@ def commands(settings_for: SettingsFor) -> dict[str, Command]:
 def _open(settings: Settings) -> tuple[Engine, WatchedKeyRing]:
     engine = make_engine(settings.resolved_database_url)
     try:
-        migrate(engine)
+        migrate(engine, keyring=migration_keyring(settings.resolved_keyring_file))
         keyring = open_keyring(
             engine, settings.resolved_keyring_file, create=False, now=datetime.now(UTC)
         )
@@ -126,7 +131,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
 def _audit(settings: Settings, args: argparse.Namespace) -> int:
     engine = make_engine(settings.resolved_database_url)
     try:
-        migrate(engine)
+        migrate(engine, keyring=migration_keyring(settings.resolved_keyring_file))
         store = AuditStore(anchor_for(settings.data_dir))
         try:
             check = store.verify(engine, use_anchor=not args.no_anchor)

@@ -62,10 +62,11 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
 
 def _engine(settings: Settings) -> Any:
     from referral_gateway.storage.database import make_engine, migrate
+    from referral_gateway.storage.keystore import migration_keyring
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    migrate(engine)
+    migrate(engine, keyring=migration_keyring(settings.resolved_keyring_file))
     return engine
 
 

@@ -38,10 +38,11 @@ def add_token_commands(
 def run_tokens(args: argparse.Namespace, settings: Settings) -> int:
     from referral_gateway.storage.database import make_engine, migrate
     from referral_gateway.storage.fhir_store import ApiClientError, ApiClientStore
+    from referral_gateway.storage.keystore import migration_keyring
 
     engine = make_engine(settings.resolved_database_url)
     try:
-        migrate(engine)
+        migrate(engine, keyring=migration_keyring(settings.resolved_keyring_file))
         clients = ApiClientStore(engine)
         now = datetime.now(UTC)
         if args.tokens_action == "create":

@@ -209,7 +209,7 @@ def _erase_attendance(conn: Connection, attendance_id: int) -> None:
     conn.execute(
         update(ATTENDANCE)
         .where(ATTENDANCE.c.id == attendance_id)
-        .values(identity_enc=None, key_id=None)
+        .values(identity_enc=None, key_id=None, bay_enc=None)
     )
 
 
@@ -244,7 +244,7 @@ def _erase_non_candidates(
         erase=lambda ids: (
             update(ATTENDANCE)
             .where(ATTENDANCE.c.id.in_(ids), ATTENDANCE.c.updated_at <= cutoff)
-            .values(identity_enc=None, key_id=None)
+            .values(identity_enc=None, key_id=None, bay_enc=None)
         ),
         subject="attendance",
         why="identifiable:not_candidate",

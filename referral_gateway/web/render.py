@@ -141,11 +141,18 @@ def render(
     session = session or getattr(request.state, "session", None)
     done = request.query_params.get("done", "")
     user = session.user if session else None
-    notices = (
-        ctx.accounts.notices_for(user)
-        if user is not None and user.role is Role.TEAM_LEAD and not user.must_change_password
-        else []
-    )
+    notices = [
+        {
+            "id": n.notice.id,
+            "text": n.text,
+            "when": n.notice.created_at.astimezone(ctx.options.zone).strftime("%a %d %b %Y, %H:%M"),
+        }
+        for n in (
+            ctx.accounts.notices_for(user)
+            if user is not None and user.role is Role.TEAM_LEAD and not user.must_change_password
+            else []
+        )
+    ]
     body = ctx.templates.get_template(template).render(
         user=user,
         notices=notices,

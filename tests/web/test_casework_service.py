@@ -267,7 +267,9 @@ def test_a_manual_referral_joins_the_queue(s):
     rid = s.casework.create_manual(s.ash, manual)
     with s.engine.connect() as conn:
         cards, total = queue_cards(
-            conn, QueueFilter(frozenset({SITE_A}), frozenset({ReferralStatus.NEW}))
+            conn,
+            QueueFilter(frozenset({SITE_A}), frozenset({ReferralStatus.NEW})),
+            s.casework.cases.keyring,
         )
     assert total == 1 and cards[0].referral_id == rid
     assert (cards[0].injury_category, cards[0].source, cards[0].age) == (
