@@ -43,6 +43,7 @@ class AuditAction(enum.StrEnum):
     CONSENT_CHANGE = "consent_change"
     KEY_ROTATION = "key_rotation"
     RETENTION_ERASE = "retention_erase"
+    ACCOUNT_CHANGE = "account_change"  # a staff account created or changed; `why` says how
 
 
 @dataclass(frozen=True, slots=True)

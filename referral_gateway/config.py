@@ -6,6 +6,7 @@ command line, and tests build `Settings(...)` directly.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -40,7 +41,7 @@ class Settings:
     processing_batch: int = 25
     processing_gather_ms: int = 20  # after a wake-up, let this long's messages gather first
     pipeline_process: bool = True  # `serve` runs the pipeline in a second process (two cores)
-    ops_token: str = ""  # bearer token for /api/ops/* (empty: open, bind to loopback)
+    ops_token: str = field(default="", repr=False)  # bearer token for /api/ops/* (empty: off)
     retention_identifiable_days: int = 7  # declined, not approached, withdrawn, stale, voided
     retention_raw_message_days: int = 30  # raw payloads, counted from receipt once processed
     retention_adult_years: int = 8  # consented, 18+ when support ended
@@ -51,6 +52,9 @@ class Settings:
     hub_keys_file: str = ""  # TOML of site keys: set to also run as the programme hub
     # the youth workers' pages (`web.options.WebOptions.from_settings`) and their jobs
     cookie_secure: bool = False  # Secure cookies and HSTS (also Secure on any https request)
+    # addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed
+    # (comma-separated); empty: none, every request is from its socket's peer
+    trusted_proxies: str = ""
     session_idle_minutes: int = 30
     session_lifetime_hours: int = 12
     escalate_after_minutes: int = 20  # unclaimed this long: escalated to the team lead
@@ -70,6 +74,20 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ConfigError(f"RG_TIMEZONE {self.timezone!r} is not a known time zone") from None
+        self.trusted_proxy_networks  # noqa: B018  (refuses a malformed list now)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[str, ...]:
+        """RG_TRUSTED_PROXIES as networks (`127.0.0.1` -> `127.0.0.1/32`)."""
+        networks = []
+        for item in self.trusted_proxies.replace(",", " ").split():
+            try:
+                networks.append(str(ipaddress.ip_network(item, strict=False)))
+            except ValueError:
+                raise ConfigError(
+                    f"RG_TRUSTED_PROXIES: {item!r} is not an IP address or network"
+                ) from None
+        return tuple(networks)
 
     @property
     def resolved_database_url(self) -> str:

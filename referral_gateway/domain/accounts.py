@@ -6,6 +6,14 @@ Roles:
 - `programme_lead` sees aggregates only, never a referral (scoped to sites for reports).
 - `administrator` manages accounts and reads no referral.
 
+Account changes (creation, role, sites, password, disabling) are each recorded in the audit
+trail with who made them: a user id, or `cli:<OS user>` from the command line. An account
+created or given a password by someone else must set its own password at its next sign-in:
+until then it reaches only the change-password page, so whoever chose the password (an
+administrator) cannot use it to read a site's referrals unnoticed. When an account gains
+access to a site, or its password is reset by someone else, the site's team leads are told
+(a `SiteNotice`, kept in the database for other channels to read later).
+
 Signing in is throttled: too many failures for one username, or from one client address,
 within a window refuse further attempts until the oldest failure leaves the window. A
 session ends after a period without activity, and in any case after an absolute lifetime.
@@ -48,6 +56,7 @@ class StaffUser:
     sites: frozenset[str]
     display_name: str = ""
     active: bool = True
+    must_change_password: bool = False  # until then only the change-password page answers
 
     @property
     def name(self) -> str:
@@ -100,6 +109,25 @@ class NewAccount:
     display_name: str
 
 
+def check_access(role: str, sites: Iterable[str]) -> tuple[Role, frozenset[str]] | AccountProblems:
+    """A role and its sites, or what to correct."""
+    problems: dict[str, str] = {}
+    try:
+        chosen: Role | None = Role(role)
+    except ValueError:
+        problems["role"] = "Choose a role: " + ", ".join(r.value for r in Role) + "."
+        chosen = None
+    site_set = frozenset(normalise_site(s) for s in sites if s.strip())
+    bad = sorted(s for s in site_set if not SITE_PATTERN.match(s))
+    if bad:
+        problems["sites"] = "Site codes are ODS codes of 3 to 12 letters and digits."
+    elif chosen is not None and chosen is not Role.ADMINISTRATOR and not site_set:
+        problems["sites"] = f"A {ROLE_LABELS[chosen].lower()} needs at least one site."
+    if problems or chosen is None:
+        return AccountProblems(problems)
+    return chosen, site_set
+
+
 def check_new_account(
     username: str,
     role: str,
@@ -119,17 +147,12 @@ def check_new_account(
         )
     elif taken:
         problems["username"] = "That username is taken; choose another."
-    try:
-        chosen = Role(role)
-    except ValueError:
-        problems["role"] = "Choose a role: " + ", ".join(r.value for r in Role) + "."
-        chosen = None
-    site_set = frozenset(normalise_site(s) for s in sites if s.strip())
-    bad = sorted(s for s in site_set if not SITE_PATTERN.match(s))
-    if bad:
-        problems["sites"] = "Site codes are ODS codes of 3 to 12 letters and digits."
-    elif chosen is not None and chosen is not Role.ADMINISTRATOR and not site_set:
-        problems["sites"] = f"A {ROLE_LABELS[chosen].lower()} needs at least one site."
+    access = check_access(role, sites)
+    if isinstance(access, AccountProblems):
+        problems.update(access.problems)
+        chosen, site_set = None, frozenset[str]()
+    else:
+        chosen, site_set = access
     password_problem = check_password(password, username=name)
     if password_problem:
         problems["password"] = password_problem
@@ -151,6 +174,94 @@ def check_password(password: str, *, username: str) -> str | None:
     if len(set(password)) < 5:
         return "The password repeats too few characters; choose a less guessable one."
     return None
+
+
+# -- account changes -------------------------------------------------------------------------
+
+
+class AccountChange(enum.StrEnum):
+    """What happened to an account: the first word of its audit entry's `why`."""
+
+    CREATED = "created"
+    ROLE_CHANGED = "role_changed"
+    SITES_CHANGED = "sites_changed"
+    # (S105: names of events, not passwords)
+    PASSWORD_RESET = "password_reset"  # noqa: S105  (by someone else: change at next sign-in)
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105  (set by the account itself)
+    DISABLED = "disabled"
+    ENABLED = "enabled"
+
+
+class NoticeKind(enum.StrEnum):
+    ACCESS_GAINED = "access_gained"  # an account can now do more at the site than before
+    PASSWORD_RESET = "password_reset"  # noqa: S105  (someone else set an account's password)
+
+
+# how far each role reaches into a site's work (administrators: none)
+_REACH = {Role.ADMINISTRATOR: 0, Role.PROGRAMME_LEAD: 1, Role.YOUTH_WORKER: 2, Role.TEAM_LEAD: 3}
+
+
+def cli_actor(os_user: str) -> str:
+    """The audit actor of a change made with `referral-gateway users ...`."""
+    return f"cli:{os_user or 'unknown'}"
+
+
+def account_subject(user_id: str) -> str:
+    """The audit subject of an account's changes."""
+    return f"account:{user_id}"
+
+
+def sites_gained(before: StaffUser | None, after: StaffUser) -> frozenset[str]:
+    """The sites where `after` can do something that `before` (None: no account) could not:
+    all its sites when it is new, enabled again or given a role of wider reach; otherwise
+    the sites added."""
+    if not after.active or _REACH[after.role] == 0:
+        return frozenset()
+    if before is None or not before.active or _REACH[after.role] > _REACH[before.role]:
+        return after.sites
+    return after.sites - before.sites
+
+
+def change_reason(change: AccountChange, before: StaffUser | None, after: StaffUser) -> str:
+    """The audit entry's `why`: fixed words, role values and ODS codes only."""
+    if change is AccountChange.CREATED:
+        sites = ",".join(sorted(after.sites)) or "-"
+        first = "must_change_password" if after.must_change_password else "own_password"
+        return f"created role={after.role.value} sites={sites} {first}"
+    if change is AccountChange.ROLE_CHANGED and before is not None:
+        return f"role_changed {before.role.value}->{after.role.value}"
+    if change is AccountChange.SITES_CHANGED and before is not None:
+        was = ",".join(sorted(before.sites)) or "-"
+        now = ",".join(sorted(after.sites)) or "-"
+        return f"sites_changed {was}->{now}"
+    if change is AccountChange.PASSWORD_RESET:
+        return "password_reset must_change_password"
+    return change.value
+
+
+def actor_label(actor: str, names: Mapping[str, str]) -> str:
+    """Who made a change, for people: a user's name, or where else it came from."""
+    if actor in names:
+        return names[actor]
+    if actor.startswith("cli:"):
+        return f"the command line (user {actor[4:]})"
+    if actor.startswith("system:"):
+        return f"the gateway ({actor[7:]})"
+    return "an account that no longer exists"
+
+
+def notice_text(kind: NoticeKind, *, site: str, account: str, role: str, actor: str) -> str:
+    """A notice as a sentence for the site's team leads."""
+    label = ROLE_LABELS[Role(role)].lower()
+    if kind is NoticeKind.PASSWORD_RESET:
+        return (
+            f"The password of {account} ({label}, {site}) was set by {actor}. They must choose "
+            "their own at their next sign-in; if that was not them, tell an administrator."
+        )
+    return (
+        f"{account} can now work at {site} as a {label}, by a change made by {actor}. If you "
+        "did not expect this, tell an administrator."
+    )
 
 
 # -- sign-in throttling ----------------------------------------------------------------------

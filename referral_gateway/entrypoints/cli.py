@@ -182,10 +182,13 @@ def _one_serve_per_data_dir(data_dir: Path) -> int | None:
 
 
 async def _serve(settings: Settings, *, demo: bool) -> None:
+    import secrets
+
     import uvicorn
 
     from referral_gateway.entrypoints.jobs import start_jobs
     from referral_gateway.entrypoints.pipeline_process import PipelineProcess
+    from referral_gateway.web.http_server import http_config
     from referral_gateway.wiring.gateway import build_gateway
     from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
     from referral_gateway.wiring.reports import build_reports
@@ -199,16 +202,9 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     hl7 = build_hl7_intake(settings, gateway)
     mllp = build_mllp_server(settings, hl7)
     await mllp.start()
-    app = build_app(gateway, ops_token=settings.ops_token or None, reports=reports)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-            timeout_graceful_shutdown=3,
-        )  # open live-queue streams never end alone
-    )
+    ops_token = settings.ops_token or (secrets.token_urlsafe(24) if demo else None)
+    app = build_app(gateway, ops_token=ops_token, reports=reports)
+    server = uvicorn.Server(http_config(app, settings))
     log.info(
         "MLLP listening on %s:%d, HTTP on http://%s:%d/",
         settings.mllp_host,
@@ -216,6 +212,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         settings.http_host,
         settings.http_port,
     )
+    if ops_token is None:
+        log.info("/api/ops/* refuse every request: set RG_OPS_TOKEN to turn them on")
     gc.freeze()  # everything built so far lives for the whole run: keep it out of GC passes
     tasks: list[asyncio.Task[Any]] = [asyncio.create_task(server.serve())]
     stop_demo = threading.Event()
@@ -226,7 +224,10 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         print(f"\nDemo: open http://{settings.http_host}:{settings.http_port}/ and sign in as")
         for username, password in ensure_demo_accounts(settings):
             print(f"  {username:16} password {password}")
-        print("A synthetic ED feed (site RXX01) is streaming in; candidates appear live.\n")
+        print("A synthetic ED feed (site RXX01) is streaming in; candidates appear live.")
+        if not settings.ops_token:
+            print(f"Operations API for this run: Authorization: Bearer {ops_token}")
+        print()
         tasks.append(
             asyncio.create_task(
                 asyncio.to_thread(

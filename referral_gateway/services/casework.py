@@ -202,7 +202,7 @@ class Casework:
     def card(self, user: StaffUser, referral_id: str) -> ApproachCard:
         with self.engine.connect() as conn:
             self._visible(conn, user, referral_id)
-            card = approach_card(conn, referral_id)
+            card = approach_card(conn, referral_id, self.attendances.keyring)
         if card is None:
             raise NotFound("no such referral")
         return card
@@ -214,7 +214,7 @@ class Casework:
         actor = user.as_actor()
         with self.engine.connect() as conn:
             self._visible(conn, user, referral_id)
-            card = approach_card(conn, referral_id)
+            card = approach_card(conn, referral_id, self.attendances.keyring)
             contacts = self.cases.contacts(conn, referral_id)
             onwards = self.cases.onwards(conn, referral_id)
             note_count = self.cases.note_count(conn, referral_id)

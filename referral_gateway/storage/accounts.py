@@ -1,6 +1,8 @@
 """Staff accounts, web sessions and sign-in attempts.
 
-Passwords are stored only as Argon2id hashes (memory-hard). A session is a random token in
+Every change to an account is written in the same transaction as its audit entry (and any
+notices to the site's team leads), so no change escapes the trail. Passwords are stored
+only as Argon2id hashes (memory-hard). A session is a random token in
 the user's cookie; the table keeps its SHA-256, so a copy of the database opens no session.
 Each session carries its own CSRF token, checked on every form post.
 """
@@ -12,7 +14,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -21,20 +23,31 @@ from sqlalchemy import Column, Index, Table, delete, func, insert, select, updat
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
+from consent.audit import AuditAction
 from consent.policy import Role
 from referral_gateway.domain.accounts import (
+    AccountChange,
     NewAccount,
+    NoticeKind,
     SessionPolicy,
     SessionState,
     StaffUser,
     ThrottleDecision,
     ThrottlePolicy,
+    account_subject,
+    actor_label,
+    change_reason,
     needs_touch,
     normalise_username,
+    notice_text,
     session_state,
     sign_in_throttle,
+    sites_gained,
 )
+from referral_gateway.storage.audit_store import AuditStore
+from referral_gateway.storage.site_notices import SiteNotice, add_notices, notices_for_sites
 from referral_gateway.storage.types import UtcDateTime
+from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
 
 class StaffUserRow(SQLModel, table=True):
@@ -47,6 +60,7 @@ class StaffUserRow(SQLModel, table=True):
     role: str = Field(max_length=20)
     sites_json: str = "[]"
     active: bool = True
+    must_change_password: bool = False
     created_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     password_changed_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
 
@@ -86,6 +100,7 @@ _USER_COLUMNS = (
     USERS.c.sites_json,
     USERS.c.display_name,
     USERS.c.active,
+    USERS.c.must_change_password,
 )
 
 
@@ -103,6 +118,12 @@ class SignIn:
         if not self.throttle.allowed:
             return self.throttle.message
         return "The username or password is not right. Check them and try again."
+
+
+@dataclass(frozen=True)
+class NoticeView:
+    notice: SiteNotice
+    text: str
 
 
 @dataclass(frozen=True)
@@ -130,11 +151,13 @@ class AccountStore:
         hasher: PasswordHasher | None = None,
         throttle: ThrottlePolicy | None = None,
         sessions: SessionPolicy | None = None,
+        audit: AuditStore | None = None,
     ) -> None:
         self.engine = engine
         self.hasher = hasher or PasswordHasher()
         self.throttle_policy = throttle or ThrottlePolicy()
         self.session_policy = sessions or SessionPolicy()
+        self.audit = audit or AuditStore()
         # verified when the username is unknown, so both paths cost the same time
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
@@ -148,49 +171,180 @@ class AccountStore:
                 is not None
             )
 
-    def add_user(self, account: NewAccount, password: str, *, now: datetime) -> StaffUser:
-        user_id = str(uuid.uuid4())
-        with self.engine.begin() as conn:
-            conn.execute(
+    def add_user(
+        self,
+        account: NewAccount,
+        password: str,
+        *,
+        by: str,
+        now: datetime,
+        must_change_password: bool = True,
+    ) -> StaffUser:
+        """Create an account. `by`: who creates it (a user id, `cli:<OS user>`, or
+        `system:<job>`). Its password was chosen by someone else, so by default it must be
+        changed at the first sign-in."""
+        user = StaffUser(
+            str(uuid.uuid4()),
+            account.username,
+            account.role,
+            account.sites,
+            account.display_name,
+            must_change_password=must_change_password,
+        )
+        with unit_of_work(self.engine) as uow:
+            uow.conn.execute(
                 insert(USERS).values(
-                    id=user_id,
-                    username=account.username,
-                    display_name=account.display_name,
+                    id=user.id,
+                    username=user.username,
+                    display_name=user.display_name,
                     password_hash=self.hasher.hash(password),
-                    role=account.role.value,
-                    sites_json=json.dumps(sorted(account.sites)),
+                    role=user.role.value,
+                    sites_json=json.dumps(sorted(user.sites)),
                     active=True,
+                    must_change_password=must_change_password,
                     created_at=now,
                     password_changed_at=now,
                 )
             )
-        return StaffUser(
-            user_id, account.username, account.role, account.sites, account.display_name
-        )
+            self._record(uow, AccountChange.CREATED, None, user, by=by, now=now)
+        return user
 
-    def set_password(self, user_id: str, password: str, *, now: datetime) -> None:
-        """Set a new password and end the user's sessions."""
-        with self.engine.begin() as conn:
-            conn.execute(
+    def set_password(
+        self, user_id: str, password: str, *, by: str, now: datetime, keep_session: str = ""
+    ) -> None:
+        """Set a new password and end the user's sessions (but `keep_session`, an id hash).
+        Set by the user (`by` is their id) it is theirs; set by anyone else it is a reset,
+        and must be changed at the next sign-in."""
+        own = by == user_id
+        with unit_of_work(self.engine) as uow:
+            before = self._locked(uow, user_id)
+            uow.conn.execute(
                 update(USERS)
                 .where(USERS.c.id == user_id)
-                .values(password_hash=self.hasher.hash(password), password_changed_at=now)
+                .values(
+                    password_hash=self.hasher.hash(password),
+                    password_changed_at=now,
+                    must_change_password=not own,
+                )
             )
-            conn.execute(
+            uow.conn.execute(
                 update(SESSIONS)
-                .where(SESSIONS.c.user_id == user_id, SESSIONS.c.ended_at.is_(None))
+                .where(
+                    SESSIONS.c.user_id == user_id,
+                    SESSIONS.c.ended_at.is_(None),
+                    SESSIONS.c.id_hash != keep_session,
+                )
                 .values(ended_at=now)
             )
+            after = replace(before, must_change_password=not own)
+            change = AccountChange.PASSWORD_CHANGED if own else AccountChange.PASSWORD_RESET
+            self._record(uow, change, before, after, by=by, now=now)
 
-    def set_active(self, user_id: str, active: bool, *, now: datetime) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(USERS).where(USERS.c.id == user_id).values(active=active))
+    def set_active(self, user_id: str, active: bool, *, by: str, now: datetime) -> None:
+        with unit_of_work(self.engine) as uow:
+            before = self._locked(uow, user_id)
+            if before.active == active:
+                return
+            uow.conn.execute(update(USERS).where(USERS.c.id == user_id).values(active=active))
             if not active:
-                conn.execute(
+                uow.conn.execute(
                     update(SESSIONS)
                     .where(SESSIONS.c.user_id == user_id, SESSIONS.c.ended_at.is_(None))
                     .values(ended_at=now)
                 )
+            change = AccountChange.ENABLED if active else AccountChange.DISABLED
+            self._record(uow, change, before, replace(before, active=active), by=by, now=now)
+
+    def set_access(
+        self, user_id: str, role: Role, sites: frozenset[str], *, by: str, now: datetime
+    ) -> None:
+        """Change an account's role and sites (checked with `check_access`); each change
+        that happens is its own audit entry."""
+        with unit_of_work(self.engine) as uow:
+            before = self._locked(uow, user_id)
+            uow.conn.execute(
+                update(USERS)
+                .where(USERS.c.id == user_id)
+                .values(role=role.value, sites_json=json.dumps(sorted(sites)))
+            )
+            current = before
+            if role is not before.role:
+                changed = replace(current, role=role)
+                self._record(uow, AccountChange.ROLE_CHANGED, current, changed, by=by, now=now)
+                current = changed
+            if sites != before.sites:
+                changed = replace(current, sites=sites)
+                self._record(uow, AccountChange.SITES_CHANGED, current, changed, by=by, now=now)
+
+    def _locked(self, uow: UnitOfWork, user_id: str) -> StaffUser:
+        """The account as it is, inside a unit of work (locked on PostgreSQL)."""
+        stmt = select(USERS).where(USERS.c.id == user_id)
+        if uow.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        row = uow.conn.execute(stmt).first()
+        if row is None:
+            raise LookupError("no such account")
+        return _user(row)
+
+    def _record(
+        self,
+        uow: UnitOfWork,
+        change: AccountChange,
+        before: StaffUser | None,
+        after: StaffUser,
+        *,
+        by: str,
+        now: datetime,
+    ) -> None:
+        """The audit entry of one change, and the notices to the team leads of each site
+        the account gains (or whose account was reset by someone else)."""
+        self.audit.append(
+            uow,
+            at=now,
+            actor=by,
+            action=AuditAction.ACCOUNT_CHANGE,
+            subject=account_subject(after.id),
+            why=change_reason(change, before, after),
+        )
+        if change is AccountChange.PASSWORD_RESET:
+            kind, sites = NoticeKind.PASSWORD_RESET, sites_gained(None, after)
+        else:
+            kind, sites = NoticeKind.ACCESS_GAINED, sites_gained(before, after)
+        add_notices(
+            uow.conn,
+            sites=sites,
+            kind=kind,
+            account_id=after.id,
+            role=after.role.value,
+            actor=by,
+            now=now,
+        )
+
+    def notices_for(self, user: StaffUser, *, limit: int = 20) -> list[NoticeView]:
+        """The notices of the user's sites they have not marked as read, newest first."""
+        with self.engine.connect() as conn:
+            found = notices_for_sites(conn, user.sites, unread_by=user.id, limit=limit)
+        names = self.names([n.account_id for n in found] + [n.actor for n in found])
+        return [
+            NoticeView(
+                n,
+                notice_text(
+                    n.kind,
+                    site=n.site,
+                    account=names.get(n.account_id, "an account"),
+                    role=n.role,
+                    actor=actor_label(n.actor, names),
+                ),
+            )
+            for n in found
+        ]
+
+    def verify_password(self, user_id: str, password: str) -> bool:
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(USERS.c.password_hash).where(USERS.c.id == user_id)
+            ).scalar()
+        return self._verify(stored or self._dummy_hash, password) and stored is not None
 
     def get(self, user_id: str) -> StaffUser | None:
         with self.engine.connect() as conn:
@@ -320,9 +474,12 @@ class AccountStore:
             )
         return OpenSession(token, csrf)
 
-    def current(self, token: str, *, now: datetime, touch: bool = True) -> CurrentSession | None:
+    def current(
+        self, token: str, *, now: datetime, touch: bool = True, pending_ok: bool = False
+    ) -> CurrentSession | None:
         """The session's user if the session is active (and the user still is); touching it
-        keeps it from idling out."""
+        keeps it from idling out. A user who must still change their password has no session
+        here unless `pending_ok` (only the change-password page asks for that)."""
         if not token or len(token) > 128:
             return None
         id_hash = session_hash(token)
@@ -348,6 +505,8 @@ class AccountStore:
             policy=self.session_policy,
         )
         if state is not SessionState.ACTIVE or not row.active:
+            return None
+        if row.must_change_password and not pending_ok:
             return None
         if touch and needs_touch(row.last_seen_at, now=now, policy=self.session_policy):
             with self.engine.begin() as conn:
@@ -383,4 +542,5 @@ def _user(row: object) -> StaffUser:
         sites=frozenset(json.loads(m["sites_json"])),
         display_name=m["display_name"],
         active=bool(m["active"]),
+        must_change_password=bool(m["must_change_password"]),
     )

@@ -1,4 +1,9 @@
-"""Attendances and referrals in the database, identifiable parts encrypted."""
+"""Attendances and referrals in the database, identifiable parts encrypted.
+
+Encrypted with the key ring: the identity (name, NHS number, birth date, address, phone,
+free text, the visit number) and the bay. The visit key an attendance is found by (PV1-19,
+Encounter.identifier, or a stand-in when the message has none) is stored only as a blind
+index (a keyed hash of site and key), like the NHS number and local patient ids."""
 
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.tables import AttendanceRow, ReferralRow
 
 IDENTITY_CONTEXT = "attendance.identity"
+BAY_CONTEXT = "attendance.bay"
+VISIT_PURPOSE = "visit_number"
 ATTENDANCE: Table = AttendanceRow.__table__  # type: ignore[attr-defined]
 REFERRAL: Table = ReferralRow.__table__  # type: ignore[attr-defined]
 
@@ -62,7 +69,16 @@ _VOID = (
 )
 
 VisitKey = tuple[str, str]
-"""(site, visit key): an attendance's identity."""
+"""(site, visit key): an attendance's identity. The visit key is the plain visit number (or
+stand-in), or a `VisitIndex` for a stored attendance found another way."""
+
+
+class VisitIndex(str):
+    """A visit key already in its stored form (the blind index), for an attendance found by
+    its patient (a merge), whose plain visit key is not at hand. Only storage makes these:
+    no visit number from a message can pass for one."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -78,10 +94,10 @@ class Snapshot:
     """The stored attendances (and their referrals) asked for, as read at one moment:
     those with the given visit keys, and those of the given patients (site, local id)."""
 
-    visits: frozenset[VisitKey]
+    visits: frozenset[tuple[str, str]]  # (site, visit index)
     patients: frozenset[tuple[str, str]]  # (site, local id hash)
     found: dict[VisitKey, StoredAttendance]
-    versions: dict[VisitKey, tuple[Any, ...]]  # what `unchanged` compares
+    versions: dict[tuple[str, str], tuple[Any, ...]]  # by (site, visit index): `unchanged`
 
 
 class AttendanceStore:
@@ -99,18 +115,20 @@ class AttendanceStore:
         """Read the attendances with these (site, visit key)s and those of these
         (site, local patient id)s, decrypted, in one or two queries."""
         hashes = frozenset((site, self.local_id_hash(site, local)) for site, local in patients)
+        asked = {(site, self.visit_index(site, key)): (site, key) for site, key in visits}
         found: dict[VisitKey, StoredAttendance] = {}
         versions: dict[VisitKey, tuple[Any, ...]] = {}
-        for row in self._rows(conn, frozenset(visits), hashes):
-            key = (row.site, row.visit_key)
-            versions[key] = _version(row)
+        for row in self._rows(conn, frozenset(asked), hashes):
+            stored = (row.site, row.visit_key)
+            versions[stored] = _version(row)
+            key = asked.get(stored) or (row.site, VisitIndex(row.visit_key))
             found[key] = StoredAttendance(
                 id=row.id,
                 attendance=self._to_domain(row._mapping),
                 referral_id=row.rid,
                 referral_status=ReferralStatus(row.rstatus) if row.rstatus else None,
             )
-        return Snapshot(frozenset(visits), hashes, found, versions)
+        return Snapshot(frozenset(asked), hashes, found, versions)
 
     def unchanged(self, conn: Connection, snapshot: Snapshot) -> bool:
         """Whether every attendance and referral in `snapshot` is still as it was read, and
@@ -154,7 +172,7 @@ class AttendanceStore:
         """An attendance as the columns of its row, identifiable parts encrypted."""
         return {
             "site": attendance.site,
-            "visit_key": visit_key,
+            "visit_key": self.visit_index(attendance.site, visit_key),
             "source": attendance.source.value,
             "status": attendance.status.value,
             "arrival_at": attendance.arrival,
@@ -164,7 +182,9 @@ class AttendanceStore:
             "patient_class": attendance.patient_class,
             "is_emergency": attendance.is_emergency,
             "ed_area": attendance.location.area,
-            "bay": attendance.location.bay,
+            "bay_enc": self.keyring.encrypt_text(attendance.location.bay, context=BAY_CONTEXT)
+            if attendance.location.bay
+            else None,
             "codings_json": json.dumps([[c.system, c.code, c.display] for c in attendance.codings]),
             "flags_json": json.dumps(list(attendance.flags)),
             "detection_rule": detection_rule,
@@ -206,6 +226,15 @@ class AttendanceStore:
         """Overwrite attendance rows: (id, `row_values`) pairs."""
         if rows:
             conn.execute(_UPDATE, [{**values, "_id": row_id} for row_id, values in rows])
+
+    def visit_index(self, site: str, visit_key: str) -> str:
+        """What the `visit_key` column holds for this site's visit key."""
+        if isinstance(visit_key, VisitIndex):
+            return str(visit_key)
+        return self.keyring.blind_index(f"{site}|{visit_key}", purpose=VISIT_PURPOSE)
+
+    def bay(self, bay_enc: bytes | None) -> str | None:
+        return self.keyring.decrypt_text(bay_enc, context=BAY_CONTEXT) if bay_enc else None
 
     def nhs_hash(self, nhs_number: str | None) -> str | None:
         if not nhs_number:
@@ -260,7 +289,7 @@ class AttendanceStore:
             is_emergency=row["is_emergency"],
             arrival=row["arrival_at"],
             discharge=row["discharge_at"],
-            location=EdLocation(area=row["ed_area"], bay=row["bay"]),
+            location=EdLocation(area=row["ed_area"], bay=self.bay(row["bay_enc"])),
             codings=tuple(Coding(*c) for c in json.loads(row["codings_json"])),
             free_text=tuple(ident.get("free_text", ())),
             flags=tuple(json.loads(row["flags_json"])),
@@ -301,6 +330,7 @@ def _version(row: Any) -> tuple[Any, ...]:
         row.last_message_id,
         row.key_id,
         row.identity_enc,
+        row.bay_enc,
         row.rid,
         row.rstatus,
         row.rupdated,

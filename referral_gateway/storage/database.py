@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from consent.keyring import KeyRing
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -157,12 +159,15 @@ def _alembic_config() -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, *, keyring: KeyRing | None = None) -> None:
     """Bring the schema to the newest version. Migrations only add or transform: an upgrade
-    never drops data."""
+    never drops data. Steps that encrypt existing rows use `keyring`; without it (or with
+    another ring) they stop with a `KeyRingError` saying what to do, before they change
+    anything, if there are rows to encrypt."""
     cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
+        cfg.attributes["keyring"] = keyring
         command.upgrade(cfg, "heads")
 
 

@@ -95,7 +95,7 @@ def erase_attendance_identity(conn: Connection, attendance_id: int) -> None:
     conn.execute(
         update(ATTENDANCE)
         .where(ATTENDANCE.c.id == attendance_id)
-        .values(identity_enc=None, key_id=None)
+        .values(identity_enc=None, key_id=None, bay_enc=None)
     )
 
 
@@ -135,7 +135,7 @@ def erase_non_candidate_identities(
         conn.execute(
             update(ATTENDANCE)
             .where(ATTENDANCE.c.id.in_(ids), ATTENDANCE.c.updated_at <= updated_before)
-            .values(identity_enc=None, key_id=None)
+            .values(identity_enc=None, key_id=None, bay_enc=None)
         )
     return ids
 

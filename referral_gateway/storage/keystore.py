@@ -37,7 +37,7 @@ from sqlalchemy import Column, Table, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from consent.keyring import KeyRing, KeyRingError
-from referral_gateway.storage.attendances import ATTENDANCE, IDENTITY_CONTEXT
+from referral_gateway.storage.attendances import ATTENDANCE, BAY_CONTEXT, IDENTITY_CONTEXT
 from referral_gateway.storage.consent_store import DETAILS_CONTEXT
 from referral_gateway.storage.consent_tables import CONSENT, KeyCanaryRow
 from referral_gateway.storage.dialect import insert_ignoring_duplicates
@@ -80,6 +80,7 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn(
         "attendance.identity_enc", ATTENDANCE, "identity_enc", "key_id", IDENTITY_CONTEXT
     ),
+    EncryptedColumn("attendance.bay_enc", ATTENDANCE, "bay_enc", None, BAY_CONTEXT),
     EncryptedColumn(
         "consent_record.details_enc", CONSENT, "details_enc", "key_id", DETAILS_CONTEXT
     ),
@@ -214,6 +215,15 @@ def database_holds_ciphertexts(engine: Engine) -> bool:
             if found is not None:
                 return True
     return False
+
+
+def migration_keyring(path: Path) -> KeyRing | None:
+    """The key ring for `migrate` to encrypt existing rows with, if its file can be read
+    (it is checked properly by `open_keyring` once the schema is current)."""
+    try:
+        return KeyRing.load(path) if path.exists() else None
+    except (KeyRingError, OSError, ValueError):
+        return None
 
 
 def open_keyring(

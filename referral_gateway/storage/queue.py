@@ -15,10 +15,11 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from consent.keyring import KeyRing
 from referral_gateway.domain.casework import Case
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.accounts import USERS
-from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
+from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL, AttendanceStore
 from referral_gateway.storage.casework import CASES, case_from_row, reasons_of
 
 
@@ -67,7 +68,7 @@ def _card_select() -> Select[Any]:
         ATTENDANCE.c.age_at_arrival,
         ATTENDANCE.c.sex,
         ATTENDANCE.c.ed_area,
-        ATTENDANCE.c.bay,
+        ATTENDANCE.c.bay_enc,
         ATTENDANCE.c.arrival_at,
         ATTENDANCE.c.discharge_at,
         ATTENDANCE.c.status.label("attendance_status"),
@@ -91,7 +92,7 @@ def _card_select() -> Select[Any]:
     )
 
 
-def _card(row: Any) -> ApproachCard:
+def _card(row: Any, keyring: KeyRing) -> ApproachCard:
     return ApproachCard(
         case=case_from_row(row),
         injury_category=row.injury_category,
@@ -101,7 +102,7 @@ def _card(row: Any) -> ApproachCard:
         age=row.age_at_arrival,
         sex=row.sex,
         ed_area=row.ed_area,
-        bay=row.bay,
+        bay=AttendanceStore(keyring).bay(row.bay_enc),
         arrival_at=row.arrival_at,
         discharge_at=row.discharge_at,
         attendance_status=row.attendance_status,
@@ -109,7 +110,9 @@ def _card(row: Any) -> ApproachCard:
     )
 
 
-def queue_cards(conn: Connection, f: QueueFilter) -> tuple[list[ApproachCard], int]:
+def queue_cards(
+    conn: Connection, f: QueueFilter, keyring: KeyRing
+) -> tuple[list[ApproachCard], int]:
     """One page of the queue, newest first, and how many match in all."""
     if not f.sites or not f.statuses:
         return [], 0
@@ -132,16 +135,16 @@ def queue_cards(conn: Connection, f: QueueFilter) -> tuple[list[ApproachCard], i
             REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
         )
     total = conn.execute(count_stmt.where(*where)).scalar_one()
-    return [_card(r) for r in rows], int(total)
+    return [_card(r, keyring) for r in rows], int(total)
 
 
-def approach_card(conn: Connection, referral_id: str) -> ApproachCard | None:
+def approach_card(conn: Connection, referral_id: str, keyring: KeyRing) -> ApproachCard | None:
     row = conn.execute(_card_select().where(REFERRAL.c.id == referral_id)).first()
-    return _card(row) if row is not None else None
+    return _card(row, keyring) if row is not None else None
 
 
 def follow_ups_due(
-    conn: Connection, sites: Collection[str], *, due_by: date, limit: int = 200
+    conn: Connection, sites: Collection[str], keyring: KeyRing, *, due_by: date, limit: int = 200
 ) -> list[ApproachCard]:
     """Closed referrals whose 6-month follow-up is due by `due_by` and not yet recorded."""
     if not sites:
@@ -158,7 +161,7 @@ def follow_ups_due(
         .order_by(CASES.c.follow_up_due_on, REFERRAL.c.id)
         .limit(limit)
     ).all()
-    return [_card(r) for r in rows]
+    return [_card(r, keyring) for r in rows]
 
 
 def status_counts(conn: Connection, sites: Collection[str]) -> dict[tuple[str, str], int]:

@@ -51,7 +51,7 @@ class AttendanceRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     site: str = Field(max_length=40, index=True)
-    visit_key: str = Field(max_length=200)
+    visit_key: str = Field(max_length=200)  # blind index of site and visit key
     source: str = Field(max_length=16)
     status: str = Field(max_length=20)
     arrival_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime(), index=True))
@@ -61,7 +61,7 @@ class AttendanceRow(SQLModel, table=True):
     patient_class: str | None = Field(default=None, max_length=10)
     is_emergency: bool | None = None
     ed_area: str | None = Field(default=None, max_length=80)
-    bay: str | None = Field(default=None, max_length=80)
+    bay_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     codings_json: str = "[]"  # coded reasons/diagnoses: not identifiable
     flags_json: str = "[]"
     detection_rule: str | None = Field(default=None, max_length=40)

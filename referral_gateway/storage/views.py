@@ -110,7 +110,6 @@ def referral_summaries(engine: Engine, *, site: str | None = None) -> list[dict[
             REFERRAL.c.detection_reasons_json,
             REFERRAL.c.created_at,
             ATTENDANCE.c.age_at_arrival,
-            ATTENDANCE.c.visit_key,
             ATTENDANCE.c.status.label("att"),
             ATTENDANCE.c.arrival_at,
         )
@@ -132,7 +131,6 @@ def referral_summaries(engine: Engine, *, site: str | None = None) -> list[dict[
             "arrival": r.arrival_at.isoformat() if r.arrival_at else None,
             "detection_rule": r.detection_rule,
             "detection_reasons": json.loads(r.detection_reasons_json),
-            "visit_number": r.visit_key,
             "detected_at": r.created_at.isoformat(),
         }
         for r in rows

@@ -1,5 +1,8 @@
-"""Accounts, for administrators: list, create, disable and enable, reset a password.
-Administrators read no referral (the consent policy), so these pages show none."""
+"""Accounts, for administrators: list, create, change role and sites, disable and enable,
+reset a password. Administrators read no referral (the consent policy), so these pages show
+none. Every change is audited with the administrator as its actor; an account created or
+reset here must set its own password at its next sign-in, and the team leads of a site it
+gains are told (`storage.accounts`)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ from consent.policy import Role
 from referral_gateway.domain.accounts import (
     AccountProblems,
     StaffUser,
+    check_access,
     check_new_account,
     check_password,
 )
+from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import render
-from referral_gateway.web.security import CsrfDep, CtxDep, FormDep, PageError, SessionDep
+from referral_gateway.web.security import CsrfDep, CtxDep, FormDep, SessionDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,7 +76,8 @@ def add_user(
     if isinstance(result, AccountProblems):
         values = {k: str(form.get(k) or "") for k in ("username", "display_name", "role", "sites")}
         return _page(request, ctx, status=422, problems=dict(result.problems), values=values)
-    ctx.accounts.add_user(result, str(form.get("password")), now=ctx.clock())
+    admin = session.user
+    ctx.accounts.add_user(result, str(form.get("password")), by=admin.id, now=ctx.clock())
     return RedirectResponse("/admin/users?done=user_added", status_code=303)
 
 
@@ -92,13 +98,32 @@ def change_user(
                 status=422,
                 problems={"action": "You cannot disable your own account."},
             )
-        ctx.accounts.set_active(target.id, action == "enable", now=ctx.clock())
+        ctx.accounts.set_active(target.id, action == "enable", by=admin.id, now=ctx.clock())
     elif action == "password":
         password = str(form.get("password") or "")
         problem = check_password(password, username=target.username)
         if problem:
             return _page(request, ctx, status=422, problems={f"password-{target.id}": problem})
-        ctx.accounts.set_password(target.id, password, now=ctx.clock())
+        ctx.accounts.set_password(target.id, password, by=admin.id, now=ctx.clock())
+    elif action == "access":
+        sites = str(form.get("sites") or "").replace(",", " ").split()
+        access = check_access(str(form.get("role") or ""), sites)
+        if isinstance(access, AccountProblems):
+            return _page(
+                request,
+                ctx,
+                status=422,
+                problems={f"{k}-{target.id}": v for k, v in access.problems.items()},
+            )
+        if target.id == admin.id:
+            return _page(
+                request,
+                ctx,
+                status=422,
+                problems={f"role-{target.id}": "You cannot change your own role or sites."},
+            )
+        role, site_set = access
+        ctx.accounts.set_access(target.id, role, site_set, by=admin.id, now=ctx.clock())
     else:
         raise PageError(400, "Unknown action", "Use the buttons on the accounts page.")
     return RedirectResponse("/admin/users?done=user_changed", status_code=303)

@@ -6,14 +6,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Role
+from referral_gateway.domain.accounts import StaffUser
+from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import render
 from referral_gateway.web.security import (
+    CHANGE_PASSWORD,
     LOGIN,
     SESSION,
-    CsrfDep,
     CtxDep,
     FormDep,
-    PageError,
+    PendingSessionDep,
     clear_cookie,
     is_secure,
     new_login_token,
@@ -27,7 +29,9 @@ router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE_SECONDS = 30 * 60
 
 
-def home_for(role: Role) -> str:
+def home_for(role: Role, *, must_change_password: bool = False) -> str:
+    if must_change_password:
+        return CHANGE_PASSWORD
     if role is Role.PROGRAMME_LEAD:
         return "/overview"
     if role is Role.ADMINISTRATOR:
@@ -37,10 +41,14 @@ def home_for(role: Role) -> str:
 
 @router.get("/")
 def home(request: Request, ctx: CtxDep) -> Response:
-    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock())
+    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)
     if session is None:
         return RedirectResponse("/sign-in", status_code=303)
-    return RedirectResponse(home_for(session.user.role), status_code=303)
+    return RedirectResponse(_home(session.user), status_code=303)
+
+
+def _home(user: StaffUser) -> str:
+    return home_for(user.role, must_change_password=user.must_change_password)
 
 
 def _sign_in_page(
@@ -62,9 +70,9 @@ def _sign_in_page(
 
 @router.get("/sign-in")
 def sign_in_form(request: Request, ctx: CtxDep) -> Response:
-    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock())
+    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)
     if session is not None:
-        return RedirectResponse(home_for(session.user.role), status_code=303)
+        return RedirectResponse(_home(session.user), status_code=303)
     return _sign_in_page(request, ctx)
 
 
@@ -94,14 +102,16 @@ def sign_in(request: Request, ctx: CtxDep, form: FormDep) -> Response:
         return _sign_in_page(request, ctx, status=status, username=username, error=result.message)
     opened = ctx.accounts.open_session(result.user, now=ctx.clock())
     secure = is_secure(request, ctx)
-    response = RedirectResponse(home_for(result.user.role), status_code=303)
+    response = RedirectResponse(_home(result.user), status_code=303)
     set_cookie(response, SESSION, opened.token, secure=secure, max_age=None)
     clear_cookie(response, LOGIN, secure=secure)
     return response
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, ctx: CtxDep, _: CsrfDep) -> Response:
+def sign_out(request: Request, ctx: CtxDep, session: PendingSessionDep, form: FormDep) -> Response:
+    if not same_token(form.get("csrf_token"), session.csrf_token):
+        raise PageError(403, "This form has expired", "Reload the page and sign out again.")
     ctx.accounts.end_session(read_cookie(request, SESSION), now=ctx.clock())
     response = RedirectResponse("/sign-in?done=signed_out", status_code=303)
     clear_cookie(response, SESSION, secure=is_secure(request, ctx))

@@ -1,9 +1,11 @@
 """What the web pages raise to answer with something other than the page, in one tree.
-`web.ui` turns both into responses; FastAPI's `HTTPException` answers the JSON routes.
+`web.ui` turns each into a response; FastAPI's `HTTPException` answers the JSON routes.
 
     WebError
     ├── PageError         an error page: a status, a title and what the person can do
-    └── SignInRequired    no active session: pages redirect to sign-in, live streams get 401
+    ├── SignInRequired    no active session: pages redirect to sign-in, live streams get 401
+    └── PasswordChangeRequired  the account must set its own password first: pages redirect
+                                to the change-password page, live streams get 401
 
 Service errors reaching a route are translated there (`services.errors.NotFound` → 404).
 """
@@ -27,3 +29,8 @@ class PageError(WebError):
 
 class SignInRequired(WebError):
     """No active session: pages redirect to the sign-in page, live streams answer 401."""
+
+
+class PasswordChangeRequired(WebError):
+    """The account must set its own password first: pages redirect to the change-password
+    page, live streams answer 401."""

@@ -71,7 +71,7 @@ def build_hub_router(
     @router.get(prefix, response_class=HTMLResponse)
     def dashboard(request: Request, actor: ActorDep, month: str | None = None) -> HTMLResponse:
         _lead(actor)
-        m = parse_month(month, clock())
+        m = parse_month(month, clock(), page=True)
         rows = month_rows(m)
         totals = cross_site_totals([r.report for r in rows])
         by_cell = {t.cell: t for t in totals}

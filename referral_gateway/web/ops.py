@@ -28,10 +28,13 @@ def ops_router(
     router = APIRouter()
 
     def require_ops(request: Request) -> None:
-        """Operations views carry no identifiable data, but still need the ops token when
-        one is configured."""
+        """Operations views carry no identifiable data, but say what the feeds are doing:
+        they answer only the holder of the ops token, and nobody when none is configured."""
         if not ops_token:
-            return
+            raise HTTPException(
+                status_code=403,
+                detail="the operations API is off: set RG_OPS_TOKEN to turn it on",
+            )
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
             raise HTTPException(

@@ -14,8 +14,9 @@ from consent.policy import Role
 from referral_gateway.domain.casework import STATUS_LABELS
 from referral_gateway.domain.disclosure import disclose
 from referral_gateway.storage.queue import status_counts
+from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import render
-from referral_gateway.web.security import CtxDep, PageError, SessionDep
+from referral_gateway.web.security import CtxDep, SessionDep
 
 router = APIRouter(include_in_schema=False)
 

@@ -86,7 +86,7 @@ def _cards(ctx: WebContext, user: StaffUser, view: QueueView) -> tuple[list[Appr
         offset=(view.page - 1) * size,
     )
     with ctx.engine.connect() as conn:
-        return queue_cards(conn, f)
+        return queue_cards(conn, f, ctx.casework.attendances.keyring)
 
 
 def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str, Any]:

@@ -251,7 +251,12 @@ def referral(referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDe
 def follow_ups(request: Request, ctx: CtxDep, user: CaseworkerDep) -> Response:
     today = ctx.casework.today()
     with ctx.engine.connect() as conn:
-        cards = follow_ups_due(conn, user.sites, due_by=today + (date.resolution * 14))
+        cards = follow_ups_due(
+            conn,
+            user.sites,
+            ctx.casework.attendances.keyring,
+            due_by=today + (date.resolution * 14),
+        )
     return render(ctx, request, "follow_ups.html", cards=cards, today=today)
 
 

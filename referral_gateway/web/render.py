@@ -14,6 +14,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from consent.policy import Role
 from referral_gateway.domain.accounts import ROLE_LABELS
 from referral_gateway.domain.casework import (
     STATUS_LABELS,
@@ -62,6 +63,7 @@ DONE_MESSAGES = {
     "created": "Manual referral created and put on the queue.",
     "user_added": "Account created.",
     "user_changed": "Account updated.",
+    "password_set": "Your password is set.",
 }
 
 
@@ -164,8 +166,23 @@ def render(
 ) -> HTMLResponse:
     session = session or getattr(request.state, "session", None)
     done = request.query_params.get("done", "")
+    user = session.user if session else None
+    notices = [
+        {
+            "id": n.notice.id,
+            "text": n.text,
+            "when": n.notice.created_at.astimezone(ctx.options.zone).strftime("%a %d %b %Y, %H:%M"),
+        }
+        for n in (
+            ctx.accounts.notices_for(user)
+            if user is not None and user.role is Role.TEAM_LEAD and not user.must_change_password
+            else []
+        )
+    ]
     body = ctx.templates.get_template(template).render(
-        user=session.user if session else None,
+        user=user,
+        notices=notices,
+        here=request.url.path,
         csrf_token=session.csrf_token if session else "",
         now=ctx.clock(),
         done_message=DONE_MESSAGES.get(done, ""),

@@ -48,13 +48,29 @@ MACHINE = "ops-token"  # the Actor.user_id of a request signed with the ops toke
 DONE = {"retried": "Unsent months were pushed again; their status is below."}
 
 
-def parse_month(value: str | None, now: datetime) -> ReportMonth:
+# no report reaches back before this: the trend of a month looks back 12 months
+EARLIEST_MONTH = ReportMonth(2000, 1)
+
+
+def parse_month(value: str | None, now: datetime, *, page: bool = False) -> ReportMonth:
+    """The month asked for (none: the latest finished one). A month that is malformed, too
+    early or not yet started is refused with 422: an error page for `page`, else JSON."""
     if not value:
         return latest_finished_month(now)
     try:
-        return ReportMonth.parse(value)
+        month = ReportMonth.parse(value)
     except ReportMonthError:
-        raise HTTPException(status_code=422, detail="month must be YYYY-MM") from None
+        problem = "Write the month as YYYY-MM, for example 2024-10."
+    else:
+        if month < EARLIEST_MONTH:
+            problem = f"Reports start at {EARLIEST_MONTH}; choose a later month."
+        elif month > ReportMonth.of(now):
+            problem = "That month has not started; choose this month or an earlier one."
+        else:
+            return month
+    if page:
+        raise PageError(422, "No report for that month", problem)
+    raise HTTPException(status_code=422, detail=problem)
 
 
 def _not_for_your_role() -> PageError:
@@ -134,11 +150,8 @@ def build_reports_router(
             return [site]
         return sites
 
-    def month_of(value: str | None) -> ReportMonth:
-        month = parse_month(value, clock())
-        if month > ReportMonth.of(clock()):
-            raise HTTPException(status_code=422, detail="that month has not started")
-        return month
+    def month_of(value: str | None, *, page: bool = False) -> ReportMonth:
+        return parse_month(value, clock(), page=page)
 
     def page(body: str) -> HTMLResponse:
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
@@ -154,7 +167,7 @@ def build_reports_router(
         raw: Annotated[bool, Query()] = False,
     ) -> HTMLResponse:
         check_raw(actor, raw, page=True)
-        m = month_of(month)
+        m = month_of(month, page=True)
         trends: dict[str, Sequence[PublishedReport]] = {
             s: service.trend(s, m, raw=raw) for s in sites_for(actor)
         }
@@ -179,7 +192,7 @@ def build_reports_router(
         raw: Annotated[bool, Query()] = False,
     ) -> HTMLResponse:
         check_raw(actor, raw, page=True)
-        m = month_of(month)
+        m = month_of(month, page=True)
         (site,) = sites_for(actor, site)
         trend = service.trend(site, m, raw=raw)
         return page(

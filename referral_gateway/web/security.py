@@ -28,8 +28,7 @@ from referral_gateway.storage.accounts import CurrentSession
 from referral_gateway.web.context import WebContext
 
 # re-exported for the route modules that import them from here
-from referral_gateway.web.errors import PageError as PageError
-from referral_gateway.web.errors import SignInRequired as SignInRequired
+from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -46,6 +45,9 @@ _BASE_HEADERS = {
 _DOC_PATHS = ("/docs", "/redoc")  # FastAPI's API docs load their own scripts
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 REFERRAL_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+CHANGE_PASSWORD = "/account/password"  # noqa: S105  (a path, not a password)
 
 
 class SecurityHeaders:
@@ -146,15 +148,30 @@ def current_session(request: Request, ctx: CtxDep) -> CurrentSession:
     # session from idling out
     automatic = bool(request.headers.get(LIVE_UPDATE_HEADER))
     session = ctx.accounts.current(
-        read_cookie(request, SESSION), now=ctx.clock(), touch=not automatic
+        read_cookie(request, SESSION), now=ctx.clock(), touch=not automatic, pending_ok=True
     )
+    if session is None:
+        raise SignInRequired()
+    request.state.session = session
+    if session.user.must_change_password:
+        raise PasswordChangeRequired()
+    return session
+
+
+SessionDep = Annotated[CurrentSession, Depends(current_session)]
+
+
+def pending_session(request: Request, ctx: CtxDep) -> CurrentSession:
+    """A session, also of an account that must still set its own password: for the
+    change-password page (and signing out) only."""
+    session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)
     if session is None:
         raise SignInRequired()
     request.state.session = session
     return session
 
 
-SessionDep = Annotated[CurrentSession, Depends(current_session)]
+PendingSessionDep = Annotated[CurrentSession, Depends(pending_session)]
 
 
 async def form_fields(request: Request) -> FormData:

@@ -22,16 +22,16 @@ from fastapi.staticfiles import StaticFiles
 
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import QueueEvent
-from referral_gateway.web import admin, auth, manual, overview, queue, referrals
+from referral_gateway.web import account, admin, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
-from referral_gateway.web.errors import PageError, SignInRequired
+from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
 from referral_gateway.web.render import render
-from referral_gateway.web.security import LIVE_UPDATE_HEADER, SecurityHeaders
+from referral_gateway.web.security import CHANGE_PASSWORD, LIVE_UPDATE_HEADER, SecurityHeaders
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 # /referrals/new before /referrals/{referral_id}
-ROUTERS = tuple(m.router for m in (auth, manual, queue, referrals, overview, admin))
+ROUTERS = tuple(m.router for m in (auth, account, manual, queue, referrals, overview, admin))
 
 
 def mount_pages(
@@ -46,10 +46,11 @@ def mount_pages(
         app.include_router(router)
 
     async def page_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, SignInRequired):
+        if isinstance(exc, SignInRequired | PasswordChangeRequired):
             if request.headers.get(LIVE_UPDATE_HEADER):  # the queue's script handles 401
                 return Response(status_code=401, headers={"Cache-Control": "no-store"})
-            return RedirectResponse("/sign-in", status_code=303)
+            where = CHANGE_PASSWORD if isinstance(exc, PasswordChangeRequired) else "/sign-in"
+            return RedirectResponse(where, status_code=303)
         assert isinstance(exc, PageError)
         return render(
             ctx, request, "error.html", status=exc.status, title=exc.title, message=exc.message
@@ -57,6 +58,7 @@ def mount_pages(
 
     app.add_exception_handler(PageError, page_error)
     app.add_exception_handler(SignInRequired, page_error)
+    app.add_exception_handler(PasswordChangeRequired, page_error)
 
     def on_referral(news: ReferralNews) -> None:
         """Called on the pipeline's (or the escalation job's) thread after the commit."""

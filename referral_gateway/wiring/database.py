@@ -10,15 +10,16 @@ from sqlalchemy.engine import Engine
 
 from referral_gateway.config import Settings
 from referral_gateway.storage.database import make_engine, migrate
-from referral_gateway.storage.keystore import WatchedKeyRing, open_keyring
+from referral_gateway.storage.keystore import WatchedKeyRing, migration_keyring, open_keyring
 
 
 def open_database(settings: Settings) -> Engine:
-    """The settings' database, migrated (the data directory made first, for SQLite)."""
+    """The settings' database, migrated (the data directory made first, for SQLite), with the
+    key ring's file, when it can be read, for migrations that encrypt existing rows."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
-        migrate(engine)
+        migrate(engine, keyring=migration_keyring(settings.resolved_keyring_file))
     except Exception:
         engine.dispose()
         raise

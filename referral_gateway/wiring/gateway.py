@@ -35,7 +35,7 @@ from referral_gateway.storage.casework import assigned_to
 from referral_gateway.storage.database import make_derived_engine, make_engine, migrate
 from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
-from referral_gateway.storage.keystore import check_keyring, open_keyring
+from referral_gateway.storage.keystore import check_keyring, migration_keyring, open_keyring
 from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ def build_gateway(
         )
     else:
         pipeline_engine, intake_engine = engine, None
-    migrate(engine)
+    migrate(engine, keyring=keyring or migration_keyring(settings.resolved_keyring_file))
     # a missing ring is never replaced while the database holds ciphertexts; a wrong ring
     # fails on the canary (KeyRingError, saying what to do)
     try:

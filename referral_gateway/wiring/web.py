@@ -93,6 +93,7 @@ def install_web(
         ),
         throttle=options.throttle_policy,
         sessions=options.session_policy,
+        audit=sharing.audit,  # account changes join the consent trail (and its anchor)
     )
     casework = Casework(
         engine,

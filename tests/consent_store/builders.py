@@ -91,11 +91,15 @@ def identity(**overrides: Any) -> PatientIdentity:
 
 
 def hl7_arrival(
-    control_id: str = "MSG0001", *, visit_number: str = "V5551", received_at: datetime = T0
+    control_id: str = "MSG0001",
+    *,
+    visit_number: str = "V5551",
+    received_at: datetime = T0,
+    bay: str = "BAY4",
 ) -> Arrival:
     """An A01 as an ED sends it (v2.4): a 16-year-old with a stab wound, carrying every
     identifier above in PID, and the clinical note in PV2-3's text."""
-    pv1 = ["PV1", "1", "E", "MAJ^BAY4^^RXX01^^^^^Majors"] + [""] * 41
+    pv1 = ["PV1", "1", "E", f"MAJ^{bay}^^RXX01^^^^^Majors"] + [""] * 41
     pv1[19] = f"{visit_number}^^^{SITE}^VN"  # PV1-19 visit number
     pv1[44] = "20260314222500"  # PV1-44 arrival
     segments = [

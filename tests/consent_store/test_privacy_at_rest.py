@@ -121,3 +121,32 @@ def test_the_searches_do_find_a_name_stored_in_plain_text(gateway, tmp_path, cap
     assert found_in(caplog.text.encode()) == [FAMILY_NAME]
     if gateway.engine.dialect.name == "sqlite":
         assert FAMILY_NAME in in_files
+
+
+VISITS = ("VN-QZ7781-1", "VN-QZ7781-2")  # PV1-19
+BAY = "Cubicle-Xq93"  # PV1-3's room
+
+
+def test_the_visit_number_and_bay_rest_only_encrypted_or_as_a_blind_index(
+    gateway, database_url, tmp_path, caplog
+):
+    gateway.inbox.store_batch(
+        [hl7_arrival(f"VB{i}", visit_number=v, bay=BAY) for i, v in enumerate(VISITS)]
+    )
+    assert gateway.pipeline.drain() == 2
+    # an update of the first visit finds its attendance by the blind index: still two
+    gateway.inbox.store_batch([hl7_arrival("VB-again", visit_number=VISITS[0], bay=BAY)])
+    assert gateway.pipeline.drain() == 1
+    with gateway.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from attendance")).scalar_one() == 2
+        found = gateway.attendances.snapshot(conn, {("RXX01", v) for v in VISITS}).found
+    assert {k[1]: a.attendance.location.bay for k, a in found.items()} == dict.fromkeys(VISITS, BAY)
+
+    needles = [*VISITS, BAY]
+    stored = every_stored_value(gateway.engine)
+    assert [n for n in needles if n.encode() in stored] == []
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    if database_url.startswith("sqlite"):
+        assert "gateway.db" in {p.name for p in files}
+    assert [(p.name, n) for p in files for n in needles if n.encode() in p.read_bytes()] == []
+    assert [n for n in needles if n in caplog.text] == []

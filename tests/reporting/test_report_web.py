@@ -214,6 +214,25 @@ def test_a_month_that_has_not_started_is_refused(reports: Reports):
     assert lead.get("/reports?month=2024-13").status_code == 422
 
 
+@pytest.mark.parametrize("month", ["1900-01", "1899-12", "0001-01", "2024-13", "24-10", "x" * 300])
+def test_a_month_out_of_range_or_garbled_gets_a_clear_4xx_and_nothing_in_the_log(
+    reports: Reports, month: str, caplog: pytest.LogCaptureFixture
+):
+    lead = reports.web.signed_in("prog")
+    with caplog.at_level("WARNING"):
+        for path in ("/reports", f"/reports/site/{SITE}", "/hub"):
+            page = lead.get(path, params={"month": month})
+            assert page.status_code == 422, (path, page.status_code)
+            assert page.headers["content-type"].startswith("text/html")
+            assert "No report for that month" in page.text
+        for path in ("/reports/download.json", "/reports/download.csv", "/hub/totals.json"):
+            reply = lead.get(path, params={"month": month})
+            assert reply.status_code == 422, (path, reply.status_code)
+            assert reply.json()["detail"]
+    assert [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")] == []
+    assert "Traceback" not in caplog.text
+
+
 def test_report_pages_carry_no_inline_style_or_script(reports: Reports):
     """The web app's content security policy allows neither."""
     reply = reports.web.signed_in("admin").get("/reports?month=2024-10")

@@ -62,14 +62,16 @@ def test_referrals_json_lists_candidates_without_identifiable_fields(tmp_path, f
         "injury_category",
         "status",
         "detection_reasons",
-        "visit_number",
     }
+    assert "visit_number" not in rows[0]
     text = json.dumps(rows)
     for message in messages:
         pid = next(s for s in message.split("\r") if s.startswith("PID"))
+        pv1 = next(s for s in message.split("\r") if s.startswith("PV1"))
         nhs_number = pid.split("|")[3].split("^")[0]
         family = pid.split("|")[5].split("^")[0]
-        assert nhs_number not in text and family not in text
+        visit = pv1.split("|")[19].split("^")[0]
+        assert nhs_number not in text and family not in text and visit not in text
 
 
 def test_counts_show_each_sender_and_day(tmp_path, feed, capsys):

@@ -4,6 +4,7 @@ same as a run that never crashed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,8 +19,10 @@ from sqlalchemy import text
 from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import SyntheticEd
 from bench.serve_process import free_port, start_serve
+from consent.keyring import KeyRing
 from referral_gateway.config import Settings
 from referral_gateway.entrypoints.replay import replay_files
+from referral_gateway.storage.attendances import IDENTITY_CONTEXT
 from referral_gateway.storage.database import make_engine
 from referral_gateway.wiring.gateway import build_gateway
 from tests.spine.harness import frame, msa
@@ -39,18 +42,28 @@ def control_id(message: str) -> str:
     return message.split("\r", 1)[0].split("|")[9]
 
 
-def outcome(database_url: str) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+def outcome(database_url: str, ring: Path) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """(visit number, referral status, attendance status) of every referral, the visit
+    number read from the encrypted identity with the gateway's key ring (the stored visit
+    key is a blind index, different under each ring); and the inbox's states."""
+    keyring = KeyRing.load(ring)
     engine = make_engine(database_url)
     with engine.connect() as conn:
-        referrals = [
-            tuple(r)
+        referrals = sorted(
+            (
+                json.loads(keyring.decrypt_text(r.identity_enc, context=IDENTITY_CONTEXT))[
+                    "visit_number"
+                ],
+                r.status,
+                r.att,
+            )
             for r in conn.execute(
                 text(
-                    "select a.visit_key, r.status, a.status from referral r "
-                    "join attendance a on a.id = r.attendance_id order by a.visit_key"
+                    "select a.identity_enc, r.status, a.status as att from referral r "
+                    "join attendance a on a.id = r.attendance_id"
                 )
             )
-        ]
+        )
         states = dict(
             conn.execute(text("select state, count(*) from inbound_message group by state")).all()
         )
@@ -121,8 +134,8 @@ def test_acknowledged_messages_survive_sigkill_and_are_processed_exactly_once(
     feed.write_bytes(b"".join(frame(m)[1:-2] + b"\n" for m in messages))
     clean_url = f"sqlite:///{clean_dir / 'clean.db'}"
     replay_files(Settings(data_dir=clean_dir, database_url=clean_url), [feed], progress=False)
-    crashed_referrals, _ = outcome(database_url)
-    clean_referrals, _ = outcome(clean_url)
+    crashed_referrals, _ = outcome(database_url, tmp_path / "data" / "keyring.json")
+    clean_referrals, _ = outcome(clean_url, clean_dir / "keyring.json")
     assert crashed_referrals == clean_referrals
     assert crashed_referrals  # the feed did contain candidates
 
@@ -146,11 +159,11 @@ def test_a_gateway_restarted_with_a_pending_inbox_finishes_the_work(tmp_path, da
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            _, states = outcome(database_url)
+            _, states = outcome(database_url, tmp_path / "keyring.json")
             if "pending" not in states:
                 break
             time.sleep(0.1)
     finally:
         restarted.stop()
-    _, states = outcome(database_url)
+    _, states = outcome(database_url, tmp_path / "keyring.json")
     assert "pending" not in states and sum(states.values()) == len(messages)

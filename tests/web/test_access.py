@@ -140,7 +140,7 @@ def test_every_form_rejects_a_missing_or_wrong_csrf_token(sites: TwoSites):
         if path == "/sign-in":
             continue  # before any session: below
         client = admin if path.startswith("/admin") else lead
-        url = path.format(referral_id=sites.b, user_id=sites.ash.id)
+        url = path.format(referral_id=sites.b, user_id=sites.ash.id, notice_id="n-1")
         for data in ({}, {"csrf_token": "forged"}):
             reply = client.post(url, data=data | {"outcome": "closed", "action": "disable"})
             assert reply.status_code == 403, (path, data)

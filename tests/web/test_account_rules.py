@@ -10,10 +10,12 @@ from referral_gateway.domain.accounts import (
     AccountProblems,
     SessionPolicy,
     SessionState,
+    StaffUser,
     ThrottlePolicy,
     check_new_account,
     session_state,
     sign_in_throttle,
+    sites_gained,
 )
 from tests.web.builders import PASSWORD, T0
 
@@ -88,3 +90,24 @@ def test_a_session_idles_out_and_ends_after_its_lifetime():
     assert state(timedelta(hours=1), timedelta(minutes=30)) is SessionState.IDLE_EXPIRED
     assert state(timedelta(hours=12), timedelta(minutes=1)) is SessionState.EXPIRED
     assert state(timedelta(hours=1), timedelta(minutes=1), ended=True) is SessionState.ENDED
+
+
+def test_an_account_gains_a_site_when_it_is_made_added_promoted_or_enabled_there():
+    worker = StaffUser("u1", "ash", Role.YOUTH_WORKER, frozenset({"RXA01"}))
+    both = StaffUser("u1", "ash", Role.YOUTH_WORKER, frozenset({"RXA01", "RXB02"}))
+    lead = StaffUser("u1", "ash", Role.TEAM_LEAD, frozenset({"RXA01", "RXB02"}))
+    disabled = StaffUser("u1", "ash", Role.TEAM_LEAD, frozenset({"RXA01", "RXB02"}), active=False)
+    assert sites_gained(None, worker) == {"RXA01"}
+    assert sites_gained(worker, both) == {"RXB02"}
+    assert sites_gained(both, lead) == {"RXA01", "RXB02"}
+    assert sites_gained(disabled, lead) == {"RXA01", "RXB02"}
+
+
+def test_losing_reach_or_being_disabled_gains_no_site():
+    lead = StaffUser("u1", "ash", Role.TEAM_LEAD, frozenset({"RXA01", "RXB02"}))
+    worker = StaffUser("u1", "ash", Role.YOUTH_WORKER, frozenset({"RXA01"}))
+    disabled = StaffUser("u1", "ash", Role.TEAM_LEAD, frozenset({"RXA01", "RXB02"}), active=False)
+    admin = StaffUser("u2", "root", Role.ADMINISTRATOR, frozenset())
+    assert sites_gained(lead, worker) == frozenset()
+    assert sites_gained(lead, disabled) == frozenset()
+    assert sites_gained(None, admin) == frozenset()

@@ -36,6 +36,22 @@ def test_the_error_store_is_served_as_json(tmp_path, clock):
             )
         ]
     )
-    rows = TestClient(build_app(gateway)).get("/api/ops/errors").json()
+    client = TestClient(build_app(gateway, ops_token="s3cret"))
+    rows = client.get("/api/ops/errors", headers={"Authorization": "Bearer s3cret"}).json()
     assert [(r["stage"], r["error"]) for r in rows] == [("receive", "no MSH segment")]
+    gateway.stop()
+
+
+def test_without_an_ops_token_configured_the_operations_api_refuses_everyone(tmp_path, clock):
+    gateway = build_gateway(Settings(data_dir=tmp_path), clock=clock)
+    gateway.inbox.store_batch(
+        [Arrival("hl7v2", "EDIS^RXX01", "C1", "ADT^A01", "RXX01", b"x", clock())]
+    )
+    client = TestClient(build_app(gateway, ops_token=None))
+    for path in ("/api/ops/counts", "/api/ops/errors"):
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer None"}):
+            reply = client.get(path, headers=headers)
+            assert reply.status_code == 403, (path, headers)
+            assert "RG_OPS_TOKEN" in reply.json()["detail"]
+            assert "EDIS" not in reply.text
     gateway.stop()
