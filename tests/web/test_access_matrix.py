@@ -128,6 +128,12 @@ MATRIX = [
         body="form"),
     Row("POST", "/sign-out",                            "303 303 303 303 303 303 303 303",
         body="form", fresh="session"),
+    # -- one's own account: any signed-in staff ------------------------------------------------
+    Row("GET", "/account/password",                     "303 200 200 200 200 200 303 303"),
+    Row("POST", "/account/password",                    "303 422 422 422 422 422 303 303",
+        body="form"),
+    Row("POST", "/notices/{notice_id}/read",            "303 404 404 404 404 404 303 303",
+        path="/notices/1/read", body="form"),  # signed in, but no such notice for anyone
     # -- the queue and referrals: staff of the referral's site -------------------------------
     Row("GET", "/queue",                                "303 200 200 200 403 403 303 303"),
     Row("GET", "/queue/cards",                          "303 200 200 200 403 403 303 303"),

@@ -36,7 +36,7 @@ OWN = "chosen by me alone 22"
 def cli(data_dir: Path, url: str, *args: str, stdin: str = "") -> str:
     where = ("--data-dir", str(data_dir), "--database-url", url)
     done = subprocess.run(
-        [sys.executable, "-m", "referral_gateway.cli", "users", *args, *where],
+        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "users", *args, *where],
         input=stdin,
         capture_output=True,
         text=True,
