@@ -117,10 +117,26 @@ def schedule_polling(channel: FhirChannel) -> Any:
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from referral_gateway.storage.job_runs import JobRuns, interval_slot
+
+    runs = JobRuns(channel.store.engine)
     scheduler = BackgroundScheduler(timezone="UTC")
     for source in polled:
-        scheduler.add_job(
+        name, poll, every = (
+            f"fhir.poll.{source.name}",
             _poll_job(channel, source),
+            source.interval_seconds,
+        )
+
+        def once(name: str = name, poll: Callable[[], None] = poll, every: float = every) -> None:
+            # several instances on PostgreSQL: each source polled once per interval across them
+            try:
+                runs.run_once(name, interval_slot(runs.now(), max(1, int(every))), poll)
+            except Exception as exc:
+                log.error("polling could not run: %s", type(exc).__name__)
+
+        scheduler.add_job(
+            once,
             "interval",
             seconds=source.interval_seconds,
             id=f"fhir-poll-{source.name}",
