@@ -10,7 +10,6 @@ from datetime import datetime
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from referral_gateway.storage.tables import InboundMessage
 from referral_gateway.storage.types import UtcDateTime
 
 
@@ -48,13 +47,3 @@ class FeedAlarmRow(SQLModel, table=True):
     last_message_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     allowed_minutes: int
     cleared_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
-
-
-# The last message per sender (feed silence, rg_feed_last_message_timestamp_seconds) is one
-# index lookup per sender, never a scan of the inbox.
-Index(
-    "ix_inbound_sender_received",
-    InboundMessage.__table__.c.channel,  # type: ignore[attr-defined]
-    InboundMessage.__table__.c.sender,  # type: ignore[attr-defined]
-    InboundMessage.__table__.c.received_at,  # type: ignore[attr-defined]
-)

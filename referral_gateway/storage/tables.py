@@ -26,6 +26,9 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "sender", "message_key", name="uq_inbound_sender_key"),
         Index("ix_inbound_state_id", "state", "id"),
+        # the last message per sender (feed silence, metrics): one index lookup per sender
+        # (migration 0007_operations)
+        Index("ix_inbound_sender_received", "channel", "sender", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
