@@ -40,6 +40,7 @@ from referral_gateway.services.retention import erase_identifiable, erase_raw_me
 from referral_gateway.storage.job_runs import JobRuns, RunResult, interval_slot
 
 if TYPE_CHECKING:
+    from referral_gateway.services.feed_watch import FeedWatch
     from referral_gateway.wiring.gateway import Gateway
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,21 @@ class ScheduledJob:
     grace_seconds: int = 60
 
 
-def start_jobs(gateway: Gateway, *, extra: Sequence[ScheduledJob] = ()) -> BackgroundScheduler:
-    scheduler = build_scheduler(gateway, extra=extra)
+def run_feed_watch(watch: FeedWatch) -> None:
+    try:
+        watch.check()
+    except Exception as exc:
+        log.error("feed-silence check failed: %s", type(exc).__name__)
+
+
+def start_jobs(gateway: Gateway) -> BackgroundScheduler:
+    """The gateway's jobs, with the feed-silence watch, started."""
+    watch = ScheduledJob(
+        "feed_silence",
+        run_feed_watch,
+        gateway.settings.feed_silence_interval_seconds,
+        (gateway.feed_watch,),
+    )
+    scheduler = build_scheduler(gateway, extra=[watch])
     scheduler.start()
     return scheduler

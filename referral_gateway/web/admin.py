@@ -3,6 +3,8 @@ Administrators read no referral (the consent policy), so these pages show none."
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -13,6 +15,7 @@ from referral_gateway.domain.accounts import (
     check_new_account,
     check_password,
 )
+from referral_gateway.storage.feed_alarms import open_alarms
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CsrfDep, CtxDep, FormDep, PageError, SessionDep
 
@@ -25,6 +28,12 @@ def _admin(session: SessionDep) -> StaffUser:
             403, "Not available to your role", "Accounts are managed by administrators."
         )
     return session.user
+
+
+def _feed_alarms(ctx: CtxDep) -> list[dict[str, Any]]:
+    """Every silent feed: administrators look after the interfaces of all sites."""
+    with ctx.engine.connect() as conn:
+        return open_alarms(conn)
 
 
 def _page(
@@ -41,6 +50,7 @@ def _page(
         "admin_users.html",
         status=status,
         users=ctx.accounts.all_users(),
+        feed_alarms=_feed_alarms(ctx),
         roles=list(Role),
         problems=problems or {},
         values=values or {},
