@@ -88,3 +88,24 @@ def test_a_site_file_sets_its_own_pattern_and_other_sites_keep_the_default():
 def test_a_malformed_pattern_is_refused_naming_its_key(table, named):
     with pytest.raises(SiteConfigError, match=named):
         parse_silence_patterns({"sites": {"RXA01": {"feed_silence": table}}})
+
+
+def test_the_example_site_file_sets_a_pattern_the_gateway_reads():
+    from pathlib import Path
+
+    from referral_gateway.config import Settings
+    from referral_gateway.wiring.gateway import load_silence_patterns
+
+    example = Path(__file__).parents[2] / "deploy" / "gateway.example.toml"
+    patterns = load_silence_patterns(Settings(config_file=str(example)))
+    assert patterns.for_site("RXX01").night_allowance == timedelta(minutes=120)
+
+
+def test_a_malformed_pattern_in_the_site_file_is_a_configuration_error(tmp_path):
+    from referral_gateway.config import ConfigError, Settings
+    from referral_gateway.wiring.gateway import load_silence_patterns
+
+    site_file = tmp_path / "sites.toml"
+    site_file.write_text('[sites.RXA01.feed_silence]\nday_minutes = "soon"\n')
+    with pytest.raises(ConfigError, match="day_minutes"):
+        load_silence_patterns(Settings(config_file=str(site_file)))
