@@ -174,6 +174,7 @@ def build_scheduler(
             (gateway, timedelta(minutes=gateway.settings.escalate_after_minutes)),
             60,
         ),
+        ScheduledJob("job_runs_prune", runs.prune, 3600),
         *extra,
     ]
     scheduler = BackgroundScheduler(timezone="UTC")

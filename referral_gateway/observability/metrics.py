@@ -131,7 +131,8 @@ class DatabaseCollector(Collector):
 
         runs = CounterMetricFamily(
             "rg_job_runs",
-            "Scheduled job runs across instances on PostgreSQL, by outcome (database-wide)",
+            "Scheduled job runs across instances on PostgreSQL in the last 7 days, by outcome "
+            "(database-wide)",
             labels=["job", "outcome"],
         )
         for job, outcome, n in jobs:

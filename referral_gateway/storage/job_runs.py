@@ -20,9 +20,9 @@ import hashlib
 import os
 import socket
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Table, and_, insert, select, text, update
+from sqlalchemy import Table, and_, delete, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from referral_gateway.storage.operations_tables import JobRunRow
@@ -65,6 +65,18 @@ class JobRuns:
         self.holder = holder or this_instance()
         self.now = now
         self.shared = engine.dialect.name == "postgresql"
+
+    def prune(self, keep: timedelta = timedelta(days=7)) -> int:
+        """Forget finished runs older than `keep` (the table would grow by a row a run)."""
+        if not self.shared:
+            return 0
+        with self.engine.begin() as conn:
+            gone = conn.execute(
+                delete(JOB_RUN).where(
+                    JOB_RUN.c.outcome.is_not(None), JOB_RUN.c.started_at < self.now() - keep
+                )
+            )
+        return int(gone.rowcount or 0)
 
     def run_once(self, job: str, slot: str | None, fn: Callable[[], object]) -> RunResult:
         """Run `fn` for `slot` unless another instance is running the job or has run that

@@ -14,7 +14,11 @@ from tests.operations.gateways import serve, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-FAST_JOBS = {"escalation_interval_seconds": "1", "job_takeover_seconds": "1"}
+FAST_JOBS = {
+    "escalation_interval_seconds": "1",
+    "feed_silence_interval_seconds": "1",
+    "job_takeover_seconds": "1",
+}
 
 
 def runs(engine, job: str | None = None) -> list:
@@ -84,6 +88,7 @@ def test_each_scheduled_job_runs_once_per_moment_across_two_gateways_even_when_o
     engine.dispose()
     done = Counter((r.job, r.slot) for r in finished(every))
     assert done, "no job ran"
+    assert sum(1 for job, _slot in done if job == "feed_silence") >= 5
     assert [key for key, n in done.items() if n > 1] == []  # no moment ran twice
     catch_ups = [r for r in finished(every) if r.job == "reports.catch_up"]
     assert len(catch_ups) == 1  # the start-up catch-up of two gateways started together
