@@ -214,6 +214,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
             host=settings.http_host,
             port=settings.http_port,
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through our handler (RG_LOG_FORMAT)
             timeout_graceful_shutdown=3,
         )  # open live-queue streams never end alone
     )
