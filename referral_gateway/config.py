@@ -60,6 +60,9 @@ class Settings:
     escalate_after_minutes: int = 20  # unclaimed this long: escalated to the team lead
     escalation_interval_seconds: int = 30  # how often the escalation job looks
     timezone: str = "Europe/London"  # how times are shown on the pages
+    feed_silence_interval_seconds: int = 60  # how often the feed-silence watch looks
+    job_takeover_seconds: int = 60  # how often an instance looks for a job a dead one left
+    log_format: str = "text"  # "text" or "json" (one JSON object a line)
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,9 +70,13 @@ class Settings:
             "session_lifetime_hours",
             "escalate_after_minutes",
             "escalation_interval_seconds",
+            "job_takeover_seconds",
+            "feed_silence_interval_seconds",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RG_{name.upper()} must be at least 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"RG_LOG_FORMAT must be text or json, got {self.log_format!r}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -304,14 +305,18 @@ class MllpServer:
         limits: MllpLimits | None = None,
         ssl_context: ssl.SSLContext | None = None,
         on_oversize: Callable[[bytes], bytes] | None = None,
+        on_replied: Callable[[float], None] | None = None,
         log: logging.Logger | None = None,
     ) -> None:
+        """`on_replied(seconds)`: after each message's replies are written, the time from its
+        frame's end to then (the ACK latency the metrics keep)."""
         self._handler = handler
         self._host = host
         self._requested_port = port
         self._limits = limits if limits is not None else MllpLimits()
         self._ssl_context = ssl_context
         self._on_oversize = on_oversize
+        self._on_replied = on_replied
         self._log = log if log is not None else logging.getLogger(__name__)
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -350,6 +355,11 @@ class MllpServer:
             self._limits.frame_timeout_s,
             self._limits.max_frame_bytes,
         )
+
+    @property
+    def serving(self) -> bool:
+        """Accepting connections (readiness)."""
+        return self._server is not None and self._server.is_serving() and not self._stopping
 
     @property
     def port(self) -> int:
@@ -573,6 +583,7 @@ class MllpServer:
         """Handle one frame and write its replies. False means: close the connection."""
         peer = conn.peer
         replies: object
+        began = time.perf_counter()
         if isinstance(event, OversizeFrame):
             self._counters.oversize_frames += 1
             self._log.warning(
@@ -635,6 +646,8 @@ class MllpServer:
             )
             return False
         self._counters.replies_sent += len(wire)
+        if self._on_replied is not None:
+            self._on_replied(time.perf_counter() - began)
         return True
 
     @staticmethod

@@ -92,8 +92,17 @@ class SiteDirectory:
 
 
 _SITE_KEYS = frozenset(
-    {"name", "min_age", "max_age", "valueset_version", "assume_emergency_when_unknown", "mllp"}
-)  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders
+    {
+        "name",
+        "min_age",
+        "max_age",
+        "valueset_version",
+        "assume_emergency_when_unknown",
+        "mllp",
+        "feed_silence",
+    }
+)  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders,
+# `feed_silence` (how long its feeds may be quiet) by domain.feed_silence
 
 
 def parse_site_config(

@@ -32,6 +32,7 @@ from referral_gateway.entrypoints import (
     report_commands,
     token_commands,
 )
+from referral_gateway.observability.logs import configure_logging
 
 log = logging.getLogger("referral_gateway")
 
@@ -132,9 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
+        configure_logging(Settings.from_env().log_format)  # RG_LOG_FORMAT: text or json
         handler = _COMMANDS[args.command]
         return handler(args)
     except ConfigError as exc:
@@ -188,6 +188,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
 
     from referral_gateway.entrypoints.jobs import start_jobs
     from referral_gateway.entrypoints.pipeline_process import PipelineProcess
+    from referral_gateway.observability.metrics import build_metrics
     from referral_gateway.web.http_server import http_config
     from referral_gateway.wiring.gateway import build_gateway
     from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
@@ -199,11 +200,18 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
+    metrics = build_metrics(gateway.engine, gateway.clock)
     hl7 = build_hl7_intake(settings, gateway)
-    mllp = build_mllp_server(settings, hl7)
+    mllp = build_mllp_server(settings, hl7, on_replied=metrics.ack_latency.observe)
     await mllp.start()
     ops_token = settings.ops_token or (secrets.token_urlsafe(24) if demo else None)
-    app = build_app(gateway, ops_token=ops_token, reports=reports)
+    app = build_app(
+        gateway,
+        ops_token=ops_token,
+        reports=reports,
+        metrics=metrics,
+        listeners={"mllp": lambda: mllp.serving},
+    )
     server = uvicorn.Server(http_config(app, settings))
     log.info(
         "MLLP listening on %s:%d, HTTP on http://%s:%d/",

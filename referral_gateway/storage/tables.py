@@ -26,6 +26,9 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("channel", "sender", "message_key", name="uq_inbound_sender_key"),
         Index("ix_inbound_state_id", "state", "id"),
+        # the last message per sender (feed silence, metrics): one index lookup per sender
+        # (migration 0007_operations)
+        Index("ix_inbound_sender_received", "channel", "sender", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -121,4 +124,5 @@ class FeedCount(SQLModel, table=True):
 
 
 # Tables kept in their own modules register here, so migrations and schema checks see them.
+from referral_gateway.storage import operations_tables as _operations_tables  # noqa: E402, F401
 from referral_gateway.storage import report_tables as _report_tables  # noqa: E402, F401

@@ -6,6 +6,8 @@ gains are told (`storage.accounts`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
@@ -17,6 +19,7 @@ from referral_gateway.domain.accounts import (
     check_new_account,
     check_password,
 )
+from referral_gateway.storage.feed_alarms import open_alarms
 from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CsrfDep, CtxDep, FormDep, SessionDep
@@ -30,6 +33,12 @@ def _admin(session: SessionDep) -> StaffUser:
             403, "Not available to your role", "Accounts are managed by administrators."
         )
     return session.user
+
+
+def _feed_alarms(ctx: CtxDep) -> list[dict[str, Any]]:
+    """Every silent feed: administrators look after the interfaces of all sites."""
+    with ctx.engine.connect() as conn:
+        return open_alarms(conn)
 
 
 def _page(
@@ -46,6 +55,7 @@ def _page(
         "admin_users.html",
         status=status,
         users=ctx.accounts.all_users(),
+        feed_alarms=_feed_alarms(ctx),
         roles=list(Role),
         problems=problems or {},
         values=values or {},

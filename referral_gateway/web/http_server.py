@@ -22,6 +22,7 @@ def http_config(app: Any, settings: Settings, **overrides: Any) -> uvicorn.Confi
         "host": settings.http_host,
         "port": settings.http_port,
         "log_level": "warning",
+        "log_config": None,  # uvicorn's lines go through our handler (RG_LOG_FORMAT)
         "timeout_graceful_shutdown": 3,  # open live-queue streams never end alone
         "proxy_headers": bool(proxies),
         # uvicorn's own default (FORWARDED_ALLOW_IPS, else 127.0.0.1) is never used

@@ -17,19 +17,12 @@ from referral_gateway.storage.views import error_store, feed_counts
 from referral_gateway.web.openapi import refusals
 
 
-def ops_router(
-    engine: Engine,
-    ops_token: str | None,
-    *,
-    fhir_sources: Callable[[], list[dict[str, Any]]] | None = None,
-) -> APIRouter:
-    """`fhir_sources` gives each FHIR source's state (`adapters.fhir.status`), as the
-    composition root reads it from the gateway's poller and subscription receiver."""
-    router = APIRouter()
+def ops_token_check(ops_token: str | None) -> Callable[[Request], None]:
+    """The one check of every operations route (`/api/ops/*`, `/metrics`). Operations views
+    carry no identifiable data, but say what the feeds are doing: they answer only the holder
+    of the ops token (401 otherwise), and nobody when none is configured (403)."""
 
     def require_ops(request: Request) -> None:
-        """Operations views carry no identifiable data, but say what the feeds are doing:
-        they answer only the holder of the ops token, and nobody when none is configured."""
         if not ops_token:
             raise HTTPException(
                 status_code=403,
@@ -41,8 +34,20 @@ def ops_router(
                 status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
             )
 
-    ops = [Depends(require_ops)]
-    refused = refusals(401, 422)
+    return require_ops
+
+
+def ops_router(
+    engine: Engine,
+    ops_token: str | None,
+    *,
+    fhir_sources: Callable[[], list[dict[str, Any]]] | None = None,
+) -> APIRouter:
+    """`fhir_sources` gives each FHIR source's state (`adapters.fhir.status`), as the
+    composition root reads it from the gateway's poller and subscription receiver."""
+    router = APIRouter()
+    ops = [Depends(ops_token_check(ops_token))]
+    refused = refusals(401, 403, 422)
 
     @router.get("/health", tags=["operations"])
     def health() -> dict[str, str]:

@@ -15,6 +15,7 @@ from consent.policy import Purpose
 from referral_gateway.domain.accounts import StaffUser
 from referral_gateway.domain.casework import escalation_cutoff, is_escalated
 from referral_gateway.domain.referral import ReferralStatus
+from referral_gateway.storage.feed_alarms import open_alarms
 from referral_gateway.storage.queue import ApproachCard, QueueFilter, queue_cards, unclaimed_since
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.render import render
@@ -99,10 +100,13 @@ def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str,
     if user.assigns:
         assignable = {site: ctx.accounts.caseworkers_of(site) for site in sorted(user.sites)}
     escalations = 0
-    if user.assigns:
+    feed_alarms: list[dict[str, Any]] = []
+    if user.assigns:  # team leads hear of escalations and of their sites' silent feeds
         with ctx.engine.connect() as conn:
             escalations = unclaimed_since(conn, user.sites, before=escalation_cutoff(now, after))
+            feed_alarms = open_alarms(conn, sites=user.sites)
     return {
+        "feed_alarms": feed_alarms,
         "escalations": escalations,
         "escalate_minutes": ctx.options.escalate_after_minutes,
         "cards": cards,

@@ -118,21 +118,48 @@ def schedule_polling(channel: FhirChannel) -> Any:
         return None
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    from referral_gateway.storage.job_runs import JobRuns, interval_slot
+
+    runs = JobRuns(channel.store.engine)
     scheduler = BackgroundScheduler(timezone="UTC")
     for source in channel.sources:
         if source.poll_every is None:
             continue
-        scheduler.add_job(
+        name, poll, every = (
+            f"fhir.poll.{source.name}",
             _poll_job(channel, source),
+            source.poll_every,
+        )
+
+        def once(name: str = name, poll: Callable[[], None] = poll, every: float = every) -> None:
+            # several instances on PostgreSQL: each source polled once per interval across them
+            try:
+                runs.run_once(name, interval_slot(runs.now(), max(1, int(every))), poll)
+            except Exception as exc:
+                log.error("polling could not run: %s", type(exc).__name__)
+
+        scheduler.add_job(
+            once,
             "interval",
-            seconds=source.poll_every,
+            seconds=every,
             id=f"fhir-poll-{source.name}",
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),  # the scheduler's own time, not the clock's
         )
+
+    def retry_missed() -> None:
+        try:
+            runs.run_once(
+                "fhir.focus-retry",
+                interval_slot(runs.now(), int(RETRY_EVERY_SECONDS)),
+                lambda: channel.receiver.retry_missed(channel.clock()),
+            )
+        except Exception as exc:
+            log.error("the focus retry could not run: %s", type(exc).__name__)
+
     scheduler.add_job(
-        lambda: channel.receiver.retry_missed(channel.clock()),
+        retry_missed,
         "interval",
         seconds=RETRY_EVERY_SECONDS,
         id="fhir-focus-retry",

@@ -11,7 +11,8 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
@@ -22,10 +23,13 @@ from adapters.hl7.channel import decode_stored as decode_hl7
 from consent.keyring import KeyRing
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.clock import Clock, system_clock
+from referral_gateway.domain.errors import DomainError
+from referral_gateway.domain.feed_silence import SilencePatterns, parse_silence_patterns
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
+from referral_gateway.services.feed_watch import FeedWatch
 from referral_gateway.services.intake import IntakeWriter
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.services.sharing import Sharing
@@ -84,6 +88,7 @@ class Gateway:
     fhir: FhirChannel
     audit: AuditStore
     sharing: Sharing
+    feed_watch: FeedWatch
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
     _started: bool = False
@@ -123,17 +128,28 @@ class Gateway:
                 log.warning("referral listener failed: %s", type(exc).__name__)
 
 
-def load_sites(settings: Settings) -> SiteDirectory:
+def _site_file(settings: Settings) -> dict[str, Any]:
     if not settings.config_file:
-        return parse_site_config({})
+        return {}
     path = Path(settings.config_file)
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        return tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"RG_CONFIG_FILE points at {path}, which does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_site_config(data)
+
+
+def load_sites(settings: Settings) -> SiteDirectory:
+    return parse_site_config(_site_file(settings))
+
+
+def load_silence_patterns(settings: Settings) -> SilencePatterns:
+    """Each site's `[sites.X.feed_silence]` pattern, in the zone of RG_TIMEZONE."""
+    try:
+        return parse_silence_patterns(_site_file(settings), zone=ZoneInfo(settings.timezone))
+    except DomainError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_pipeline(
@@ -279,6 +295,7 @@ def build_gateway(
         fhir=fhir,
         audit=audit,
         sharing=Sharing(engine, keyring, audit, assignments=assigned_to),
+        feed_watch=FeedWatch(engine, load_silence_patterns(settings), clock),
     )
     holder["gw"] = gateway
     return gateway

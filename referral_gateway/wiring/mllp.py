@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
@@ -73,6 +74,7 @@ def build_mllp_server(
     host: str | None = None,
     port: int | None = None,
     limits: MllpLimits | None = None,
+    on_replied: Callable[[float], None] | None = None,
 ) -> MllpServer:
     """The listener `serve` runs; tests may move it (`host`, `port`) or tighten `limits`."""
     return MllpServer(
@@ -82,4 +84,5 @@ def build_mllp_server(
         limits=mllp_limits(settings) if limits is None else limits,
         ssl_context=mllp_tls(settings),
         on_oversize=hl7.oversize_reply,
+        on_replied=on_replied,
     )

@@ -23,6 +23,7 @@ from referral_gateway.services.hub import HubKey, load_hub_keys
 from referral_gateway.services.report_jobs import ReportJobs
 from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import FactsRepository, ReportService
+from referral_gateway.storage.job_runs import JobRuns
 from referral_gateway.storage.report_facts import SqlFacts
 from referral_gateway.storage.reports import ReportStore
 
@@ -86,7 +87,8 @@ def build_reports(
         push_sender(settings, clock),
         clock=clock,
     )
-    return Reports(store, service, push, ReportJobs(push, scheduler), hub_keys(settings))
+    runs = JobRuns(engine)
+    return Reports(store, service, push, ReportJobs(push, scheduler, runs=runs), hub_keys(settings))
 
 
 def mount_reports(

@@ -4,7 +4,7 @@ builds their accounts, casework and live events). Tests build it with fakes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +15,13 @@ from sqlalchemy.engine import Engine
 from adapters.fhir.status import source_status
 from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews
+from referral_gateway.observability.metrics import Metrics, build_metrics
 from referral_gateway.services.casework import Casework
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.monitoring import monitoring_router
 from referral_gateway.web.ops import ops_router, unexpected_error
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.render import make_templates
@@ -34,7 +36,12 @@ def build_app(
     ops_token: str | None = None,
     web: WebOptions | None = None,
     reports: Reports | None = None,
+    metrics: Metrics | None = None,
+    listeners: Mapping[str, Callable[[], bool]] | None = None,
 ) -> FastAPI:
+    """`metrics`: the registry `/metrics` serves (`serve` builds it first, for the MLLP
+    listener's ACK latency); `listeners`: what `/health/ready` waits for besides the
+    database (`serve`: the MLLP listener's "serving")."""
     app = FastAPI(
         title="Referral gateway",
         summary="ED feeds to youth-worker referrals, gated by consent",
@@ -49,6 +56,14 @@ def build_app(
         return [s.as_dict() for s in states]
 
     app.include_router(ops_router(gateway.engine, ops_token, fhir_sources=fhir_sources))
+    app.include_router(
+        monitoring_router(
+            gateway.engine,
+            metrics or build_metrics(gateway.engine, gateway.clock),
+            ops_token=ops_token,
+            listeners=listeners or {},
+        )
+    )
 
     if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
         mount_reports(app, reports, gateway.clock, ops_token=ops_token)

@@ -95,10 +95,13 @@ MATRIX = [
     Row("GET", "/static",                               "200 200 200 200 200 200 200 200",
         path="/static/app.css"),
     Row("GET", "/health",                               "200 200 200 200 200 200 200 200"),
+    Row("GET", "/health/live",                          "200 200 200 200 200 200 200 200"),
+    Row("GET", "/health/ready",                         "200 200 200 200 200 200 200 200"),
     # -- operations: the ops token only -------------------------------------------------------
     Row("GET", "/api/ops/counts",                       "401 401 401 401 401 401 401 200"),
     Row("GET", "/api/ops/errors",                       "401 401 401 401 401 401 401 200"),
     Row("GET", "/api/ops/fhir-sources",                 "401 401 401 401 401 401 401 200"),
+    Row("GET", "/metrics",                              "401 401 401 401 401 401 401 200"),
     # -- FHIR: API tokens only (any site's token writes for its own site) --------------------
     Row("GET", "/fhir/metadata",                        "200 200 200 200 200 200 200 200"),
     Row("POST", "/fhir",                                "401 401 401 401 401 401 200 403",
