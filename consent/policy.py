@@ -192,11 +192,10 @@ def decide(
         return refuse(_why_no_basis(history, now))
     if actor.role is Role.YOUTH_WORKER and referral.assigned_to != actor.user_id:
         return refuse(DecisionReason.NOT_ASSIGNED)
-    if basis.kind is BasisKind.SAFEGUARDING_OVERRIDE:
-        if purpose is Purpose.EXPORT:
-            return refuse(DecisionReason.OVERRIDE_NOT_FOR_EXPORT)
-        if purpose is Purpose.OUTBOUND_DELIVERY:
-            return refuse(DecisionReason.OVERRIDE_NOT_FOR_DELIVERY)
+    if purpose is Purpose.OUTBOUND_DELIVERY:
+        return onward_delivery(history, now=now)
+    if basis.kind is BasisKind.SAFEGUARDING_OVERRIDE and purpose is Purpose.EXPORT:
+        return refuse(DecisionReason.OVERRIDE_NOT_FOR_EXPORT)
     if purpose is Purpose.EXPORT and actor.role is not Role.TEAM_LEAD:
         return refuse(DecisionReason.EXPORT_NEEDS_TEAM_LEAD)
     reason = (
@@ -205,6 +204,21 @@ def decide(
         else DecisionReason.SAFEGUARDING_OVERRIDE
     )
     return allow(reason, basis.kind)
+
+
+def onward_delivery(history: Sequence[ConsentRecord], *, now: datetime) -> ConsentDecision:
+    """May the gateway send a referral to an outside service at `now` (rules 6 and 8)?
+
+    The same answer `decide` gives a youth worker for `outbound_delivery`, without the actor:
+    the outbox asks it again before every attempt, so a delivery still waiting when consent
+    is withdrawn is never sent. Always audited."""
+    require_aware(now, "now")
+    basis = current_basis(history, at=now)
+    if basis is None:
+        return ConsentDecision(False, _why_no_basis(history, now), None, True)
+    if basis.kind is BasisKind.SAFEGUARDING_OVERRIDE:
+        return ConsentDecision(False, DecisionReason.OVERRIDE_NOT_FOR_DELIVERY, None, True)
+    return ConsentDecision(True, DecisionReason.CONSENT_GIVEN, basis.kind, True)
 
 
 def _why_no_basis(history: Sequence[ConsentRecord], now: datetime) -> DecisionReason:

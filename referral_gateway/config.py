@@ -56,6 +56,10 @@ class Settings:
     escalate_after_minutes: int = 20  # unclaimed this long: escalated to the team lead
     escalation_interval_seconds: int = 30  # how often the escalation job looks
     timezone: str = "Europe/London"  # how times are shown on the pages
+    # onward referrals (services.onward): the outbox worker
+    outbox_interval_seconds: float = 5.0  # how often the worker looks for due deliveries
+    outbox_backoff_seconds: float = 5.0  # the first retry's wait; it doubles, capped at 1 h
+    outbox_max_attempts: int = 10  # then the delivery is dead-lettered
 
     def __post_init__(self) -> None:
         for name in (
@@ -63,6 +67,7 @@ class Settings:
             "session_lifetime_hours",
             "escalate_after_minutes",
             "escalation_interval_seconds",
+            "outbox_max_attempts",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RG_{name.upper()} must be at least 1")

@@ -10,7 +10,9 @@ tests call directly with a fixed clock; this module only runs them on their inte
   (both every `retention_interval_minutes`)
 - `escalate_untouched`: mark new referrals nobody claimed within `escalate_after_minutes` as
   escalated and announce each to the gateway's referral listeners (the live queue, where the
-  team leads see it), every `escalation_interval_seconds`.
+  team leads see it), every `escalation_interval_seconds`;
+- `onward_outbox`: send the onward-referral deliveries that are due (`services.onward`),
+  every `outbox_interval_seconds`.
 
 Each logs counts only. A run that fails is logged and tried again at the next interval.
 """
@@ -91,6 +93,23 @@ def run_escalations(gateway: Gateway, after: timedelta) -> list[tuple[str, str]]
     return done
 
 
+def run_outbox(gateway: Gateway) -> None:
+    """One pass of the outbox worker; counts only in the log."""
+    try:
+        run = gateway.onward.run_outbox(gateway.clock)
+    except Exception as exc:
+        log.error("outbox pass failed: %s", type(exc).__name__)
+        return
+    if run.sent or run.failed or run.dead or run.stopped:
+        log.info(
+            "outbox: %d sent, %d to retry, %d dead, %d stopped",
+            run.sent,
+            run.failed,
+            run.dead,
+            run.stopped,
+        )
+
+
 def build_scheduler(
     gateway: Gateway, *, interval_minutes: int | None = None
 ) -> BackgroundScheduler:
@@ -123,6 +142,16 @@ def build_scheduler(
         seconds=gateway.settings.escalation_interval_seconds,
         args=(gateway, timedelta(minutes=gateway.settings.escalate_after_minutes)),
         id="escalate_untouched",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=60,
+    )
+    scheduler.add_job(
+        run_outbox,
+        "interval",
+        seconds=gateway.settings.outbox_interval_seconds,
+        args=(gateway,),
+        id="onward_outbox",
         coalesce=True,
         max_instances=1,
         misfire_grace_time=60,

@@ -27,6 +27,7 @@ from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.intake import IntakeWriter
+from referral_gateway.services.onward import OnwardReferrals, Sender
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
@@ -37,6 +38,7 @@ from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, open_keyring
 from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
+from referral_gateway.wiring.onward import build_onward
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class Gateway:
     fhir: FhirChannel
     audit: AuditStore
     sharing: Sharing
+    onward: OnwardReferrals
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
     _started: bool = False
@@ -180,6 +183,7 @@ def build_gateway(
     engine: Engine | None = None,
     create_keyring: bool = True,
     pipeline_process: PipelineProcessFactory | None = None,
+    onward_sender: Sender | None = None,
 ) -> Gateway:
     """Everything but the listeners: storage (migrated), key ring, intake, pipeline.
 
@@ -262,6 +266,10 @@ def build_gateway(
         worker = PipelineWorker(pipeline, gather=settings.processing_gather_ms / 1000)
         sites, valuesets, attendances = pipeline.sites, pipeline.valuesets, pipeline.attendances
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
+    sharing = Sharing(engine, keyring, audit, assignments=assigned_to)
+    onward = build_onward(
+        settings, engine, keyring, sharing, clock, announce=announce, sender=onward_sender
+    )
     fhir.writer.on_committed = worker.wake
     gateway = Gateway(
         settings=settings,
@@ -278,7 +286,8 @@ def build_gateway(
         clock=clock,
         fhir=fhir,
         audit=audit,
-        sharing=Sharing(engine, keyring, audit, assignments=assigned_to),
+        sharing=sharing,
+        onward=onward,
     )
     holder["gw"] = gateway
     return gateway

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
+from adapters.fhir.task_routes import task_router
 from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.services.casework import Casework
@@ -39,6 +40,12 @@ def build_app(
         version="0.1.0",
     )
     app.state.gateway = gateway
+    # the onward services' Task routes before the ED's generic /fhir/{type}/{id}
+    app.include_router(
+        task_router(
+            tasks=gateway.onward, authenticate=gateway.fhir.authenticate, clock=gateway.clock
+        )
+    )
     app.include_router(gateway.fhir.router())
     app.include_router(ops_router(gateway.engine, ops_token))
 
