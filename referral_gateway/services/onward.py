@@ -384,6 +384,10 @@ class OnwardReferrals:
                 for t in store.tasks_of(conn, referral_id)
             ]
 
+    def services(self, *, active_only: bool = True) -> list[Service]:
+        with self.engine.connect() as conn:
+            return self.directory.all(conn, active_only=active_only)
+
     # -- administrators ---------------------------------------------------------------------
     def outbox(self, states: Sequence[OutboxState] | None = None) -> list[OutboxItem]:
         with self.engine.connect() as conn:

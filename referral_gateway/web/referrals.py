@@ -169,6 +169,12 @@ def referral_page(
         GIVER_LABELS=GIVER_LABELS,
         NOT_APPROACHED_LABELS=NOT_APPROACHED_LABELS,
         today=ctx.casework.today(),
+        onward_tasks=ctx.onward.tasks_of(referral_id) if ctx.onward else [],
+        directory=(
+            ctx.onward.services()
+            if ctx.onward and can_act and detail.unlocked.notes is not None
+            else []
+        ),
     )
 
 

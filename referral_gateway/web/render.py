@@ -62,6 +62,8 @@ DONE_MESSAGES = {
     "created": "Manual referral created and put on the queue.",
     "user_added": "Account created.",
     "user_changed": "Account updated.",
+    "sent_onward": "Referral queued for the service: its status shows below as it answers.",
+    "retried": "Dead deliveries queued again.",
 }
 
 

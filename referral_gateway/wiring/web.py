@@ -15,6 +15,7 @@ from adapters.fhir.task_routes import task_router
 from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.services.casework import Casework
+from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.web.context import WebContext
@@ -62,6 +63,7 @@ def build_app(
         listeners=gateway.referral_listeners,
         sharing=gateway.sharing,
         options=web or WebOptions.from_settings(gateway.settings),
+        onward=gateway.onward,
     )
     return app
 
@@ -76,6 +78,7 @@ def install_web(
     sharing: Sharing,
     options: WebOptions | None = None,
     hasher: PasswordHasher | None = None,
+    onward: OnwardReferrals | None = None,
 ) -> WebContext:
     """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
     pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
@@ -110,6 +113,7 @@ def install_web(
         casework=casework,
         events=events,
         templates=make_templates(options.zone),
+        onward=onward,
     )
     mount_pages(app, ctx, listeners)
     return ctx
