@@ -14,6 +14,7 @@ from consent.policy import (
     Purpose,
     ReferralView,
     decide,
+    onward_delivery,
 )
 from consent.records import BasisKind, ConsentRecord
 from tests.consent.builders import (
@@ -280,3 +281,15 @@ def test_every_reason_has_a_sentence_for_the_person_refused() -> None:
 def test_a_naive_clock_is_a_programming_error() -> None:
     with pytest.raises(InvalidInputError):
         decision(youth_worker(), FieldGroup.APPROACH_CARD, now=datetime(2025, 3, 14, 23, 0))
+
+
+def test_onward_delivery_needs_given_consent_in_force():
+    assert onward_delivery(history_of(given_by_young_person()), now=NOW).allowed
+    for history, reason in (
+        ((), DecisionReason.NO_CONSENT_YET),
+        (history_of(declined()), DecisionReason.CONSENT_DECLINED),
+        (history_of(given_by_young_person(), withdrawn()), DecisionReason.CONSENT_WITHDRAWN),
+        (history_of(override()), DecisionReason.OVERRIDE_NOT_FOR_DELIVERY),
+    ):
+        refused = onward_delivery(history, now=NOW)
+        assert (refused.allowed, refused.reason, refused.audit_required) == (False, reason, True)
