@@ -154,6 +154,8 @@ def test_withdrawal_cancels_at_every_service_and_stops_deliveries_not_yet_sent(
     waiting = onward.refer(WORKER, rid, "slow-service", now=clock()).id
 
     sharing.record_consent_outcome(WORKER, rid, withdrawn(rid), now=clock())
+    [stopped] = onward.outbox([OutboxState.STOPPED])  # in the withdrawal's own transaction
+    assert stopped.task_id == waiting
     run = onward.run_outbox(clock)
 
     assert run.sent == 2
@@ -190,3 +192,21 @@ def test_a_dead_letter_is_retried_by_an_administrator_and_arrives_once(
         assert _task_ids(down.taken()) == [task_id]
     finally:
         down.kill()
+
+
+def test_the_worker_asks_the_consent_policy_again_before_sending(
+    onward, sharing, assignments, clock, receiver
+):
+    receiver.start()
+    add_service(onward, fhir_service(receiver.url), clock())
+    rid = consented_referral(onward, sharing, assignments, clock())
+    onward.refer(WORKER, rid, "wexcombe-youth", now=clock())
+    sharing.on_withdrawal.clear()  # however consent stopped being in force, the worker sees it
+    sharing.record_consent_outcome(WORKER, rid, withdrawn(rid), now=clock())
+
+    run = onward.run_outbox(clock)
+
+    assert (run.sent, run.stopped) == (0, 1)
+    [item] = onward.outbox()
+    assert (item.state, item.last_error) == (OutboxState.STOPPED, "consent_withdrawn")
+    assert receiver.entries() == []
