@@ -210,3 +210,30 @@ def test_the_worker_asks_the_consent_policy_again_before_sending(
     [item] = onward.outbox()
     assert (item.state, item.last_error) == (OutboxState.STOPPED, "consent_withdrawn")
     assert receiver.entries() == []
+
+
+def test_a_delivery_whose_answer_was_lost_is_sent_again_as_the_same_referral(
+    onward, sharing, assignments, clock, receiver
+):
+    receiver.start()
+    add_service(onward, fhir_service(receiver.url), clock())
+    rid = consented_referral(onward, sharing, assignments, clock())
+    task_id = onward.refer(WORKER, rid, "wexcombe-youth", now=clock()).id
+    real = onward.sender
+
+    def lost_answer(message):  # the service took it, but the answer never came back
+        real(message)
+        raise ConnectionResetError
+
+    onward.sender = lost_answer
+    assert onward.run_outbox(clock).failed == 1
+    onward.sender = real
+    clock.advance(seconds=6)
+    assert onward.run_outbox(clock).sent == 1
+
+    assert _task_ids(receiver.taken("new")) == [task_id]
+    assert _task_ids(receiver.taken("repeat")) == [task_id]
+    keys = {e["idempotency_key"] for e in receiver.entries()}
+    assert keys == {f"{task_id}:deliver"}
+    bodies = [e["body"] for e in receiver.entries()]
+    assert bodies[0] == bodies[1]  # the same Bundle, the same ids: the same referral
