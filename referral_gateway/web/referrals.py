@@ -337,6 +337,7 @@ def consent_proposal(
         authoriser_name=_text(form, "authoriser_name") or None if only else None,
         authoriser_role=_text(form, "authoriser_role") or None if only else None,
         override_at=override_at if only else None,
+        onward_sharing=_text(form, "onward_sharing") == "yes",
     )
 
 

@@ -65,11 +65,15 @@ def consented_referral(
     visit_number: str = "V5551",
     by: Actor = WORKER,
     consent: bool = True,
+    onward_sharing: bool = True,
 ) -> str:
     seeded = seed_referral(onward.engine, onward.keyring, visit_number=visit_number, now=now)
     assignments.to[seeded.referral_id] = by.user_id
     if consent:
         sharing.record_consent_outcome(
-            by, seeded.referral_id, given(seeded.referral_id, by=by), now=now
+            by,
+            seeded.referral_id,
+            given(seeded.referral_id, by=by, onward_sharing=onward_sharing),
+            now=now,
         )
     return seeded.referral_id

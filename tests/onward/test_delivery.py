@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 from fhir.resources.R4B.bundle import Bundle
 
@@ -14,10 +15,12 @@ from referral_gateway.domain.onward import ShareableField, TaskStatus
 from referral_gateway.storage.onward import OutboxKind, OutboxState
 from tests.consent_store.builders import (
     FAMILY_NAME,
+    LEAD,
     NEEDLES,
     NHS_NUMBER,
     PHONE,
     WORKER,
+    override,
     withdrawn,
 )
 from tests.onward.builders import (
@@ -237,3 +240,36 @@ def test_a_delivery_whose_answer_was_lost_is_sent_again_as_the_same_referral(
     assert keys == {f"{task_id}:deliver"}
     bodies = [e["body"] for e in receiver.entries()]
     assert bodies[0] == bodies[1]  # the same Bundle, the same ids: the same referral
+
+
+def test_consent_that_does_not_cover_onward_sharing_sends_nothing(
+    onward, sharing, assignments, clock, receiver
+):
+    receiver.start()
+    add_service(onward, fhir_service(receiver.url), clock())
+    rid = consented_referral(onward, sharing, assignments, clock(), onward_sharing=False)
+
+    refused = onward.refer(WORKER, rid, "wexcombe-youth", now=clock())
+
+    assert refused.reason is DecisionReason.CONSENT_NOT_FOR_ONWARD_SHARING
+    assert onward.outbox() == [] and receiver.entries() == []
+
+
+def test_a_safeguarding_override_that_says_so_sends_the_referral_and_is_audited(
+    onward, sharing, assignments, clock, receiver, engine
+):
+    receiver.start()
+    add_service(onward, fhir_service(receiver.url), clock())
+    rid = consented_referral(onward, sharing, assignments, clock(), consent=False)
+    sharing.record_consent_outcome(
+        LEAD, rid, replace(override(rid), onward_sharing=True), now=clock()
+    )
+
+    task = onward.refer(LEAD, rid, "wexcombe-youth", now=clock())
+    assert onward.run_outbox(clock).sent == 1
+
+    assert _task_ids(receiver.taken()) == [task.id]
+    with engine.connect() as conn:
+        trail = [(e.action.value, e.why) for e in sharing.audit.entries(conn, subject=rid)]
+    assert ("outbound_delivery", "outbound_delivery:safeguarding_override:identity") in trail
+    assert ("outbound_delivery", f"onward:wexcombe-youth:{task.id}") in trail

@@ -73,6 +73,7 @@ def test_a_youth_worker_sends_a_referral_and_sees_the_service_accept_it(site, re
         outcome="given",
         giver="young_person_16_plus",
         young_person_age="17",
+        onward_sharing="yes",
     )
     assert 'id="send-onward"' in ash.get(page).text
 
@@ -103,6 +104,7 @@ def test_an_administrator_sees_a_dead_delivery_and_retries_it(site, receiver):
         outcome="given",
         giver="young_person_16_plus",
         young_person_age="17",
+        onward_sharing="yes",
     )
     post(ash, page, f"{page}/send-onward", service="wexcombe-youth")
     for _ in range(2):

@@ -1,7 +1,7 @@
 """onward referrals: the directory of services, Tasks and their history, the outbox
 
 Revision ID: 0007_onward
-Revises: 0001_spine
+Revises: 0004_consent_store
 """
 
 import sqlalchemy as sa
@@ -11,12 +11,16 @@ import referral_gateway.storage.onward  # noqa: F401  (registers the tables)
 import referral_gateway.storage.types
 
 revision = "0007_onward"
-down_revision = "0001_spine"  # a branch of its own: migrate() upgrades "heads"
+down_revision = "0004_consent_store"  # consent_record gains onward_sharing
 branch_labels = None
 depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("consent_record", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("onward_sharing", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     op.create_table('onward_service',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -84,3 +88,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("outbox", "onward_task_event", "onward_task", "onward_service"):
         op.drop_table(table)
+    with op.batch_alter_table("consent_record", schema=None) as batch_op:
+        batch_op.drop_column("onward_sharing")
