@@ -23,9 +23,11 @@ The rules, checked in this order (the first that applies decides):
 7. A youth worker sees identifiable data only of referrals assigned to them (need to know);
    a team lead sees it for any referral of their site.
 8. A safeguarding override lets the assigned youth worker and the team lead view identifiable
-   data to act on the concern. It never authorises `export` or `outbound_delivery` to an
-   external case system: those need given consent. Sharing under an override is done by a
-   person through the safeguarding route, and recorded there, not by the gateway's outbox.
+   data to act on the concern. It never authorises `export`. `outbound_delivery` (an onward
+   referral to a service outside the programme, `onward_delivery`) needs given consent that
+   covers onward sharing (`ConsentRecord.onward_sharing`), or an override whose authoriser
+   recorded that the referral must go to a service (the same flag on the override record,
+   audited with it); any other basis refuses.
 9. Exporting identifiable data is for team leads only.
 
 `audit_required` is True for every decision about an identifiable group, allowed or
@@ -95,6 +97,7 @@ class DecisionReason(enum.StrEnum):
     NOT_ASSIGNED = "not_assigned"
     OVERRIDE_NOT_FOR_EXPORT = "override_not_for_export"
     OVERRIDE_NOT_FOR_DELIVERY = "override_not_for_delivery"
+    CONSENT_NOT_FOR_ONWARD_SHARING = "consent_not_for_onward_sharing"
     EXPORT_NEEDS_TEAM_LEAD = "export_needs_team_lead"
 
 
@@ -118,8 +121,12 @@ _MESSAGES: dict[DecisionReason, str] = {
         "A safeguarding override does not allow exporting; only given consent does."
     ),
     DecisionReason.OVERRIDE_NOT_FOR_DELIVERY: (
-        "A safeguarding override does not allow sending the referral to a case system; "
-        "share through the safeguarding route instead."
+        "This safeguarding override does not say the referral must go to another service; "
+        "share through the safeguarding route, or record an override that does."
+    ),
+    DecisionReason.CONSENT_NOT_FOR_ONWARD_SHARING: (
+        "The consent recorded does not cover sharing with other services; record consent "
+        "that does before sending the referral on."
     ),
     DecisionReason.EXPORT_NEEDS_TEAM_LEAD: "Only a team lead can export identifiable details.",
 }
@@ -192,11 +199,10 @@ def decide(
         return refuse(_why_no_basis(history, now))
     if actor.role is Role.YOUTH_WORKER and referral.assigned_to != actor.user_id:
         return refuse(DecisionReason.NOT_ASSIGNED)
-    if basis.kind is BasisKind.SAFEGUARDING_OVERRIDE:
-        if purpose is Purpose.EXPORT:
-            return refuse(DecisionReason.OVERRIDE_NOT_FOR_EXPORT)
-        if purpose is Purpose.OUTBOUND_DELIVERY:
-            return refuse(DecisionReason.OVERRIDE_NOT_FOR_DELIVERY)
+    if purpose is Purpose.OUTBOUND_DELIVERY:
+        return onward_delivery(history, now=now)
+    if basis.kind is BasisKind.SAFEGUARDING_OVERRIDE and purpose is Purpose.EXPORT:
+        return refuse(DecisionReason.OVERRIDE_NOT_FOR_EXPORT)
     if purpose is Purpose.EXPORT and actor.role is not Role.TEAM_LEAD:
         return refuse(DecisionReason.EXPORT_NEEDS_TEAM_LEAD)
     reason = (
@@ -205,6 +211,25 @@ def decide(
         else DecisionReason.SAFEGUARDING_OVERRIDE
     )
     return allow(reason, basis.kind)
+
+
+def onward_delivery(history: Sequence[ConsentRecord], *, now: datetime) -> ConsentDecision:
+    """May the gateway send a referral to an outside service at `now` (rules 6 and 8)?
+
+    The same answer `decide` gives a youth worker for `outbound_delivery`, without the actor:
+    the outbox asks it again before every attempt, so a delivery still waiting when consent
+    is withdrawn is never sent. Always audited."""
+    require_aware(now, "now")
+    basis = current_basis(history, at=now)
+    if basis is None:
+        return ConsentDecision(False, _why_no_basis(history, now), None, True)
+    if basis.kind is BasisKind.SAFEGUARDING_OVERRIDE:
+        if not basis.record.onward_sharing:
+            return ConsentDecision(False, DecisionReason.OVERRIDE_NOT_FOR_DELIVERY, None, True)
+        return ConsentDecision(True, DecisionReason.SAFEGUARDING_OVERRIDE, basis.kind, True)
+    if not basis.record.onward_sharing:
+        return ConsentDecision(False, DecisionReason.CONSENT_NOT_FOR_ONWARD_SHARING, None, True)
+    return ConsentDecision(True, DecisionReason.CONSENT_GIVEN, basis.kind, True)
 
 
 def _why_no_basis(history: Sequence[ConsentRecord], now: datetime) -> DecisionReason:

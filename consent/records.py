@@ -89,6 +89,9 @@ class ConsentProposal:
     authoriser_name: str | None = None
     authoriser_role: str | None = None
     override_at: datetime | None = None  # when the override was authorised
+    # given consent covers sending the referral to services outside the programme, or the
+    # override's authoriser decided it must go to one (kept for given and override only)
+    onward_sharing: bool = False
 
     def __repr__(self) -> str:  # free text may describe the young person
         return f"ConsentProposal(referral_id={self.referral_id!r}, outcome={self.outcome.value})"
@@ -113,6 +116,7 @@ class ConsentRecord:
     authoriser_role: str | None = None
     override_at: datetime | None = None
     supersedes: int | None = None  # seq of the record this one follows
+    onward_sharing: bool = False  # see ConsentProposal.onward_sharing
 
     def __repr__(self) -> str:  # free text may describe the young person
         return (
@@ -361,6 +365,7 @@ def _record(proposal: ConsentProposal, *, seq: int, now: datetime) -> ConsentRec
             giver=proposal.giver,
             young_person_age=proposal.young_person_age,
             gillick_assessment=_text(proposal.gillick_assessment) if gillick else None,
+            onward_sharing=proposal.onward_sharing,
         )
     if outcome in (ConsentOutcome.DECLINED, ConsentOutcome.WITHDRAWN):
         return replace(record, giver=proposal.giver)
@@ -377,6 +382,7 @@ def _record(proposal: ConsentProposal, *, seq: int, now: datetime) -> ConsentRec
         authoriser_name=_text(proposal.authoriser_name),
         authoriser_role=_text(proposal.authoriser_role),
         override_at=proposal.override_at,
+        onward_sharing=proposal.onward_sharing,
     )
 
 

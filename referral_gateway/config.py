@@ -63,6 +63,10 @@ class Settings:
     feed_silence_interval_seconds: int = 60  # how often the feed-silence watch looks
     job_takeover_seconds: int = 60  # how often an instance looks for a job a dead one left
     log_format: str = "text"  # "text" or "json" (one JSON object a line)
+    # onward referrals (services.onward): the outbox worker
+    outbox_interval_seconds: float = 5.0  # how often the worker looks for due deliveries
+    outbox_backoff_seconds: float = 5.0  # the first retry's wait; it doubles, capped at 1 h
+    outbox_max_attempts: int = 10  # then the delivery is dead-lettered
 
     def __post_init__(self) -> None:
         for name in (
@@ -72,6 +76,7 @@ class Settings:
             "escalation_interval_seconds",
             "job_takeover_seconds",
             "feed_silence_interval_seconds",
+            "outbox_max_attempts",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RG_{name.upper()} must be at least 1")

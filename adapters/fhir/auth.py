@@ -9,9 +9,19 @@ from collections.abc import Callable
 from adapters.fhir.errors import Forbidden, Unauthorized
 from referral_gateway.storage.fhir_store import ApiClient, ApiClientStore, hash_token
 
+SERVICE_PREFIX = "svc:"  # the "site" of an onward service's token: svc:<service id>
+
+
+def service_site(service_id: str) -> str:
+    return SERVICE_PREFIX + service_id
+
 
 class TokenAuthenticator:
     """Resolves an Authorization header to an active API client.
+
+    A sending ED's token is bound to its site; an onward service's token (made by
+    `referral-gateway services add`) to `svc:<service id>`. Each is refused where the other
+    belongs (403): a service cannot send ED data, an ED cannot move a service's Task.
 
     No bearer token: 401. A token we do not know, or a revoked one: 403. Lookups are cached
     for `cache_seconds` (so a revocation takes effect within that time) to keep a database
@@ -39,7 +49,20 @@ class TokenAuthenticator:
         client = self._lookup(token)
         if client is None or not client.active:
             raise Forbidden("the token is not valid for this gateway")
+        if client.site.startswith(SERVICE_PREFIX):
+            raise Forbidden("an onward service's token only answers its Tasks")
         return client
+
+    def service(self, authorization: str | None) -> str:
+        """The id of the onward service holding the token (401/403 as above)."""
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("a bearer token is required (Authorization: Bearer <token>)")
+        client = self._lookup(token)
+        if client is None or not client.active or not client.site.startswith(SERVICE_PREFIX):
+            raise Forbidden("the token is not an onward service's token")
+        return client.site[len(SERVICE_PREFIX) :]
 
     def _lookup(self, token: str) -> ApiClient | None:
         key = hash_token(token)

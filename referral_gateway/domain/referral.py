@@ -45,6 +45,8 @@ class ReferralUpdate(enum.StrEnum):
     CANCELLED = "cancelled"  # the ED cancelled the arrival (A11); an open referral is voided
     MOVED = "moved"  # another ED area or bay
     ESCALATED = "escalated"  # nobody claimed it within the escalation time
+    ONWARD_ACCEPTED = "onward_accepted"  # a service accepted the onward referral
+    ONWARD_REJECTED = "onward_rejected"  # a service rejected the onward referral
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,9 @@ class ReportFacts:
     onward_referrals: tuple[str, ...] = ()  # service types, e.g. "camhs", "substance_misuse"
     closed_at: datetime | None = None
     closed_outcome: str | None = None
+    # onward referrals sent to services of the directory: (made at, service id, status now),
+    # counted in the month each was made
+    onward_tasks: tuple[tuple[datetime, str, str], ...] = ()
     follow_up_done_at: datetime | None = None  # the 6-month follow-up
     reattended_violent_12m: bool = False
     assault: bool = False  # an assault signal at any age (the ISTV extract); implied by a rule

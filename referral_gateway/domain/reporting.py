@@ -63,6 +63,7 @@ ENGAGED = "engaged"
 SIGNPOSTED = "signposted"
 REFERRED_ON = "referred_on"
 CLOSED = "closed"
+SENT_TO_SERVICES = "sent_to_services"
 FOLLOW_UPS_DONE = "follow_ups_done"
 REATTENDANCE_COHORT = "reattendance_cohort"
 REATTENDED = "reattended"
@@ -82,6 +83,7 @@ MEASURE_LABELS: dict[str, str] = {
     SIGNPOSTED: "Signposted",
     REFERRED_ON: "Referred on (young people)",
     CLOSED: "Closed this month",
+    SENT_TO_SERVICES: "Onward referrals sent to services this month",
     FOLLOW_UPS_DONE: "6-month follow-ups done this month",
     REATTENDANCE_COHORT: "Candidates 12 months earlier",
     REATTENDED: "Re-attended with a violent injury within 12 months",
@@ -98,6 +100,8 @@ BY_METHOD = "first_contact"
 BY_SERVICE = "service_type"
 BY_OUTCOME = "outcome"
 BY_ENGAGED = "engaged"
+BY_DIRECTORY_SERVICE = "service"  # a service of the directory (domain.onward)
+BY_TASK_STATUS = "task_status"  # where its onward referral stands (TaskStatus)
 
 BREAKDOWN_LABELS: dict[str, str] = {
     BY_RULE: "by detection rule",
@@ -110,6 +114,8 @@ BREAKDOWN_LABELS: dict[str, str] = {
     BY_SERVICE: "by service type",
     BY_OUTCOME: "by outcome",
     BY_ENGAGED: "by engagement",
+    BY_DIRECTORY_SERVICE: "by service",
+    BY_TASK_STATUS: "by outcome at the service",
 }
 
 NON_ADDITIVE = frozenset({BY_SERVICE})  # a young person can be referred to several services
@@ -321,6 +327,14 @@ def build_monthly_reports(
                 tallies[closed].add(
                     (CLOSED, "", ""), (CLOSED, BY_OUTCOME, fact.closed_outcome or NOT_RECORDED)
                 )
+        for sent_at, service, status in fact.onward_tasks if fact.is_candidate else ():
+            sent = month_of(sent_at)
+            if sent in wanted:
+                tallies[sent].add(
+                    (SENT_TO_SERVICES, "", ""),
+                    (SENT_TO_SERVICES, BY_DIRECTORY_SERVICE, service),
+                    (SENT_TO_SERVICES, BY_TASK_STATUS, status),
+                )
         if fact.follow_up_done_at is not None and fact.is_candidate:
             followed = month_of(fact.follow_up_done_at)
             if followed in wanted:
@@ -453,6 +467,7 @@ _LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     (SIGNPOSTED, ()),
     (REFERRED_ON, (BY_SERVICE,)),
     (CLOSED, (BY_OUTCOME,)),
+    (SENT_TO_SERVICES, (BY_DIRECTORY_SERVICE, BY_TASK_STATUS)),
     (FOLLOW_UPS_DONE, ()),
     (REATTENDANCE_COHORT, (BY_ENGAGED,)),
     (REATTENDED, (BY_ENGAGED,)),

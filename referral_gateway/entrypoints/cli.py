@@ -29,6 +29,7 @@ from referral_gateway.entrypoints import (
     account_commands,
     consent_commands,
     detection_commands,
+    outbox_commands,
     report_commands,
     token_commands,
 )
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     account_commands.add_parsers(sub, _settings_args)
     detection_commands.add_parsers(sub, _settings_args)  # detection evaluate
+    outbox_commands.add_parsers(sub, _settings_args)  # services ..., outbox list|retry
     return parser
 
 
@@ -392,6 +394,7 @@ _COMMANDS = {
     **consent_commands.commands(_settings),
     **account_commands.commands(_settings),
     **detection_commands.commands(_settings),
+    **outbox_commands.commands(_settings),
 }
 
 if __name__ == "__main__":

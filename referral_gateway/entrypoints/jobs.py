@@ -10,7 +10,9 @@ tests call directly with a fixed clock; this module only runs them on their inte
   (both every `retention_interval_minutes`)
 - `escalate_untouched`: mark new referrals nobody claimed within `escalate_after_minutes` as
   escalated and announce each to the gateway's referral listeners (the live queue, where the
-  team leads see it), every `escalation_interval_seconds`.
+  team leads see it), every `escalation_interval_seconds`;
+- `onward_outbox`: send the onward-referral deliveries that are due (`services.onward`),
+  every `outbox_interval_seconds`.
 
 Each logs counts only. A run that fails is logged and tried again at the next interval.
 
@@ -137,6 +139,23 @@ def run_escalations(gateway: Gateway, after: timedelta) -> list[tuple[str, str]]
     return done
 
 
+def run_outbox(gateway: Gateway) -> None:
+    """One pass of the outbox worker; counts only in the log."""
+    try:
+        run = gateway.onward.run_outbox(gateway.clock)
+    except Exception as exc:
+        log.error("outbox pass failed: %s", type(exc).__name__)
+        return
+    if run.sent or run.failed or run.dead or run.stopped:
+        log.info(
+            "outbox: %d sent, %d to retry, %d dead, %d stopped",
+            run.sent,
+            run.failed,
+            run.dead,
+            run.stopped,
+        )
+
+
 def build_scheduler(
     gateway: Gateway,
     *,
@@ -146,7 +165,8 @@ def build_scheduler(
 ) -> BackgroundScheduler:
     """A scheduler with the gateway's jobs registered (not started): retention every
     `interval_minutes` (default: the settings'), escalation every
-    `escalation_interval_seconds`, and the `extra` jobs (the feed-silence check); each run
+    `escalation_interval_seconds`, the onward outbox every `outbox_interval_seconds`, and the
+    `extra` jobs (the feed-silence check); each run
     once across instances through `runs`, with the takeover sweep beside them."""
     policy = retention_policy(gateway.settings)
     runs = runs or JobRuns(gateway.engine)
@@ -173,6 +193,12 @@ def build_scheduler(
             escalation_seconds,
             (gateway, timedelta(minutes=gateway.settings.escalate_after_minutes)),
             60,
+        ),
+        ScheduledJob(
+            "onward_outbox",
+            run_outbox,
+            max(1, int(gateway.settings.outbox_interval_seconds)),
+            (gateway,),
         ),
         ScheduledJob("job_runs_prune", runs.prune, 3600),
         *extra,

@@ -77,6 +77,9 @@ from referral_gateway.storage.referrals import (
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
 
 AssignmentLookup = Callable[[Connection, str], "str | None"]
+# Told, inside the transaction that records it, that a referral's consent was withdrawn
+# (the onward referrals cancel their deliveries there): (unit of work, referral id, now).
+WithdrawalHook = Callable[[UnitOfWork, str, datetime], None]
 
 IDENTIFIABLE_GROUPS: tuple[FieldGroup, ...] = (
     FieldGroup.IDENTITY,
@@ -145,8 +148,10 @@ class Sharing:
         audit: AuditStore,
         *,
         assignments: AssignmentLookup = no_assignments,
+        on_withdrawal: Sequence[WithdrawalHook] = (),
     ) -> None:
         self.engine = engine
+        self.on_withdrawal = list(on_withdrawal)
         self.keyring = keyring
         self.audit = audit
         self.assignments = assignments
@@ -215,6 +220,9 @@ class Sharing:
             subject=referral_id,
             why=why,
         )
+        if result.outcome is ConsentOutcome.WITHDRAWN:
+            for hook in self.on_withdrawal:
+                hook(uow, referral_id, now)
         before, after = current_basis(history), current_basis((*history, result))
         if before is None and after is not None:
             self.audit.append(
@@ -304,30 +312,44 @@ class Sharing:
         purpose: Purpose,
         *,
         now: datetime,
+        uow: UnitOfWork | None = None,
     ) -> ConsentDecision:
         """Ask the policy about one group and purpose for an exit that does not decrypt
         through this service (an approach-card export, an outbound delivery), and audit
-        the decision when the policy requires it. To read identifiable fields, call
-        `reveal_identity`, which audits the reveal itself."""
+        the decision when the policy requires it (in the caller's `uow` if given, so an
+        onward referral and its audit entry commit together). To read identifiable fields,
+        call `reveal_identity`, which audits the reveal itself."""
         require_aware(now, "now")
-        with unit_of_work(self.engine) as uow:
-            conn = uow.conn
-            _, history, view = self._load(conn, referral_id)
-            decision = decide(actor, view, group, purpose, history, now=now)
-            if decision.audit_required:
-                if decision.allowed:
-                    action = _ALLOWED_AUDIT_ACTION.get(purpose, AuditAction.VIEW_IDENTIFIABLE)
-                    self.audit.append(
-                        uow,
-                        at=now,
-                        actor=actor.user_id,
-                        action=action,
-                        subject=referral_id,
-                        why=f"{purpose.value}:{decision.reason.value}:{group.value}",
-                    )
-                else:
-                    self._audit_refusal(uow, actor, referral_id, purpose, decision, now)
-            return decision
+        if uow is not None:
+            return self._authorise(uow, actor, referral_id, group, purpose, now)
+        with unit_of_work(self.engine) as own:
+            return self._authorise(own, actor, referral_id, group, purpose, now)
+
+    def _authorise(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        referral_id: str,
+        group: FieldGroup,
+        purpose: Purpose,
+        now: datetime,
+    ) -> ConsentDecision:
+        _, history, view = self._load(uow.conn, referral_id)
+        decision = decide(actor, view, group, purpose, history, now=now)
+        if decision.audit_required:
+            if decision.allowed:
+                action = _ALLOWED_AUDIT_ACTION.get(purpose, AuditAction.VIEW_IDENTIFIABLE)
+                self.audit.append(
+                    uow,
+                    at=now,
+                    actor=actor.user_id,
+                    action=action,
+                    subject=referral_id,
+                    why=f"{purpose.value}:{decision.reason.value}:{group.value}",
+                )
+            else:
+                self._audit_refusal(uow, actor, referral_id, purpose, decision, now)
+        return decision
 
     def queue_decisions(
         self, actor: Actor, referral_ids: Iterable[str], *, now: datetime

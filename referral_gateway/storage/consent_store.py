@@ -57,6 +57,7 @@ class ConsentStore:
                 authoriser_role=record.authoriser_role,
                 override_at=record.override_at,
                 supersedes=record.supersedes,
+                onward_sharing=record.onward_sharing,
                 details_enc=token,
                 key_id=KeyRing.key_id_of(token) if token is not None else None,
             )
@@ -127,4 +128,5 @@ class ConsentStore:
             authoriser_role=row["authoriser_role"],
             override_at=row["override_at"],
             supersedes=row["supersedes"],
+            onward_sharing=bool(row["onward_sharing"]),
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, Table, UniqueConstraint
+from sqlalchemy import Boolean, Column, LargeBinary, Table, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from referral_gateway.storage.types import UtcDateTime
@@ -39,6 +39,11 @@ class ConsentRecordRow(SQLModel, table=True):
     authoriser_role: str | None = Field(default=None, max_length=120)
     override_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
     supersedes: int | None = None
+    # given consent covers onward sharing / the override says the referral must go on
+    # (migration 0007_onward)
+    onward_sharing: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
     # free text (JSON, encrypted): gillick_assessment, not_approached_detail, override_reason,
     # authoriser_name. NULL when the record has none, or once retention erased it.
     details_enc: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))

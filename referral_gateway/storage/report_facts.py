@@ -58,6 +58,7 @@ from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL
 from referral_gateway.storage.casework import CASES, CONTACTS, ONWARD
 from referral_gateway.storage.consent_tables import CONSENT
+from referral_gateway.storage.onward import TASKS
 
 # What the consent and casework reads walk (migration 0006_report_indexes): a site's
 # referrals by creation time, carrying their status and id; a referral's contacts by
@@ -159,6 +160,7 @@ class SqlFacts:
             activity = {
                 r[0]: r for r in conn.execute(_activity_stmt(of_site, months_start, end)).all()
             }
+            sent = _tasks_by_referral(conn, of_site, months_start, end)
             later = self._violent_returns(conn, site, of_site[1], arrival, start, cohort_end)
             in_window = {r.id for r in window}
             # closed or followed up in the months, but arrived before the window
@@ -166,7 +168,7 @@ class SqlFacts:
                 select(*_CANDIDATE)
                 .select_from(_WITH_ATTENDANCE)
                 .where(
-                    REFERRAL.c.id.in_(sorted(set(activity) - in_window)),
+                    REFERRAL.c.id.in_(sorted((set(activity) | set(sent)) - in_window)),
                     ATTENDANCE.c.arrival_at.is_not(None),
                 )
             ).all()
@@ -199,6 +201,7 @@ class SqlFacts:
                     onward_referrals=work.referred_to,
                     closed_at=closed_at,
                     closed_outcome=closure,
+                    onward_tasks=sent.get(rid, ()),
                     follow_up_done_at=followed,
                     reattended_violent_12m=start <= arrived < cohort_end
                     and reattended_within_a_year(later.get(rid, ()), arrived),
@@ -372,6 +375,22 @@ def _activity_stmt(of_site: tuple[Any, ...], since: datetime, until: datetime) -
             ),
         )
     )
+
+
+def _tasks_by_referral(
+    conn: Any, of_site: tuple[Any, ...], since: datetime, until: datetime
+) -> dict[str, tuple[tuple[datetime, str, str], ...]]:
+    """Onward referrals sent to directory services between `since` and `until`, whenever
+    the referral arrived: (made at, service id, status now) per referral."""
+    rows = conn.execute(
+        select(TASKS.c.referral_id, TASKS.c.created_at, TASKS.c.service_id, TASKS.c.status)
+        .select_from(TASKS.join(REFERRAL, REFERRAL.c.id == TASKS.c.referral_id))
+        .where(*of_site, TASKS.c.created_at >= since, TASKS.c.created_at < until)
+    ).all()
+    out: dict[str, list[tuple[datetime, str, str]]] = defaultdict(list)
+    for rid, made, service, status in rows:
+        out[rid].append((made, service, status))
+    return {rid: tuple(tasks) for rid, tasks in out.items()}
 
 
 @dataclass(frozen=True)

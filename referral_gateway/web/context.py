@@ -3,13 +3,14 @@ templates. One per app, at `app.state.web`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jinja2
 from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.clock import Clock
 from referral_gateway.services.casework import Casework
+from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.options import WebOptions
@@ -24,3 +25,4 @@ class WebContext:
     casework: Casework
     events: Broadcaster
     templates: jinja2.Environment
+    onward: OnwardReferrals | None = field(default=None)  # sending to outside services

@@ -169,6 +169,12 @@ def referral_page(
         GIVER_LABELS=GIVER_LABELS,
         NOT_APPROACHED_LABELS=NOT_APPROACHED_LABELS,
         today=ctx.casework.today(),
+        onward_tasks=ctx.onward.tasks_of(referral_id) if ctx.onward else [],
+        directory=(
+            ctx.onward.services()
+            if ctx.onward and can_act and detail.unlocked.notes is not None
+            else []
+        ),
     )
 
 
@@ -336,6 +342,7 @@ def consent_proposal(
         authoriser_name=_text(form, "authoriser_name") or None if only else None,
         authoriser_role=_text(form, "authoriser_role") or None if only else None,
         override_at=override_at if only else None,
+        onward_sharing=_text(form, "onward_sharing") == "yes",
     )
 
 

@@ -64,6 +64,8 @@ DONE_MESSAGES = {
     "user_added": "Account created.",
     "user_changed": "Account updated.",
     "password_set": "Your password is set.",
+    "sent_onward": "Referral queued for the service: its status shows below as it answers.",
+    "retried": "Dead deliveries queued again.",
 }
 
 

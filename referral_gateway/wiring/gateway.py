@@ -31,6 +31,7 @@ from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
 from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.feed_watch import FeedWatch
 from referral_gateway.services.intake import IntakeWriter
+from referral_gateway.services.onward import OnwardReferrals, Sender
 from referral_gateway.services.pipeline import Decoder, Pipeline, PipelineWorker
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.attendances import AttendanceStore
@@ -41,6 +42,7 @@ from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, migration_keyring, open_keyring
 from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
+from referral_gateway.wiring.onward import build_onward
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,7 @@ class Gateway:
     audit: AuditStore
     sharing: Sharing
     feed_watch: FeedWatch
+    onward: OnwardReferrals
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
     _started: bool = False
@@ -196,6 +199,7 @@ def build_gateway(
     engine: Engine | None = None,
     create_keyring: bool = True,
     pipeline_process: PipelineProcessFactory | None = None,
+    onward_sender: Sender | None = None,
 ) -> Gateway:
     """Everything but the listeners: storage (migrated), key ring, intake, pipeline.
 
@@ -278,6 +282,10 @@ def build_gateway(
         worker = PipelineWorker(pipeline, gather=settings.processing_gather_ms / 1000)
         sites, valuesets, attendances = pipeline.sites, pipeline.valuesets, pipeline.attendances
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
+    sharing = Sharing(engine, keyring, audit, assignments=assigned_to)
+    onward = build_onward(
+        settings, engine, keyring, sharing, clock, announce=announce, sender=onward_sender
+    )
     fhir.writer.on_committed = worker.wake
     gateway = Gateway(
         settings=settings,
@@ -294,8 +302,9 @@ def build_gateway(
         clock=clock,
         fhir=fhir,
         audit=audit,
-        sharing=Sharing(engine, keyring, audit, assignments=assigned_to),
+        sharing=sharing,
         feed_watch=FeedWatch(engine, load_silence_patterns(settings), clock),
+        onward=onward,
     )
     holder["gw"] = gateway
     return gateway

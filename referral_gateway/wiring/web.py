@@ -13,10 +13,12 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from adapters.fhir.status import source_status
+from adapters.fhir.task_routes import task_router
 from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.observability.metrics import Metrics, build_metrics
 from referral_gateway.services.casework import Casework
+from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.web.context import WebContext
@@ -48,6 +50,12 @@ def build_app(
         version="0.1.0",
     )
     app.state.gateway = gateway
+    # the onward services' Task routes before the ED's generic /fhir/{type}/{id}
+    app.include_router(
+        task_router(
+            tasks=gateway.onward, authenticate=gateway.fhir.authenticate, clock=gateway.clock
+        )
+    )
     app.include_router(gateway.fhir.router())
     fhir = gateway.fhir
 
@@ -78,6 +86,7 @@ def build_app(
         listeners=gateway.referral_listeners,
         sharing=gateway.sharing,
         options=web or WebOptions.from_settings(gateway.settings),
+        onward=gateway.onward,
     )
     return app
 
@@ -92,6 +101,7 @@ def install_web(
     sharing: Sharing,
     options: WebOptions | None = None,
     hasher: PasswordHasher | None = None,
+    onward: OnwardReferrals | None = None,
 ) -> WebContext:
     """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
     pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
@@ -127,6 +137,7 @@ def install_web(
         casework=casework,
         events=events,
         templates=make_templates(options.zone),
+        onward=onward,
     )
     mount_pages(app, ctx, listeners)
     return ctx

@@ -14,6 +14,7 @@ from consent.policy import (
     Purpose,
     ReferralView,
     decide,
+    onward_delivery,
 )
 from consent.records import BasisKind, ConsentRecord
 from tests.consent.builders import (
@@ -50,6 +51,7 @@ def decision(
 
 
 CONSENTED = history_of(given_by_young_person())
+SHARING = history_of(given_by_young_person(onward_sharing=True))  # covers onward sharing
 OVERRIDDEN = history_of(declined(), override())
 
 
@@ -92,7 +94,10 @@ def test_pre_consent_identity_is_refused_to_a_team_lead_too() -> None:
     [
         (history_of(declined()), DecisionReason.CONSENT_DECLINED),
         (history_of(not_approached()), DecisionReason.NOT_APPROACHED),
-        (history_of(given_by_young_person(), withdrawn()), DecisionReason.CONSENT_WITHDRAWN),
+        (
+            history_of(given_by_young_person(onward_sharing=True), withdrawn()),
+            DecisionReason.CONSENT_WITHDRAWN,
+        ),
         (history_of(override(), withdrawn()), DecisionReason.CONSENT_WITHDRAWN),
     ],
     ids=["declined", "not approached", "consent withdrawn", "override withdrawn"],
@@ -163,7 +168,22 @@ def test_override_lets_the_assigned_worker_and_team_lead_view_identity(actor: Ac
 
 
 @pytest.mark.parametrize("group", list(FieldGroup))
-def test_override_never_sends_a_referral_to_a_case_system(group: FieldGroup) -> None:
+def test_an_override_sends_a_referral_on_only_when_its_authoriser_said_so(
+    group: FieldGroup,
+) -> None:
+    history = history_of(declined(), override(onward_sharing=True))
+    d = decision(team_lead(), group, Purpose.OUTBOUND_DELIVERY, history=history)
+
+    assert (d.allowed, d.reason, d.basis, d.audit_required) == (
+        True,
+        DecisionReason.SAFEGUARDING_OVERRIDE,
+        BasisKind.SAFEGUARDING_OVERRIDE,
+        True,
+    )
+
+
+@pytest.mark.parametrize("group", list(FieldGroup))
+def test_an_override_that_does_not_say_so_never_sends_a_referral_on(group: FieldGroup) -> None:
     d = decision(team_lead(), group, Purpose.OUTBOUND_DELIVERY, history=OVERRIDDEN)
 
     assert (d.allowed, d.reason, d.audit_required) == (
@@ -183,10 +203,22 @@ def test_override_does_not_allow_exporting_identity() -> None:
 
 
 @pytest.mark.parametrize("group", list(FieldGroup))
-def test_outbound_delivery_with_given_consent_is_allowed_and_audited(group: FieldGroup) -> None:
-    d = decision(youth_worker(), group, Purpose.OUTBOUND_DELIVERY, history=CONSENTED)
+def test_outbound_delivery_with_consent_covering_onward_sharing_is_allowed_and_audited(
+    group: FieldGroup,
+) -> None:
+    d = decision(youth_worker(), group, Purpose.OUTBOUND_DELIVERY, history=SHARING)
 
     assert d.allowed and d.basis is BasisKind.CONSENT_GIVEN and d.audit_required
+
+
+def test_outbound_delivery_with_consent_not_covering_onward_sharing_is_refused() -> None:
+    d = decision(youth_worker(), FieldGroup.IDENTITY, Purpose.OUTBOUND_DELIVERY, history=CONSENTED)
+
+    assert (d.allowed, d.reason, d.audit_required) == (
+        False,
+        DecisionReason.CONSENT_NOT_FOR_ONWARD_SHARING,
+        True,
+    )
 
 
 def test_outbound_delivery_before_consent_is_refused_even_for_the_approach_card() -> None:
@@ -280,3 +312,19 @@ def test_every_reason_has_a_sentence_for_the_person_refused() -> None:
 def test_a_naive_clock_is_a_programming_error() -> None:
     with pytest.raises(InvalidInputError):
         decision(youth_worker(), FieldGroup.APPROACH_CARD, now=datetime(2025, 3, 14, 23, 0))
+
+
+def test_onward_delivery_needs_a_basis_in_force_that_covers_onward_sharing():
+    assert onward_delivery(SHARING, now=NOW).allowed
+    for history, reason in (
+        (CONSENTED, DecisionReason.CONSENT_NOT_FOR_ONWARD_SHARING),
+        ((), DecisionReason.NO_CONSENT_YET),
+        (history_of(declined()), DecisionReason.CONSENT_DECLINED),
+        (
+            history_of(given_by_young_person(onward_sharing=True), withdrawn()),
+            DecisionReason.CONSENT_WITHDRAWN,
+        ),
+        (history_of(override()), DecisionReason.OVERRIDE_NOT_FOR_DELIVERY),
+    ):
+        refused = onward_delivery(history, now=NOW)
+        assert (refused.allowed, refused.reason, refused.audit_required) == (False, reason, True)

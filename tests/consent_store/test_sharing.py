@@ -376,11 +376,13 @@ def test_a_team_lead_export_after_consent_is_allowed_and_audited_as_an_export(
     ]
 
 
-def test_outbound_delivery_is_authorised_by_given_consent_only(engine, sharing, audit, referral):
+def test_outbound_delivery_is_authorised_by_consent_to_onward_sharing(
+    engine, sharing, audit, referral
+):
     before = sharing.authorise(
         LEAD, referral, FieldGroup.APPROACH_CARD, Purpose.OUTBOUND_DELIVERY, now=T0
     )
-    sharing.record_consent_outcome(WORKER, referral, given(referral), now=T0)
+    sharing.record_consent_outcome(WORKER, referral, given(referral, onward_sharing=True), now=T0)
     after = sharing.authorise(
         LEAD, referral, FieldGroup.APPROACH_CARD, Purpose.OUTBOUND_DELIVERY, now=T0
     )
