@@ -92,8 +92,17 @@ class SiteDirectory:
 
 
 _SITE_KEYS = frozenset(
-    {"name", "min_age", "max_age", "valueset_version", "assume_emergency_when_unknown", "mllp"}
-)  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders
+    {
+        "name",
+        "min_age",
+        "max_age",
+        "valueset_version",
+        "assume_emergency_when_unknown",
+        "mllp",
+        "alerts",
+    }
+)  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders;
+# `alerts` (the site team's chat webhook) by domain.alerts.site_webhooks
 
 
 def parse_site_config(
