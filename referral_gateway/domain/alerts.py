@@ -36,7 +36,8 @@ from typing import Any
 from referral_gateway.domain.errors import AlertError, SiteConfigError
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 
-SITE_CODE = re.compile(r"^[A-Z0-9]{3,12}$")
+# an ODS code starts with a letter: so no NHS number, phone or date can pass for a site
+SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
 REFERRAL_LINK = re.compile(
     r"^/referrals/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from referral_gateway.domain.clock import Clock
 from referral_gateway.services.casework import Casework
 from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.options import WebOptions
 
@@ -24,3 +25,5 @@ class WebContext:
     casework: Casework
     events: Broadcaster
     templates: jinja2.Environment
+    alert_store: AlertStore | None = None  # each worker's alert choices and devices
+    vapid_public_key: str = ""  # what browsers subscribe to Web Push with

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import QueueEvent
-from referral_gateway.web import admin, auth, manual, overview, queue, referrals
+from referral_gateway.web import admin, alerts, auth, manual, overview, queue, referrals
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.errors import PageError, SignInRequired
 from referral_gateway.web.render import render
@@ -31,7 +31,7 @@ from referral_gateway.web.security import LIVE_UPDATE_HEADER, SecurityHeaders
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 # /referrals/new before /referrals/{referral_id}
-ROUTERS = tuple(m.router for m in (auth, manual, queue, referrals, overview, admin))
+ROUTERS = tuple(m.router for m in (auth, manual, queue, referrals, overview, admin, alerts))
 
 
 def mount_pages(
