@@ -24,6 +24,7 @@ from referral_gateway.domain.accounts import NewAccount
 from referral_gateway.domain.alerts import AlertChannel, DeliveryStatus
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.alerts import AlertStore
+from referral_gateway.storage.views import referral_summaries
 from tests.spine.alert_endpoints import BrowserKeys, RecordingServer, SmtpSink
 from tests.spine.harness import msa, start_gateway
 
@@ -225,9 +226,10 @@ def test_a_room_that_keeps_failing_is_retried_with_backoff_then_given_up(tmp_pat
         webhook.stop()
 
 
-def test_a_room_that_never_answers_does_not_slow_the_ack(tmp_path, sqlite_url):
+def test_a_room_that_never_answers_slows_neither_the_ack_nor_the_pipeline(tmp_path, sqlite_url):
     """A webhook that accepts the connection and never replies: every ACK still comes back
-    at once, because the pipeline only hands the news to the alerts thread."""
+    at once and every candidate is on the queue at once, because the pipeline only hands the
+    news to the alerts thread."""
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -256,6 +258,9 @@ def test_a_room_that_never_answers_does_not_slow_the_ack(tmp_path, sqlite_url):
                 code, _ = msa(client.send(adt("A04", visit, f"SLOW{n}", sent=ARRIVAL)))
             waits.append(time.perf_counter() - started)
             assert code == "AA"
+        assert running.wait_until(
+            lambda: len(referral_summaries(running.gateway.engine)) == 5, timeout=3.0
+        ), "the pipeline waited for the alerts"
         assert wait_until(lambda: len(held) >= 1), "the alert never tried the room"
         assert max(waits) < 1.0, waits
     finally:
