@@ -197,20 +197,23 @@ class Alerts:
         """Try again the failed deliveries whose next attempt is due; returns how many."""
         due = [d for d in self.store.due(now=self.clock()) if d.id not in self._in_flight]
         for delivery in due:
-            self._deliver(delivery.id)
+            self._deliver(delivery.id, attempts=delivery.attempts)
         return len(due)
 
-    def _deliver(self, delivery_id: int) -> None:
+    def _deliver(self, delivery_id: int, *, attempts: int = 0) -> None:
+        """Attempt a delivery on the pool, unless it is in flight; `attempts`: how many
+        were made when it was read (a stale read of one attempted since is skipped)."""
         with self._lock:
             if delivery_id in self._in_flight:
                 return
             self._in_flight.add(delivery_id)
-        self._pool.submit(self._attempt, delivery_id)
+        self._pool.submit(self._attempt, delivery_id, attempts)
 
-    def _attempt(self, delivery_id: int) -> None:
+    def _attempt(self, delivery_id: int, attempts: int) -> None:
         try:
             delivery = self.store.get(delivery_id)
-            if delivery is None:
+            waiting = (DeliveryStatus.PENDING, DeliveryStatus.FAILED)
+            if delivery is None or delivery.attempts != attempts or delivery.status not in waiting:
                 return
             try:
                 self._send(delivery)

@@ -262,12 +262,14 @@ class AlertStore:
             conn.execute(update(DELIVERY).where(DELIVERY.c.id == delivery_id).values(**values))
 
     def due(self, *, now: datetime, limit: int = 50) -> list[Delivery]:
-        """Failed deliveries whose next attempt is due."""
+        """Deliveries whose next attempt is due: failed ones, and pending ones a stopped
+        process recorded but never tried."""
+        waiting = (DeliveryStatus.FAILED.value, DeliveryStatus.PENDING.value)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(DELIVERY)
                 .where(
-                    DELIVERY.c.status == DeliveryStatus.FAILED.value,
+                    DELIVERY.c.status.in_(waiting),
                     DELIVERY.c.next_attempt_at <= now,
                 )
                 .order_by(DELIVERY.c.next_attempt_at)

@@ -200,3 +200,13 @@ def test_a_failed_delivery_is_recorded_then_retried_after_its_backoff(setup):
     assert s.settled(lambda: chat_delivery().status is DeliveryStatus.SENT)
     assert chat_delivery().attempts == 2
     assert len(s.channels.chat) == 1
+
+
+def test_a_delivery_recorded_but_never_tried_is_sent_after_a_restart(setup):
+    s = setup()
+    alert = Alert(SITE_A, AlertKind.NEW_CANDIDATE, 1, "/queue")
+    # what a process stopped between recording and sending leaves behind
+    s.store.record(alert, channel=AlertChannel.CHAT, user_id=None, now=s.clock())
+    assert s.settled(lambda: [d.status for d in s.store.deliveries()] == [DeliveryStatus.SENT])
+    assert s.channels.chat == [alert]
+    assert s.store.deliveries()[0].attempts == 1
