@@ -67,6 +67,21 @@ class Settings:
     outbox_interval_seconds: float = 5.0  # how often the worker looks for due deliveries
     outbox_backoff_seconds: float = 5.0  # the first retry's wait; it doubles, capped at 1 h
     outbox_max_attempts: int = 10  # then the delivery is dead-lettered
+    # alerts beyond the open tab (`wiring.alerts`): Web Push, e-mail, the team-chat webhook
+    public_url: str = ""  # base of the links in alerts (empty: http://<http_host>:<http_port>)
+    alert_batch_seconds: float = 30.0  # arrivals within this window become one alert (0: off)
+    alert_retry_attempts: int = 6  # attempts per delivery before it is given up
+    alert_retry_first_seconds: float = 5.0  # first wait before a retry; doubles, at most 10 min
+    alert_webhook_url: str = ""  # team-chat webhook (JSON POST); per site: [sites.X.alerts]
+    alert_webhook_secret: str = field(default="", repr=False)  # HMAC-SHA256 signs the body
+    vapid_subject: str = ""  # contact in the VAPID claims (mailto: or https:)
+    smtp_host: str = ""  # SMTP relay for alert e-mail (empty: no e-mail)
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = ""  # the From address of alert e-mail
+    smtp_starttls: bool = True  # STARTTLS before credentials (turn off only on loopback)
+    smtp_ca_file: str = ""  # PEM of a private CA the relay's certificate chains to
 
     def __post_init__(self) -> None:
         for name in (
@@ -77,6 +92,7 @@ class Settings:
             "job_takeover_seconds",
             "feed_silence_interval_seconds",
             "outbox_max_attempts",
+            "alert_retry_attempts",
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"RG_{name.upper()} must be at least 1")
@@ -106,6 +122,15 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gateway.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    @property
+    def resolved_vapid_file(self) -> Path:
+        """The VAPID key pair, beside the key ring."""
+        return self.resolved_keyring_file.parent / "vapid_private.pem"
 
     @property
     def resolved_keyring_file(self) -> Path:

@@ -6,7 +6,8 @@
     ├── ReportMonthError       a month that is not YYYY-MM with a month 01-12
     ├── ReportFormatError      a report dict this software did not write (names the part)
     ├── DisclosureError        figures handed to disclosure control break an invariant
-    └── CorpusError            an evaluation corpus file is malformed (names file and line)
+    ├── CorpusError            an evaluation corpus file is malformed (names file and line)
+    └── AlertError             an alert asked to carry more than site, kind, count and link
 
 Refusals and decisions are values, not errors: a detection that is not a candidate, a
 refused signature (`report_formats.signing.Refused`), a refused envelope. The consent core
@@ -47,3 +48,7 @@ class DisclosureError(DomainError):
 
 class CorpusError(DomainError):
     """An evaluation corpus file is malformed: the message names the file and line."""
+
+
+class AlertError(DomainError):
+    """An alert was asked to carry something it may not (only site, kind, count and link)."""

@@ -100,9 +100,11 @@ _SITE_KEYS = frozenset(
         "assume_emergency_when_unknown",
         "mllp",
         "feed_silence",
+        "alerts",
     }
 )  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders,
-# `feed_silence` (how long its feeds may be quiet) by domain.feed_silence
+# `feed_silence` (how long its feeds may be quiet) by domain.feed_silence, `alerts` (the site
+# team's chat webhook) by domain.alerts.site_webhooks
 
 
 def parse_site_config(

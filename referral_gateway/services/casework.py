@@ -169,8 +169,10 @@ class Casework:
         sharing: Sharing,
         publish: Publish,
         local_zone: tzinfo,
+        on_assigned: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_assigned = on_assigned  # (referral id, site, assignee id): the alerts hear
         self.clock = clock
         self.accounts = accounts
         self.sharing = sharing
@@ -278,11 +280,17 @@ class Casework:
 
     def assign(self, user: StaffUser, referral_id: str, assignee_id: str) -> CaseRefusal | None:
         assignee = self.accounts.get(assignee_id) if assignee_id else None
-        return self._change(
-            user,
-            referral_id,
-            lambda _c, loaded: assign(loaded.case, user, assignee, now=self.clock()),
-        )
+        sites: list[str] = []
+
+        def decide(_c: Connection, loaded: LoadedCase) -> Case | CaseRefusal:
+            sites.append(loaded.case.site)
+            return assign(loaded.case, user, assignee, now=self.clock())
+
+        refusal = self._change(user, referral_id, decide)
+        tell = self.on_assigned
+        if refusal is None and tell is not None and assignee is not None and assignee.id != user.id:
+            tell(referral_id, sites[-1], assignee.id)
+        return refusal
 
     # -- the approach ----------------------------------------------------------------------
     def record_consent(

@@ -6,7 +6,9 @@
     │                      raised by the adapters' decoders, kept by the pipeline
     ├── NotFound           no such referral for this user (404)
     ├── IntakeClosed       the intake writer has stopped: nothing more can be stored
-    └── HubConfigError     the hub keys file is missing or malformed (also a ValueError)
+    ├── HubConfigError     the hub keys file is missing or malformed (also a ValueError)
+    └── DeliveryFailed     an alert channel could not deliver (raised by the channels in
+                           adapters/alerts; `permanent` when retrying cannot help)
 
 Refusals are values: a `consent.policy.ConsentDecision` with `allowed=False`, a
 `consent.records.Refusal`. Messages never carry identifiable data: they name segments,
@@ -37,3 +39,13 @@ class IntakeClosed(ServiceError):
 
 class HubConfigError(ServiceError, ValueError):
     """The hub keys file is missing or malformed. Names the key, never the secret."""
+
+
+class DeliveryFailed(ServiceError):
+    """An alert channel did not deliver. `reason` is short and holds no content (an HTTP
+    status, an exception's class); `permanent`: the target is gone (retrying cannot help)."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent

@@ -59,6 +59,8 @@ DONE_MESSAGES = {
     "onward": "Onward referral or signposting recorded.",
     "note": "Note saved.",
     "closed": "Referral closed.",
+    "alerts_saved": "Your alert settings are saved.",
+    "devices_forgotten": "Alerts are off on all your devices.",
     "follow_up": "Follow-up recorded.",
     "created": "Manual referral created and put on the queue.",
     "user_added": "Account created.",

@@ -22,7 +22,17 @@ from fastapi.staticfiles import StaticFiles
 
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import QueueEvent
-from referral_gateway.web import account, admin, auth, manual, onward, overview, queue, referrals
+from referral_gateway.web import (
+    account,
+    admin,
+    alerts,
+    auth,
+    manual,
+    onward,
+    overview,
+    queue,
+    referrals,
+)
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
 from referral_gateway.web.render import render
@@ -32,7 +42,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 # /referrals/new before /referrals/{referral_id}
 ROUTERS = tuple(
-    m.router for m in (auth, account, manual, queue, referrals, onward, overview, admin)
+    m.router for m in (auth, account, manual, queue, referrals, onward, overview, admin, alerts)
 )
 
 

@@ -28,6 +28,7 @@ from referral_gateway.domain.feed_silence import SilencePatterns, parse_silence_
 from referral_gateway.domain.referral import ReferralNews
 from referral_gateway.domain.sites import SiteDirectory, parse_site_config
 from referral_gateway.domain.valuesets import ValueSetLibrary, bundled_valuesets
+from referral_gateway.services.alerts import Alerts
 from referral_gateway.services.completion import ProcessingWatch
 from referral_gateway.services.feed_watch import FeedWatch
 from referral_gateway.services.intake import IntakeWriter
@@ -41,6 +42,7 @@ from referral_gateway.storage.database import make_derived_engine, make_engine, 
 from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, migration_keyring, open_keyring
+from referral_gateway.wiring.alerts import build_alerts
 from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
 from referral_gateway.wiring.onward import build_onward
 
@@ -92,12 +94,15 @@ class Gateway:
     sharing: Sharing
     feed_watch: FeedWatch
     onward: OnwardReferrals
+    alerts: Alerts  # hears the referral news (a listener) and assignments; sends on its thread
+    vapid_public_key: str  # what browsers subscribe to Web Push with
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
     _started: bool = False
 
     def start(self) -> Gateway:
         if not self._started:
+            self.alerts.start()
             self.intake.start()
             self.fhir.start()
             self.worker.start()
@@ -109,6 +114,7 @@ class Gateway:
             self.intake.stop()
             self.fhir.stop()
             self.worker.stop()
+            self.alerts.stop()
             self._started = False
         self.engine.dispose()
         if self.pipeline is not None:
@@ -281,6 +287,7 @@ def build_gateway(
         )
         worker = PipelineWorker(pipeline, gather=settings.processing_gather_ms / 1000)
         sites, valuesets, attendances = pipeline.sites, pipeline.valuesets, pipeline.attendances
+    alerts, vapid_public_key = build_alerts(settings, engine, clock)
     intake = IntakeWriter(inbox.store_batch, on_committed=worker.wake)
     sharing = Sharing(engine, keyring, audit, assignments=assigned_to)
     onward = build_onward(
@@ -305,6 +312,9 @@ def build_gateway(
         sharing=sharing,
         feed_watch=FeedWatch(engine, load_silence_patterns(settings), clock),
         onward=onward,
+        alerts=alerts,
+        vapid_public_key=vapid_public_key,
     )
+    gateway.referral_listeners.append(alerts.on_referral)
     holder["gw"] = gateway
     return gateway

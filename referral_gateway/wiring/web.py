@@ -21,6 +21,7 @@ from referral_gateway.services.casework import Casework
 from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.accounts import AccountStore
+from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.monitoring import monitoring_router
@@ -87,6 +88,9 @@ def build_app(
         sharing=gateway.sharing,
         options=web or WebOptions.from_settings(gateway.settings),
         onward=gateway.onward,
+        alert_store=AlertStore(gateway.engine),
+        vapid_public_key=gateway.vapid_public_key,
+        on_assigned=gateway.alerts.on_assigned,
     )
     return app
 
@@ -102,6 +106,9 @@ def install_web(
     options: WebOptions | None = None,
     hasher: PasswordHasher | None = None,
     onward: OnwardReferrals | None = None,
+    alert_store: AlertStore | None = None,
+    vapid_public_key: str = "",
+    on_assigned: Callable[[str, str, str], None] | None = None,
 ) -> WebContext:
     """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
     pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
@@ -128,6 +135,7 @@ def install_web(
         sharing=sharing,
         publish=events.publish,
         local_zone=options.zone,
+        on_assigned=on_assigned,
     )
     ctx = WebContext(
         engine=engine,
@@ -138,6 +146,8 @@ def install_web(
         events=events,
         templates=make_templates(options.zone),
         onward=onward,
+        alert_store=alert_store,
+        vapid_public_key=vapid_public_key,
     )
     mount_pages(app, ctx, listeners)
     return ctx

@@ -95,6 +95,8 @@ MATRIX = [
     Row("GET", "/static",                               "200 200 200 200 200 200 200 200",
         path="/static/app.css"),
     Row("GET", "/health",                               "200 200 200 200 200 200 200 200"),
+    Row("GET", "/manifest.webmanifest",                 "200 200 200 200 200 200 200 200"),
+    Row("GET", "/sw.js",                                "200 200 200 200 200 200 200 200"),
     Row("GET", "/health/live",                          "200 200 200 200 200 200 200 200"),
     Row("GET", "/health/ready",                         "200 200 200 200 200 200 200 200"),
     # -- operations: the ops token only -------------------------------------------------------
@@ -176,6 +178,14 @@ MATRIX = [
         body="form", fresh="referral"),
     Row("POST", R + "/follow-up",                       "303 422 404 422 403 403 303 303",
         body="form", fresh="referral"),
+    # -- each caseworker's alert choices and devices ------------------------------------------
+    Row("GET", "/alerts",                               "303 200 200 200 403 403 303 303"),
+    Row("POST", "/alerts",                              "303 303 303 303 403 403 303 303",
+        body="form"),
+    Row("POST", "/alerts/devices",                      "303 400 400 400 403 403 303 303",
+        body="form"),
+    Row("POST", "/alerts/devices/forget",               "303 303 303 303 403 403 303 303",
+        body="form"),
     # -- programme lead and administrator pages ------------------------------------------------
     Row("GET", "/overview",                             "303 403 403 200 200 403 303 303"),
     Row("GET", "/admin/users",                          "303 403 403 403 403 200 303 303"),
