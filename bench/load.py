@@ -46,6 +46,7 @@ from bench.private_postgres import PrivatePostgres  # noqa: E402
 from bench.serve_process import ServeProcess, child_pids, resident_bytes, start_serve  # noqa: E402
 
 PASSWORD = "load test password 2026"
+OWN_PASSWORD = "the load worker chose this one"
 MIB = 1024 * 1024
 
 
@@ -94,10 +95,27 @@ def signed_in(url: str) -> httpx.Client:
     match = re.search(r'name="csrf_token" value="([^"]+)"', page)
     if not match:
         raise RuntimeError("no CSRF token on the sign-in page")
-    client.post(
+    landed = client.post(
         "/sign-in",
         data={"username": "loadworker", "password": PASSWORD, "csrf_token": match.group(1)},
-    ).raise_for_status()
+    )
+    landed.raise_for_status()
+    if landed.url.path == "/account/password":  # an account made by `users add` sets its own
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', landed.text)
+        if not csrf:
+            raise RuntimeError("no CSRF token on the change-password page")
+        chosen = client.post(
+            "/account/password",
+            data={
+                "current_password": PASSWORD,
+                "new_password": OWN_PASSWORD,
+                "confirm_password": OWN_PASSWORD,
+                "csrf_token": csrf.group(1),
+            },
+        )
+        chosen.raise_for_status()
+        if chosen.url.path != "/queue":
+            raise RuntimeError(f"setting the password landed on {chosen.url.path}")
     return client
 
 
@@ -325,7 +343,10 @@ def prepared_serve(data: Path, database_url: str) -> tuple[ServeProcess, str]:
     """A `serve` with a FHIR token and a youth worker of its site."""
     token = create_token(data, database_url)
     add_account(data, database_url)
-    return start_serve(data, database_url, log_file=data.parent / "serve.log"), token
+    # every MLLP connection here comes from 127.0.0.1: lift the per-address cap (a real ED
+    # feed is a few connections per interface engine) to the listener's whole size
+    limits = {"RG_MLLP_MAX_CONNECTIONS_PER_ADDRESS": "64"}
+    return start_serve(data, database_url, limits, log_file=data.parent / "serve.log"), token
 
 
 def main() -> None:

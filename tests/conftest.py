@@ -45,6 +45,12 @@ def no_identifier_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     check: LeakCheck | None = request.config.pluginmanager.get_plugin("leakcheck")
     leaks = check.take(request.node.nodeid) if check is not None else []
+    if check is not None and not check.still_listening():
+        pytest.fail(
+            "this test took the leak check's log handler away (logging reconfigured): "
+            "configure logging without removing handlers it did not add",
+            pytrace=False,
+        )
     if leaks:
         shown = "\n".join(str(leak) for leak in leaks[:10])
         pytest.fail(f"synthetic identifiers leaked ({len(leaks)}):\n{shown}", pytrace=False)

@@ -106,6 +106,7 @@ class LeakCheck:
         self.current = ""  # node id of the running test
         self._lock = threading.Lock()
         self._undo: list[Callable[[], None]] = []
+        self.handler: logging.Handler | None = None
 
     # -- searching ------------------------------------------------------------------------
     def check(self, where: str, text: str) -> None:
@@ -128,6 +129,7 @@ class LeakCheck:
     # -- wiring ---------------------------------------------------------------------------
     def install(self) -> None:
         handler = _Records(self.check)
+        self.handler = handler
         root = logging.getLogger()
         level = root.level
         root.addHandler(handler)
@@ -157,6 +159,18 @@ class LeakCheck:
 
         cls.send = send
         self._undo.append(lambda: setattr(cls, "send", original))
+
+    def still_listening(self) -> bool:
+        """Whether log records still reach the check; if something (a test reconfiguring
+        logging) took its handler away or raised the root level past INFO, put it back and
+        say so, so the hole cannot stay open for the rest of the session unnoticed."""
+        root = logging.getLogger()
+        intact = self.handler in root.handlers and root.getEffectiveLevel() <= logging.INFO
+        if self.handler not in root.handlers:
+            root.addHandler(self.handler)
+        if root.getEffectiveLevel() > logging.INFO:
+            root.setLevel(logging.INFO)
+        return intact
 
     def uninstall(self) -> None:
         while self._undo:

@@ -39,6 +39,18 @@ class TypeOnlyFormatter(logging.Formatter):
     def formatException(self, ei) -> str:  # type: ignore[no-untyped-def]
         return f"error: {ei[0].__name__}" if ei and ei[0] is not None else ""
 
+    def format(self, record: logging.LogRecord) -> str:
+        # logging caches a record's formatted exception (`exc_text`): a traceback another
+        # handler formatted first must not be reused here
+        cached, record.exc_text = record.exc_text, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_text = cached
+
+
+HANDLER_NAME = "referral-gateway"
+
 
 def configure_logging(log_format: str = "text", *, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -46,9 +58,11 @@ def configure_logging(log_format: str = "text", *, level: int = logging.INFO) ->
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TypeOnlyFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.set_name(HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in list(root.handlers):  # ours from an earlier call; never another's handler
+        if old.get_name() == HANDLER_NAME:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     for name, quiet in QUIET.items():
