@@ -34,66 +34,51 @@ def feed_counts(engine: Engine, *, since: date | None = None) -> list[dict[str, 
     return list(rows.values())
 
 
+def _messages_in(engine: Engine, state: str, limit: int) -> list[Any]:
+    """Inbox rows in `state`, oldest first, without their payloads."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(
+                    INBOX.c.id,
+                    INBOX.c.channel,
+                    INBOX.c.sender,
+                    INBOX.c.site,
+                    INBOX.c.message_type,
+                    INBOX.c.received_at,
+                    INBOX.c.error_stage,
+                    INBOX.c.error_detail,
+                    INBOX.c.attempts,
+                )
+                .where(INBOX.c.state == state)
+                .order_by(INBOX.c.id)
+                .limit(limit)
+            ).all()
+        )
+
+
+def _described(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "channel": r.channel,
+        "sender": r.sender,
+        "message_type": r.message_type,
+        "received_at": r.received_at.isoformat(),
+    }
+
+
 def quarantine(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
     """Messages held because they came from a source their site does not list."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                INBOX.c.id,
-                INBOX.c.channel,
-                INBOX.c.sender,
-                INBOX.c.site,
-                INBOX.c.message_type,
-                INBOX.c.received_at,
-                INBOX.c.error_detail,
-            )
-            .where(INBOX.c.state == "quarantined")
-            .order_by(INBOX.c.id)
-            .limit(limit)
-        ).all()
     return [
-        {
-            "id": r.id,
-            "channel": r.channel,
-            "sender": r.sender,
-            "site": r.site,
-            "message_type": r.message_type,
-            "received_at": r.received_at.isoformat(),
-            "why": r.error_detail,
-        }
-        for r in rows
+        _described(r) | {"site": r.site, "why": r.error_detail}
+        for r in _messages_in(engine, "quarantined", limit)
     ]
 
 
 def error_store(engine: Engine, *, limit: int = 200) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                INBOX.c.id,
-                INBOX.c.channel,
-                INBOX.c.sender,
-                INBOX.c.message_type,
-                INBOX.c.received_at,
-                INBOX.c.error_stage,
-                INBOX.c.error_detail,
-                INBOX.c.attempts,
-            )
-            .where(INBOX.c.state == "error")
-            .order_by(INBOX.c.id)
-            .limit(limit)
-        ).all()
     return [
-        {
-            "id": r.id,
-            "channel": r.channel,
-            "sender": r.sender,
-            "message_type": r.message_type,
-            "received_at": r.received_at.isoformat(),
-            "stage": r.error_stage,
-            "error": r.error_detail,
-            "attempts": r.attempts,
-        }
-        for r in rows
+        _described(r) | {"stage": r.error_stage, "error": r.error_detail, "attempts": r.attempts}
+        for r in _messages_in(engine, "error", limit)
     ]
 
 
