@@ -13,9 +13,14 @@ What triggers one (`alert_event`, `recipients`):
 - a referral assigned to someone: that person (on shift or not: it is now theirs);
 - an escalation (nobody claimed it in time): the team leads of the site who are on shift;
 - a candidate still unclaimed when the young person is discharged: the site's youth workers
-  and team leads on shift (the teachable moment is going out of the door).
+  and team leads on shift (the teachable moment is going out of the door);
+- an onward referral accepted or declined by the outside service: the referral's assigned
+  youth worker (on shift or not, as for an assignment); never the service's reason;
+- a feed of a site gone silent, or speaking again: the site's team leads on shift (one alert
+  per change, linking to the queue).
 Each person chooses their channels (Web Push to each device they turned alerts on for,
-e-mail); the team-chat webhook is the site team's room and hears every alert of its site.
+e-mail); the team-chat webhook is the site team's room and hears every alert of its site
+but those for one person (an assignment, an onward referral's answer).
 
 Batching (`Batcher`): events for the same recipient, site and kind arriving within the
 window become one alert with their count; a window of zero sends each at once.
@@ -49,6 +54,18 @@ class AlertKind(enum.StrEnum):
     ASSIGNED = "assigned"
     ESCALATED = "escalated"
     DISCHARGED_UNCLAIMED = "discharged_unclaimed"
+    ONWARD_ACCEPTED = "onward_accepted"
+    ONWARD_DECLINED = "onward_declined"
+    FEED_SILENT = "feed_silent"
+    FEED_RESUMED = "feed_resumed"
+
+
+# for one named person (the assignee), never the site's room
+PERSONAL_KINDS = frozenset(
+    {AlertKind.ASSIGNED, AlertKind.ONWARD_ACCEPTED, AlertKind.ONWARD_DECLINED}
+)
+# about a feed, not a referral: for the site's team leads on shift, each change alone
+FEED_KINDS = frozenset({AlertKind.FEED_SILENT, AlertKind.FEED_RESUMED})
 
 
 class AlertChannel(enum.StrEnum):
@@ -75,6 +92,13 @@ _PHRASES = {
         "unclaimed candidate discharged",
         "unclaimed candidates discharged",
     ),
+    AlertKind.ONWARD_ACCEPTED: ("onward referral accepted", "onward referrals accepted"),
+    AlertKind.ONWARD_DECLINED: (
+        "onward referral declined by the service",
+        "onward referrals declined by the service",
+    ),
+    AlertKind.FEED_SILENT: ("feed silent", "feeds silent"),
+    AlertKind.FEED_RESUMED: ("feed resumed", "feeds resumed"),
 }
 
 
@@ -116,8 +140,8 @@ ALERT_TITLE = "Referral gateway"
 
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
-    """Something that may alert someone: its kind, site, referral and (for an assignment)
-    the person it is now with."""
+    """Something that may alert someone: its kind, site, referral ("" for a feed's news) and
+    (for an assignment or an onward referral's answer) the person it is now with."""
 
     kind: AlertKind
     site: str
@@ -125,9 +149,22 @@ class AlertEvent:
     assignee: str | None = None
 
 
-def alert_event(news: ReferralNews, *, unclaimed: bool) -> AlertEvent | None:
+_ONWARD = {
+    ReferralUpdate.ONWARD_ACCEPTED: AlertKind.ONWARD_ACCEPTED,
+    ReferralUpdate.ONWARD_REJECTED: AlertKind.ONWARD_DECLINED,
+}
+
+
+def alert_event(
+    news: ReferralNews, *, unclaimed: bool, assignee: str | None = None
+) -> AlertEvent | None:
     """What referral news means for alerts; `unclaimed`: the referral is still new and
-    nobody has it. Only arrivals, escalations and unclaimed discharges alert."""
+    nobody has it; `assignee`: who has it. Only arrivals, escalations, unclaimed discharges
+    and a service's answer to an onward referral (for its assignee) alert."""
+    if news.update in _ONWARD:
+        if not assignee:
+            return None
+        return AlertEvent(_ONWARD[news.update], news.site, news.referral_id, assignee)
     if news.update is ReferralUpdate.NEW:
         return AlertEvent(AlertKind.NEW_CANDIDATE, news.site, news.referral_id)
     if news.update is ReferralUpdate.ESCALATED:
@@ -135,6 +172,21 @@ def alert_event(news: ReferralNews, *, unclaimed: bool) -> AlertEvent | None:
     if news.update is ReferralUpdate.DISCHARGED and unclaimed:
         return AlertEvent(AlertKind.DISCHARGED_UNCLAIMED, news.site, news.referral_id)
     return None
+
+
+def feed_event(site: str, *, raised: bool) -> AlertEvent | None:
+    """A feed of `site` went silent (`raised`) or spoke again; None for a feed with no known
+    site (no team to tell)."""
+    if not isinstance(site, str) or not SITE_CODE.match(site):
+        return None
+    return AlertEvent(AlertKind.FEED_SILENT if raised else AlertKind.FEED_RESUMED, site, "")
+
+
+def feed_alert(event: AlertEvent) -> Alert:
+    """A feed's change is an alert of its own (count 1), linking to the queue."""
+    if event.kind not in FEED_KINDS:
+        raise AlertError("only a feed's news makes an alert without referrals")
+    return Alert(event.site, event.kind, 1, QUEUE_LINK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +207,14 @@ def recipients(event: AlertEvent, people: Iterable[AlertPreference]) -> list[Ale
     for person in people:
         if not person.channels:
             continue
-        if event.kind is AlertKind.ASSIGNED:
+        if event.kind in PERSONAL_KINDS:
             if person.user_id == event.assignee:
                 chosen.append(person)
             continue
         if event.site not in person.sites or not person.on_shift:
             continue
-        if event.kind is AlertKind.ESCALATED and not person.team_lead:
+        leads_only = event.kind is AlertKind.ESCALATED or event.kind in FEED_KINDS
+        if leads_only and not person.team_lead:
             continue
         chosen.append(person)
     return chosen

@@ -1,5 +1,6 @@
-"""Sending alerts: `Alerts` hears referral news (the pipeline's, the escalation job's) and
-assignments, and a background thread of its own decides who hears what (the rules are in
+"""Sending alerts: `Alerts` hears referral news (the pipeline's, the escalation job's, an
+outside service's answer to an onward referral), assignments and the feed-silence watch's
+changes, and a background thread of its own decides who hears what (the rules are in
 `domain.alerts`), batches, records each delivery and sends it through the channels the
 composition root hands in (Web Push, e-mail, team chat: `adapters.alerts`).
 
@@ -16,25 +17,31 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from referral_gateway.domain.alerts import (
+    PERSONAL_KINDS,
     Alert,
     AlertChannel,
     AlertEvent,
     AlertKind,
+    AlertPreference,
     Batcher,
     BatchKey,
     DeliveryStatus,
     RetryPolicy,
     alert_event,
+    feed_alert,
+    feed_event,
     next_attempt,
     recipients,
 )
 from referral_gateway.domain.clock import Clock
-from referral_gateway.domain.referral import ReferralNews
+from referral_gateway.domain.feed_silence import SilenceChange
+from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.errors import DeliveryFailed
 from referral_gateway.storage.alerts import AlertStore, Delivery, PushSubscription
 
@@ -63,6 +70,15 @@ class _Assigned:
     assignee: str
 
 
+@dataclass(frozen=True)
+class _FeedChanged:
+    site: str
+    raised: bool
+
+
+_ONWARD_NEWS = (ReferralUpdate.ONWARD_ACCEPTED, ReferralUpdate.ONWARD_REJECTED)
+
+
 class Alerts:
     def __init__(
         self,
@@ -83,7 +99,7 @@ class Alerts:
         self.retry_poll = retry_poll_seconds
         self.on_sent = on_sent
         self._batcher = Batcher(batch_seconds)
-        self._inbox: queue.Queue[ReferralNews | _Assigned | None] = queue.Queue()
+        self._inbox: queue.Queue[ReferralNews | _Assigned | _FeedChanged | None] = queue.Queue()
         self._pool = ThreadPoolExecutor(max_workers=send_threads, thread_name_prefix="alert-send")
         self._thread: threading.Thread | None = None
         self._in_flight: set[int] = set()
@@ -95,6 +111,10 @@ class Alerts:
 
     def on_assigned(self, referral_id: str, site: str, assignee: str) -> None:
         self._inbox.put(_Assigned(referral_id, site, assignee))
+
+    def on_feed_change(self, change: SilenceChange) -> None:
+        """A feed went silent or resumed (a `FeedWatch` listener): only its site is kept."""
+        self._inbox.put(_FeedChanged(change.feed.site, change.raised))
 
     # -- the thread ------------------------------------------------------------------------
     def start(self) -> Alerts:
@@ -141,22 +161,44 @@ class Alerts:
             event: AlertEvent | None = AlertEvent(
                 AlertKind.ASSIGNED, item.site, item.referral_id, item.assignee
             )
+        elif isinstance(item, _FeedChanged):
+            event = feed_event(item.site, raised=item.raised)
+            if event is not None:
+                self._send_at_once(event)
+            return
         else:
             assert isinstance(item, ReferralNews)
             unclaimed = item.update.value == "discharged" and self.store.unclaimed(item.referral_id)
-            event = alert_event(item, unclaimed=unclaimed)
+            assignee = (
+                self.store.assignee(item.referral_id) if item.update in _ONWARD_NEWS else None
+            )
+            event = alert_event(item, unclaimed=unclaimed, assignee=assignee)
         if event is None:
             return
         now = time.monotonic()
         for person in recipients(event, self.store.caseworkers()):
             key = BatchKey(f"user:{person.user_id}", event.site, event.kind)
             self._batcher.add(key, event.referral_id, now=now)
-        if (
-            self.senders.chat is not None
-            and event.kind is not AlertKind.ASSIGNED
-            and self.senders.chat_sites(event.site)
-        ):
+        if self._room_hears(event):
             self._batcher.add(BatchKey(CHAT, event.site, event.kind), event.referral_id, now=now)
+
+    def _room_hears(self, event: AlertEvent) -> bool:
+        return (
+            self.senders.chat is not None
+            and event.kind not in PERSONAL_KINDS
+            and self.senders.chat_sites(event.site)
+        )
+
+    def _send_at_once(self, event: AlertEvent) -> None:
+        """A feed's change: one alert of its own to each who hears it, never batched."""
+        alert = feed_alert(event)
+        people = self.store.caseworkers()
+        by_id = {p.user_id: p for p in people}
+        at = self.clock()
+        for person in recipients(event, people):
+            self._record_and_send(f"user:{person.user_id}", alert, by_id, at)
+        if self._room_hears(event):
+            self._record_and_send(CHAT, alert, by_id, at)
 
     def _flush(self, *, force: bool) -> None:
         now = float("inf") if force else time.monotonic()
@@ -166,32 +208,34 @@ class Alerts:
         people = {p.user_id: p for p in self.store.caseworkers()}
         at = self.clock()
         for batch in batches:
-            if batch.key.recipient == CHAT:
-                self._deliver(
-                    self.store.record(batch.alert, channel=AlertChannel.CHAT, user_id=None, now=at)
-                )
-                continue
-            user_id = batch.key.recipient.removeprefix("user:")
-            person = people.get(user_id)
-            if person is None:
-                continue
-            if AlertChannel.PUSH in person.channels and self.senders.push is not None:
-                for sub in self.store.push_subscriptions(user_id):
-                    self._deliver(
-                        self.store.record(
-                            batch.alert,
-                            channel=AlertChannel.PUSH,
-                            user_id=user_id,
-                            target=str(sub.id),
-                            now=at,
-                        )
-                    )
-            if AlertChannel.EMAIL in person.channels and person.email and self.senders.email:
+            self._record_and_send(batch.key.recipient, batch.alert, people, at)
+
+    def _record_and_send(
+        self, recipient: str, alert: Alert, people: Mapping[str, AlertPreference], at: datetime
+    ) -> None:
+        """Record a delivery per channel of `recipient` ("chat" or "user:<id>") and send it."""
+        if recipient == CHAT:
+            self._deliver(self.store.record(alert, channel=AlertChannel.CHAT, user_id=None, now=at))
+            return
+        user_id = recipient.removeprefix("user:")
+        person = people.get(user_id)
+        if person is None:
+            return
+        if AlertChannel.PUSH in person.channels and self.senders.push is not None:
+            for sub in self.store.push_subscriptions(user_id):
                 self._deliver(
                     self.store.record(
-                        batch.alert, channel=AlertChannel.EMAIL, user_id=user_id, now=at
+                        alert,
+                        channel=AlertChannel.PUSH,
+                        user_id=user_id,
+                        target=str(sub.id),
+                        now=at,
                     )
                 )
+        if AlertChannel.EMAIL in person.channels and person.email and self.senders.email:
+            self._deliver(
+                self.store.record(alert, channel=AlertChannel.EMAIL, user_id=user_id, now=at)
+            )
 
     def retry_due(self) -> int:
         """Try again the failed deliveries whose next attempt is due; returns how many."""

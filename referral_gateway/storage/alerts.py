@@ -178,6 +178,14 @@ class AlertStore:
             ).first()
         return row is not None and row.status == ReferralStatus.NEW.value and not row.assigned_to
 
+    def assignee(self, referral_id: str) -> str | None:
+        """Who the referral is assigned to, if anyone."""
+        with self.engine.connect() as conn:
+            who = conn.execute(
+                select(CASES.c.assigned_to).where(CASES.c.referral_id == referral_id)
+            ).scalar_one_or_none()
+        return str(who) if who else None
+
     # -- devices ---------------------------------------------------------------------------
     def add_push_subscription(
         self, user_id: str, *, endpoint: str, p256dh: str, auth: str, now: datetime

@@ -94,7 +94,9 @@ class Gateway:
     sharing: Sharing
     feed_watch: FeedWatch
     onward: OnwardReferrals
-    alerts: Alerts  # hears the referral news (a listener) and assignments; sends on its thread
+    # hears the referral news (a listener), assignments and the feed-silence watch; sends on
+    # its thread
+    alerts: Alerts
     vapid_public_key: str  # what browsers subscribe to Web Push with
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
@@ -310,7 +312,10 @@ def build_gateway(
         fhir=fhir,
         audit=audit,
         sharing=sharing,
-        feed_watch=FeedWatch(engine, load_silence_patterns(settings), clock),
+        # the feed-silence alarm goes out through the alert channels (raised and cleared)
+        feed_watch=FeedWatch(
+            engine, load_silence_patterns(settings), clock, listeners=[alerts.on_feed_change]
+        ),
         onward=onward,
         alerts=alerts,
         vapid_public_key=vapid_public_key,

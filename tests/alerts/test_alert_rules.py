@@ -19,6 +19,8 @@ from referral_gateway.domain.alerts import (
     alert_event,
     alert_for,
     alert_text,
+    feed_alert,
+    feed_event,
     next_attempt,
     recipients,
     site_webhooks,
@@ -101,6 +103,43 @@ def test_an_escalation_reaches_the_team_leads_on_shift_only():
 
 def test_an_assignment_reaches_the_assignee_even_off_shift():
     assert ids(AlertEvent(AlertKind.ASSIGNED, "RXX01", RID, assignee="off")) == {"off"}
+
+
+def test_a_services_answer_alerts_the_referrals_assignee_even_off_shift_and_nobody_else():
+    for update, kind in [
+        (ReferralUpdate.ONWARD_ACCEPTED, AlertKind.ONWARD_ACCEPTED),
+        (ReferralUpdate.ONWARD_REJECTED, AlertKind.ONWARD_DECLINED),
+    ]:
+        news = ReferralNews(RID, "RXX01", update)
+        event = alert_event(news, unclaimed=False, assignee="off")
+        assert event == AlertEvent(kind, "RXX01", RID, assignee="off")
+        assert ids(event) == {"off"}  # not the lead or the worker on shift
+        assert alert_event(news, unclaimed=False, assignee=None) is None  # nobody has it
+
+
+def test_a_services_answer_is_told_in_fixed_words_without_its_reason():
+    accepted = Alert("RXX01", AlertKind.ONWARD_ACCEPTED, 1, f"/referrals/{RID}")
+    declined = Alert("RXX01", AlertKind.ONWARD_DECLINED, 2, "/queue")
+    assert alert_text(accepted) == "RXX01: 1 onward referral accepted"
+    assert alert_text(declined) == "RXX01: 2 onward referrals declined by the service"
+
+
+def test_a_feed_gone_silent_or_resumed_reaches_the_sites_team_leads_on_shift_only():
+    silent = feed_event("RXX01", raised=True)
+    resumed = feed_event("RXX01", raised=False)
+    assert silent is not None and silent.kind is AlertKind.FEED_SILENT
+    assert resumed is not None and resumed.kind is AlertKind.FEED_RESUMED
+    assert ids(silent) == {"lead"} and ids(resumed) == {"lead"}
+    assert feed_event("", raised=True) is None  # a sender of no known site has no team
+
+
+def test_a_feeds_change_is_one_alert_linking_to_the_queue():
+    silent = feed_event("RXX01", raised=True)
+    assert silent is not None
+    assert feed_alert(silent) == Alert("RXX01", AlertKind.FEED_SILENT, 1, "/queue")
+    assert alert_text(feed_alert(silent)) == "RXX01: 1 feed silent"
+    with pytest.raises(AlertError):
+        feed_alert(AlertEvent(AlertKind.NEW_CANDIDATE, "RXX01", RID))
 
 
 def test_arrivals_within_the_window_become_one_alert_with_their_count():
