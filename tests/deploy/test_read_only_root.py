@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -66,10 +67,53 @@ def healthcheck_command() -> list[str]:
     return [sys.executable, *command[1:]]  # the image's python is this one here
 
 
+@dataclass
+class ReadOnlyGateway:
+    proc: subprocess.Popen[bytes]
+    env: dict[str, str]
+    log: Path
+
+    def wait_healthy(self) -> None:
+        """Until the image's own HEALTHCHECK passes."""
+        deadline = time.monotonic() + 90
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve ended ({self.proc.returncode}):\n{self.output()}")
+            checked = subprocess.run(self.health, env=self.env, capture_output=True, check=False)
+            if checked.returncode == 0:
+                return
+            assert time.monotonic() < deadline, checked.stderr.decode()[-2000:]
+            time.sleep(0.5)
+
+    @property
+    def health(self) -> list[str]:
+        return healthcheck_command()
+
+    def ack_code(self, control_id: str) -> bytes:
+        with connect(int(self.env["RG_MLLP_PORT"]), timeout=10) as sock:
+            sock.sendall(framed(adt_a04(control_id)))
+            (reply,) = read_replies(sock, 1)
+        msa = next(seg for seg in reply.split(b"\r") if seg.startswith(b"MSA|"))
+        return msa.split(b"|")[1]
+
+    def stop(self) -> int:
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text()[-4000:]
+
+
 def read_only_serve(
-    data: Path, keys: Path, env: dict[str, str], log: Path
-) -> subprocess.Popen[bytes]:
-    """`serve` with `/` read-only, a new tmpfs on /tmp, `data` at /mnt and `keys` at /srv."""
+    data: Path, keys: Path, database_url: str, *, keys_writable: bool
+) -> ReadOnlyGateway:
+    """`serve` with `/` read-only, a new tmpfs on /tmp, `data` at /mnt (writable) and `keys`
+    at /srv (writable or not), as deploy/compose.yaml mounts them."""
+    keys_mode = "rw" if keys_writable else "ro"
     script = " && ".join(
         [
             "mount --bind / /",
@@ -77,70 +121,57 @@ def read_only_serve(
             f"mount --bind {shlex.quote(str(data))} {DATA_MOUNT}",
             f"mount -o remount,bind,rw {DATA_MOUNT}",
             f"mount --bind {shlex.quote(str(keys))} {KEYS_MOUNT}",
-            f"mount -o remount,bind,rw {KEYS_MOUNT}",
+            f"mount -o remount,bind,{keys_mode} {KEYS_MOUNT}",
             "mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp",
             "exec " + shlex.join([sys.executable, "-c", SERVE_WITHOUT_WRITE_EXECUTE]),
         ]
     )
+    env = dict(
+        os.environ,
+        RG_DATA_DIR=DATA_MOUNT,
+        RG_DATABASE_URL=database_url,
+        RG_KEYRING_FILE=f"{KEYS_MOUNT}/keyring.json",
+        RG_MLLP_PORT=str(free_port()),
+        RG_HTTP_PORT=str(free_port()),
+        PYTHONDONTWRITEBYTECODE="1",
+        HOME="/tmp",
+    )
+    data.mkdir(exist_ok=True)
+    log = data.with_suffix(".log")
     assert UNSHARE is not None
     with log.open("wb") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [UNSHARE, "-m", "--propagation", "private", "sh", "-c", script],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd="/",
         )
+    return ReadOnlyGateway(proc, env, log)
 
 
 @needs_namespaces
-def test_serve_runs_on_a_read_only_root_writing_only_its_data_and_key_ring_directories(
+def test_two_gateways_run_on_a_read_only_root_writing_only_their_data_and_key_ring_directories(
     postgres_url, tmp_path
 ):
-    data, keys = tmp_path / "data", tmp_path / "keys"
-    data.mkdir()
+    keys = tmp_path / "keys"
     keys.mkdir()
-    mllp_port, http_port = free_port(), free_port()
-    env = dict(
-        os.environ,
-        RG_DATA_DIR=DATA_MOUNT,
-        RG_DATABASE_URL=postgres_url,
-        RG_KEYRING_FILE=f"{KEYS_MOUNT}/keyring.json",
-        RG_MLLP_PORT=str(mllp_port),
-        RG_HTTP_PORT=str(http_port),
-        PYTHONDONTWRITEBYTECODE="1",
-        HOME="/tmp",
-    )
-    log = tmp_path / "serve.log"
-    proc = read_only_serve(data, keys, env, log)
+    first = read_only_serve(tmp_path / "a", keys, postgres_url, keys_writable=True)
+    second = None
     try:
-        health = healthcheck_command()
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve ended ({proc.returncode}):\n{log.read_text()[-4000:]}")
-            checked = subprocess.run(health, env=env, capture_output=True, check=False)
-            if checked.returncode == 0:
-                break
-            assert time.monotonic() < deadline, checked.stderr.decode()[-2000:]
-            time.sleep(0.5)
-
-        with connect(mllp_port, timeout=10) as sock:
-            sock.sendall(framed(adt_a04("RO-0001")))
-            (reply,) = read_replies(sock, 1)
-        assert b"MSA|AA|RO-0001" in reply
+        first.wait_healthy()  # migrated; key ring and VAPID key made
+        second = read_only_serve(tmp_path / "b", keys, postgres_url, keys_writable=False)
+        second.wait_healthy()
+        assert first.ack_code("RO-0001") == b"AA"
+        assert second.ack_code("RO-0002") == b"AA"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    out = log.read_text()
-    assert "Read-only file system" not in out, out[-4000:]
-    assert proc.returncode == 0, out[-4000:]
-    assert (data / "serve.lock").exists()
-    assert {p.name for p in keys.iterdir()} >= {"keyring.json", "vapid_private.pem"}
+        codes = [g.stop() for g in (first, second) if g is not None]
+    for gateway in (first, second):
+        assert gateway is not None
+        assert "Read-only file system" not in gateway.log.read_text(), gateway.output()
+    assert codes == [0, 0], first.output() + (second.output() if second else "")
+    assert (tmp_path / "a" / "serve.lock").exists() and (tmp_path / "b" / "serve.lock").exists()
+    assert {p.name for p in keys.iterdir()} == {"keyring.json", "vapid_private.pem"}
 
 
 def test_the_healthcheck_fails_while_nothing_answers():
