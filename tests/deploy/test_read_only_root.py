@@ -150,6 +150,24 @@ def read_only_serve(
     return ReadOnlyGateway(proc, env, log)
 
 
+def keys_command(tmp_path: Path, keys: Path, database_url: str, action: str) -> dict:
+    """`referral-gateway keys ACTION` run beside the gateways, on the shared key ring."""
+    done = subprocess.run(
+        [sys.executable, "-m", "referral_gateway.entrypoints.cli", "keys", action],
+        env=dict(
+            os.environ,
+            RG_DATA_DIR=str(tmp_path / "admin"),
+            RG_DATABASE_URL=database_url,
+            RG_KEYRING_FILE=str(keys / "keyring.json"),
+        ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout) if action == "status" else {"said": done.stdout}
+
+
 @needs_namespaces
 def test_two_gateways_run_on_a_read_only_root_writing_only_their_data_and_key_ring_directories(
     postgres_url, tmp_path
@@ -164,6 +182,20 @@ def test_two_gateways_run_on_a_read_only_root_writing_only_their_data_and_key_ri
         second.wait_healthy()
         assert first.ack_code("RO-0001") == b"AA"
         assert second.ack_code("RO-0002") == b"AA"
+
+        # a rotation done beside them, in the shared directory, reaches both, the one that
+        # reads the ring through a read-only mount included: what they store next is
+        # under the new key only
+        before = keys_command(tmp_path, keys, postgres_url, "status")["active"]
+        rotated = keys_command(tmp_path, keys, postgres_url, "rotate")
+        after = keys_command(tmp_path, keys, postgres_url, "status")
+        assert after["active"] != before, rotated
+        time.sleep(1.5)  # the gateways look at the ring's file at most once a second
+        assert second.ack_code("RO-0003") == b"AA"
+        assert first.ack_code("RO-0004") == b"AA"
+        usage = keys_command(tmp_path, keys, postgres_url, "status")["columns"]
+        payloads = usage["inbound_message.payload_enc"]
+        assert payloads[after["active"]] == 4 and payloads[before] == 0, usage
     finally:
         codes = [g.stop() for g in (first, second) if g is not None]
     for gateway in (first, second):
