@@ -201,7 +201,7 @@ def test_a_directory_of_hl7_files_of_every_shape_gives_the_candidates_the_live_f
     seen = referrals_seen(sqlite_url, data)
     assert seen == referrals_seen(live_url, tmp_path / "live")
     assert len(seen) == summary["candidates"]
-    assert any(age for site, age, *_ in seen if site == "RXX01")
+    assert {site for site, *_ in seen} == {"RXX01"}  # RXX01UTC is RXX01's, as configured
 
 
 def test_a_bulk_export_gives_the_candidates_the_same_attendances_pushed_live(
@@ -316,8 +316,8 @@ def test_a_run_killed_part_way_resumes_without_duplicates(tmp_path, database_url
     messages = hl7_stream(60, seed=10)
     folder = tmp_path / "in"
     folder.mkdir()
-    for i in range(0, len(messages), 3):
-        (folder / f"{i:04d}.hl7").write_text("\n".join(messages[i : i + 3]))
+    for i in range(0, len(messages), 20):  # files big enough to be killed while storing one
+        (folder / f"{i:04d}.hl7").write_text("\n".join(messages[i : i + 20]))
     files = len(list(folder.iterdir()))
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RG_")}
@@ -333,14 +333,14 @@ def test_a_run_killed_part_way_resumes_without_duplicates(tmp_path, database_url
             return 0  # not migrated yet
 
     deadline = time.monotonic() + 60
-    while finished_files() < 3 and time.monotonic() < deadline and killed.poll() is None:
-        time.sleep(0.01)
+    while finished_files() < 2 and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.002)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
     assert killed.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     done_before = finished_files()
     engine.dispose()
-    assert 3 <= done_before < files
+    assert 2 <= done_before < files
 
     resumed = subprocess.run(command, env=env, capture_output=True, timeout=300, check=True)
     summary = json.loads(resumed.stdout)
