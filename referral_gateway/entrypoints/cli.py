@@ -285,7 +285,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         print(f"replay: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(summary.as_dict(), indent=2) if args.json else summary.text())
-    return 0
+    return 1 if summary.files_failed else 0
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:

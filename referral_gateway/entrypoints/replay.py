@@ -73,14 +73,14 @@ class ReplaySummary:
 
 def find_files(paths: Sequence[Path]) -> list[Path]:
     """The files named, and those under the directories named (recursively, in name order,
-    hidden ones left out)."""
+    hidden ones left out; a link to nothing is kept, to be counted as a file that failed)."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             found.extend(
                 p
                 for p in sorted(path.rglob("*"))
-                if p.is_file()
+                if (p.is_file() or p.is_symlink())  # a link to nothing: a file that fails
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
@@ -127,7 +127,7 @@ def run_replay(
     gateway.intake.start()
     gateway.fhir.writer.start()
     done = ReplayFiles(gateway.engine)
-    total = sum(f.stat().st_size for f in files)
+    total = sum(f.stat().st_size for f in files if f.exists())
     bar = tqdm(
         total=total,
         desc="replay",

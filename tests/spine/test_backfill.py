@@ -353,3 +353,28 @@ def test_a_run_killed_part_way_resumes_without_duplicates(tmp_path, database_url
     subprocess.run(clean, env=env, capture_output=True, timeout=300, check=True)
     seen = referrals_seen(database_url, data)
     assert seen and seen == referrals_seen(clean_url, tmp_path / "clean")
+
+
+def test_a_file_that_fails_is_counted_and_read_on_the_next_run_without_duplicates(
+    tmp_path, database_url, capsys
+):
+    messages = hl7_stream(8, seed=12)
+    half = len(messages) // 2
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.hl7").write_text("\r".join(messages[:half]))
+    late = tmp_path / "arrives-later.hl7"
+    (folder / "b.hl7").symlink_to(late)  # a link to a file not there yet: reading it fails
+    data = tmp_path / "data"
+    argv = ["replay", "--data-dir", str(data), "--database-url", database_url, "--no-progress"]
+
+    assert main([*argv, "--json", str(folder)]) == 1  # a file failed: the exit code says so
+    first = json.loads(capsys.readouterr().out)
+    assert (first["files"], first["files_failed"], first["stored"]) == (2, 1, half)
+
+    late.write_text("\r".join(messages))  # it holds a's messages again, and the rest
+    again = replay(capsys, data, database_url, str(folder))
+    assert (again["files_skipped"], again["files_failed"]) == (1, 0)
+    assert (again["duplicates"], again["stored"]) == (half, len(messages) - half)
+    assert inbox_count(database_url) == len(messages)
+    assert first["candidates"] + again["candidates"] == len(referrals_seen(database_url, data))
