@@ -8,22 +8,26 @@ Encounter with its coded diagnoses and injury intent exactly as when it is pushe
 Conditions and Observations whose Encounter is not in the export are stored when the
 gateway already holds that Encounter (a diagnosis coded later, as the poller does); other
 lines (a non-ED Encounter, a Patient no ED Encounter names, other types) are skipped.
-What fails validation is kept in the error store. A resource read again unchanged is not a
-new version: a second run, or a run picking up after an interruption, stores nothing twice.
+What fails validation, and a line that is not a resource, is kept in the error store. A
+resource read again unchanged is not a new version: a second run, or a run picking up after
+an interruption, stores nothing twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from adapters.fhir.channel import CHANNEL
 from adapters.fhir.related import RELATED_TYPES, encounter_of
 from adapters.fhir.source import is_ed_encounter, related_references, store_fetched
 from adapters.fhir.sources import FhirSource
 from adapters.fhir.writer import FhirWriter
+from referral_gateway.storage.inbox import Arrival
 
 ATTENDANCES_PER_WRITE = 50
 
@@ -35,7 +39,7 @@ class ExportLines:
     """The resources of one or more NDJSON files, and the lines that were not resources."""
 
     resources: list[Json] = field(default_factory=list)
-    unreadable: int = 0  # not JSON, or not a JSON object with a resourceType
+    unreadable: list[bytes] = field(default_factory=list)  # not JSON, or no resourceType
 
     def read(self, data: bytes) -> int:
         """Add the lines of one file; returns how many non-blank lines it had."""
@@ -47,10 +51,10 @@ class ExportLines:
             try:
                 resource = json.loads(raw)
             except ValueError:
-                self.unreadable += 1
+                self.unreadable.append(raw.strip())
                 continue
             if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-                self.unreadable += 1
+                self.unreadable.append(raw.strip())
                 continue
             self.resources.append(resource)
         return lines
@@ -61,7 +65,7 @@ class ExportReport:
     attendances: int = 0  # ED Encounters written with what belongs to them
     stored: int = 0  # new versions
     unchanged: int = 0  # same content as the version held: read before
-    invalid: int = 0  # kept in the error store
+    invalid: int = 0  # kept in the error store (unreadable lines included)
     skipped: int = 0  # not part of an ED attendance
 
 
@@ -88,9 +92,11 @@ def store_export(
     resources: list[Json],
     now: datetime,
     *,
+    unreadable: Sequence[bytes] = (),
     per_write: int = ATTENDANCES_PER_WRITE,
 ) -> ExportReport:
-    """Store the attendances among `resources` (see the module's docstring)."""
+    """Store the attendances among `resources` (see the module's docstring), and the
+    `unreadable` lines in the error store."""
     groups = list(attendance_groups(resources))
     in_groups = {f"{r.get('resourceType')}/{r.get('id')}" for g in groups for r in g}
     exported = {f"Encounter/{g[0].get('id')}" for g in groups}
@@ -113,6 +119,27 @@ def store_export(
         stored += report.stored
         unchanged += report.unchanged
         invalid += report.invalid
+    if unreadable:
+        rejected = [_unreadable(source, line, now) for line in unreadable]
+        store_fetched(writer, source, [], now, missing=rejected)
+        invalid += len(unreadable)
     written = in_groups | {f"{r.get('resourceType')}/{r.get('id')}" for r in late}
     skipped = sum(1 for r in resources if f"{r.get('resourceType')}/{r.get('id')}" not in written)
     return ExportReport(len(groups), stored, unchanged, invalid, skipped)
+
+
+def _unreadable(source: FhirSource, line: bytes, now: datetime) -> Arrival:
+    """An NDJSON line that is not a resource, for the error store (a second run finds it
+    there: a duplicate, not a second error)."""
+    return Arrival(
+        channel=CHANNEL,
+        sender=source.name,
+        message_key="unreadable:" + hashlib.sha256(line).hexdigest(),
+        message_type="",
+        site=source.site,
+        payload=line,
+        received_at=now,
+        state="error",
+        error_stage="receive",
+        error_detail="an NDJSON line that is not a FHIR resource (JSON with a resourceType)",
+    )

@@ -223,14 +223,20 @@ def _replay_export(
         return
     source = FhirSource(name=sender, base_url=f"file:{sender}", site=site, poll=False)
     try:
-        report = store_export(gateway.fhir.writer, source, lines.resources, gateway.clock())
+        report = store_export(
+            gateway.fhir.writer,
+            source,
+            lines.resources,
+            gateway.clock(),
+            unreadable=lines.unreadable,
+        )
     except Exception as exc:
         summary.files_failed += len(new)
         log.error("storing the FHIR export failed: %s (read again next run)", type(exc).__name__)
         return
     summary.stored += report.stored
     summary.duplicates += report.unchanged
-    summary.errors += report.invalid + lines.unreadable
+    summary.errors += report.invalid
     summary.skipped += report.skipped
     _drain(gateway, summary)
     for identity, count in new:

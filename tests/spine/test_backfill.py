@@ -231,6 +231,8 @@ def test_the_summary_counts_duplicates_refusals_and_errors(tmp_path, database_ur
     (tmp_path / "in" / "6-stranger.hl7").write_text("\r".join(refused))
     (tmp_path / "in" / "7-junk.hl7").write_text("this is not HL7\n")
     write_export(tmp_path / "in" / "export", fhir_export(2))
+    with (tmp_path / "in" / "export" / "Patient.ndjson").open("a") as export:
+        export.write('{"not": "a resource"}\n')
 
     summary = replay(
         capsys,
@@ -245,10 +247,13 @@ def test_the_summary_counts_duplicates_refusals_and_errors(tmp_path, database_ur
 
     hl7_files = len(messages) // 4 + 3 + 3  # singles, crlf, framed, batch, again, stranger, junk
     assert summary["files"] == hl7_files + 4
-    assert summary["messages"] == len(messages) + 2 + len(refused) + 1 + 2 * 4 + 2
+    assert summary["messages"] == len(messages) + 2 + len(refused) + 1 + 2 * 4 + 2 + 1
     assert summary["duplicates"] == 2
     assert summary["refused"] == len(refused)
-    assert summary["errors"] == 1  # the junk file, kept in the error store
+    assert summary["errors"] == 2  # the junk file and the line that is not a resource
+    argv = ["errors", "--json", "--data-dir", str(tmp_path / "data"), "--database-url"]
+    assert main([*argv, database_url]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2  # both kept in the error store
     assert summary["stored"] == len(messages) + 1 + 2 * 4
     assert summary["candidates"] == len(referrals_seen(database_url, tmp_path / "data")) > 0
     assert summary["files_skipped"] == summary["files_failed"] == 0
