@@ -164,6 +164,8 @@ def run_replay(
             _replay_export(gateway, ndjson_files, done, summary, bar, site, sender)
     finally:
         bar.close()
+        gateway.fhir.writer.stop()
+        gateway.intake.stop()
         gateway.stop()
     return summary
 
