@@ -77,10 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="also drive a synthetic ED feed into this gateway"
     )
 
-    replay = sub.add_parser("replay", help="run HL7 files through the same pipeline")
+    replay = sub.add_parser(
+        "replay",
+        help="replay or backfill HL7 files and FHIR bulk export NDJSON files (or directories "
+        "of them) through the same pipeline; a second run skips what was done",
+    )
     _settings_args(replay)
-    replay.add_argument("files", nargs="+", type=Path)
+    replay.add_argument("files", nargs="+", type=Path, help="files or directories (recursive)")
+    replay.add_argument("--site", help="the site (ODS code) NDJSON files come from")
+    replay.add_argument(
+        "--sender", default="bulk-export", help="the name NDJSON files are stored under"
+    )
     replay.add_argument("--no-progress", action="store_true")
+    replay.add_argument("--json", action="store_true", help="the summary as JSON")
 
     reprocess = sub.add_parser("reprocess", help="run messages in the error store again")
     _settings_args(reprocess)
@@ -261,12 +270,22 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from referral_gateway.entrypoints.replay import replay_files
+    from referral_gateway.entrypoints.replay import ReplayError, run_replay
 
     settings = _settings(args)
-    summary = replay_files(settings, args.files, progress=not args.no_progress)
-    print(json.dumps(summary, indent=2))
-    return 0
+    try:
+        summary = run_replay(
+            settings,
+            args.files,
+            site=args.site,
+            sender=args.sender,
+            progress=not args.no_progress,
+        )
+    except ReplayError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary.as_dict(), indent=2) if args.json else summary.text())
+    return 1 if summary.files_failed else 0
 
 
 def _cmd_reprocess(args: argparse.Namespace) -> int:

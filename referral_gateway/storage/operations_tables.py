@@ -1,13 +1,14 @@
-"""Tables of running the gateway: scheduled job runs (once across instances) and feed-silence
-alarms. Nothing here is identifiable: job names, slots, instance names, sender names.
-Migration: storage/migrations/versions/0007_operations.py.
+"""Tables of running the gateway: scheduled job runs (once across instances), feed-silence
+alarms, the files a replay has finished. Nothing here is identifiable: job names, slots,
+instance names, sender names, file paths and counts.
+Migrations: storage/migrations/versions/0007_operations.py, 0010_replay_file.py.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index
+from sqlalchemy import BigInteger, Column, Index
 from sqlmodel import Field, SQLModel
 
 from referral_gateway.storage.types import UtcDateTime
@@ -47,3 +48,19 @@ class FeedAlarmRow(SQLModel, table=True):
     last_message_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))
     allowed_minutes: int
     cleared_at: datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
+
+
+class ReplayFileRow(SQLModel, table=True):
+    """A file `replay` has finished: stored and processed. `file_key` is a hash of its path,
+    size, modification time and content hash, so a changed file is read again. Only counts
+    are kept, never the file's content."""
+
+    __tablename__ = "replay_file"
+
+    file_key: str = Field(primary_key=True, max_length=64)
+    path: str = Field(max_length=2000)
+    size: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    content_hash: str = Field(max_length=64)
+    kind: str = Field(max_length=8)  # hl7 | ndjson
+    messages: int
+    finished_at: datetime = Field(sa_column=Column(UtcDateTime(), nullable=False))

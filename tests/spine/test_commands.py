@@ -35,24 +35,29 @@ def test_replay_runs_a_file_through_the_pipeline_and_a_second_replay_changes_not
 ):
     path, messages = feed
     data = str(tmp_path / "data")
-    first = json.loads(run(capsys, "replay", "--data-dir", data, "--no-progress", str(path)))
-    again = json.loads(run(capsys, "replay", "--data-dir", data, "--no-progress", str(path)))
+    first = json.loads(
+        run(capsys, "replay", "--data-dir", data, "--no-progress", "--json", str(path))
+    )
+    again = json.loads(
+        run(capsys, "replay", "--data-dir", data, "--no-progress", "--json", str(path))
+    )
     assert first["messages"] == len(messages) == first["processed"]
     assert first["candidates"] > 0
-    assert again["duplicates"] == len(messages) and again["processed"] == 0
+    assert again["files_skipped"] == 1  # finished by the first run: not read again
+    assert again["messages"] == again["stored"] == again["processed"] == 0
 
 
 def test_replay_shows_a_progress_bar(tmp_path, feed, capsys):
     path, _ = feed
     assert main(["replay", "--data-dir", str(tmp_path / "d"), str(path)]) == 0
     progress = capsys.readouterr().err  # tqdm draws on stderr
-    assert "storing" in progress and "processing" in progress and "msg" in progress
+    assert "replay" in progress and "B/s" in progress
 
 
 def test_referrals_json_lists_candidates_without_identifiable_fields(tmp_path, feed, capsys):
     path, messages = feed
     data = str(tmp_path / "data")
-    run(capsys, "replay", "--data-dir", data, "--no-progress", str(path))
+    run(capsys, "replay", "--data-dir", data, "--no-progress", "--json", str(path))
     rows = json.loads(run(capsys, "referrals", "--json", "--data-dir", data))
     assert rows
     assert set(rows[0]) >= {
@@ -77,7 +82,7 @@ def test_referrals_json_lists_candidates_without_identifiable_fields(tmp_path, f
 def test_counts_show_each_sender_and_day(tmp_path, feed, capsys):
     path, messages = feed
     data = str(tmp_path / "data")
-    run(capsys, "replay", "--data-dir", data, "--no-progress", str(path))
+    run(capsys, "replay", "--data-dir", data, "--no-progress", "--json", str(path))
     [row] = json.loads(run(capsys, "counts", "--json", "--data-dir", data))
     assert row["sender"] == "EDIS^RXX01" and row["received"] == len(messages)
     referrals = json.loads(run(capsys, "referrals", "--json", "--data-dir", data))
@@ -90,7 +95,9 @@ def test_errors_and_reprocess_work_from_the_command_line(tmp_path, capsys):
     # readable MSH, but an ADT A01 with no PV1-19 and no patient identifier: cannot be mapped
     bad.write_text("MSH|^~\\&|EDIS|RXX01|RG|RG|20260402200000||ADT^A01|BAD1|P|2.4\rPID|1\r")
     data = str(tmp_path / "data")
-    summary = json.loads(run(capsys, "replay", "--data-dir", data, "--no-progress", str(bad)))
+    summary = json.loads(
+        run(capsys, "replay", "--data-dir", data, "--no-progress", "--json", str(bad))
+    )
     assert summary["errors"] == 1
     [error] = json.loads(run(capsys, "errors", "--json", "--data-dir", data))
     assert error["stage"] == "map"
