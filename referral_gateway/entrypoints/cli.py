@@ -33,6 +33,7 @@ from referral_gateway.entrypoints import (
     report_commands,
     token_commands,
 )
+from referral_gateway.entrypoints.allocator import limit_malloc_arenas
 from referral_gateway.observability.logs import configure_logging
 
 log = logging.getLogger("referral_gateway")
@@ -169,6 +170,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    limit_malloc_arenas()  # before the listeners start their threads: see allocator.py
     try:
         import uvloop  # part of uvicorn[standard]: a faster event loop for MLLP and HTTP
     except ImportError:  # pragma: no cover - uvloop has no wheel for this platform
