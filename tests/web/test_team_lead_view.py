@@ -7,63 +7,22 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import httpx
 import pytest
 
 from consent.policy import Role
-from referral_gateway.config import Settings
 from referral_gateway.domain.alerts import AlertChannel, AlertKind, DeliveryStatus, alert_for
 from referral_gateway.domain.feed_silence import Feed, SilenceChange
 from referral_gateway.services.casework import escalate_untouched
 from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.storage.feed_alarms import record_changes
-from referral_gateway.wiring.gateway import build_gateway
-from referral_gateway.wiring.web import build_app
-from tests.conftest import FixedClock
-from tests.web.builders import SITE_A, SITE_B, FakeEd
-from tests.web.conftest import Web, web_options
-from tests.web.live import LiveServer
-
-
-class Site:
-    """The whole app on a real HTTP server, with an ED feeding it."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.clock = FixedClock()
-        self.running = build_gateway(Settings(data_dir=data_dir), clock=self.clock).start()
-        app = build_app(
-            self.running,
-            web=web_options(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1),
-        )
-        ed = FakeEd(
-            self.running.engine, self.running.keyring, self.clock, on_referral=self.running.announce
-        )
-        self.web = Web(app, app.state.web, ed, self.clock)
-        self.live = LiveServer(app).start()
-
-    def browser(self, username: str, role: Role, sites: tuple[str, ...]) -> httpx.Client:
-        """A signed-in browser: its session cookie over real HTTP, asking for HTML."""
-        self.web.account(username, role, sites)
-        signed_in = self.web.signed_in(username)
-        cookies = "; ".join(f"{c.name}={c.value}" for c in signed_in.cookies.jar)
-        return httpx.Client(
-            base_url=self.live.url, timeout=10, headers={"Accept": "text/html", "Cookie": cookies}
-        )
-
-    def stop(self) -> None:
-        self.live.stop()
-        self.running.stop()
+from tests.web.builders import SITE_A, SITE_B
+from tests.web.live_site import Site, running_site
 
 
 @pytest.fixture
 def site(tmp_path) -> Iterator[Site]:
-    s = Site(tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop()
+    yield from running_site(tmp_path)
 
 
 def text_of(html: str) -> str:
