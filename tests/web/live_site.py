@@ -22,9 +22,9 @@ from tests.web.live import LiveServer
 class Site:
     """The whole app on a real HTTP server, with an ED feeding it."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, database_url: str = "") -> None:
         self.clock = FixedClock()
-        settings = Settings(data_dir=data_dir)
+        settings = Settings(data_dir=data_dir, database_url=database_url)
         self.running = build_gateway(settings, clock=self.clock).start()
         app = build_app(
             self.running,
@@ -51,9 +51,10 @@ class Site:
         self.running.stop()
 
 
-def running_site(data_dir: Path) -> Iterator[Site]:
-    """For a test's fixture: the site running until the test ends."""
-    s = Site(data_dir)
+def running_site(data_dir: Path, database_url: str = "") -> Iterator[Site]:
+    """For a test's fixture: the site running until the test ends (on SQLite under
+    `data_dir` unless a `database_url` is given)."""
+    s = Site(data_dir, database_url)
     try:
         yield s
     finally:

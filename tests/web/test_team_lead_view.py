@@ -21,8 +21,9 @@ from tests.web.live_site import Site, running_site
 
 
 @pytest.fixture
-def site(tmp_path) -> Iterator[Site]:
-    yield from running_site(tmp_path)
+def site(tmp_path, database_url) -> Iterator[Site]:
+    """On SQLite and on PostgreSQL (the view's SQL runs on both)."""
+    yield from running_site(tmp_path, database_url)
 
 
 def text_of(html: str) -> str:
