@@ -128,6 +128,22 @@ def check_access(role: str, sites: Iterable[str]) -> tuple[Role, frozenset[str]]
     return chosen, site_set
 
 
+def check_display_name(display_name: str) -> str | None:
+    """What is wrong with a staff member's display name, or None."""
+    if len(display_name.strip()) > 80:
+        return "Keep the display name under 80 characters."
+    return None
+
+
+def unknown_site_problem(unknown: Iterable[str], known: Iterable[str]) -> str:
+    """The message refusing site codes the gateway does not know."""
+    codes = ", ".join(sorted(unknown))
+    return (
+        f"The gateway does not know the site {codes}: use a site in the site configuration or "
+        f"one the feeds have sent from ({', '.join(sorted(known))})."
+    )
+
+
 def check_new_account(
     username: str,
     role: str,
@@ -156,8 +172,9 @@ def check_new_account(
     password_problem = check_password(password, username=name)
     if password_problem:
         problems["password"] = password_problem
-    if len(display_name) > 80:
-        problems["display_name"] = "Keep the display name under 80 characters."
+    name_problem = check_display_name(display_name)
+    if name_problem:
+        problems["display_name"] = name_problem
     if problems or chosen is None:
         return AccountProblems(problems)
     return NewAccount(name, chosen, site_set, display_name.strip())
@@ -185,6 +202,7 @@ class AccountChange(enum.StrEnum):
     CREATED = "created"
     ROLE_CHANGED = "role_changed"
     SITES_CHANGED = "sites_changed"
+    NAME_CHANGED = "name_changed"  # the display name: the entry holds no name
     # (S105: names of events, not passwords)
     PASSWORD_RESET = "password_reset"  # noqa: S105  (by someone else: change at next sign-in)
     PASSWORD_CHANGED = "password_changed"  # noqa: S105  (set by the account itself)

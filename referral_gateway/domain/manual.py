@@ -13,6 +13,7 @@ given.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,6 +31,7 @@ from referral_gateway.domain.attendance import (
 from referral_gateway.domain.casework import CLOCK_SKEW, CaseRefusal
 from referral_gateway.domain.detection import age_on
 from referral_gateway.domain.nhs_number import normalise_nhs_number
+from referral_gateway.domain.sites import SiteRules
 from referral_gateway.domain.valuesets import InjuryCategory
 
 MANUAL_RULE = "manual"
@@ -183,3 +185,39 @@ def _age(
         problems["age"] = "Enter the age as a whole number of years, like 15."
         return None
     return int(raw)
+
+
+# a UK number as dialled at home: 0 then 9 or 10 digits (+44 written for the 0)
+_UK_PHONE = re.compile(r"^0[1-9]\d{8,9}$")
+
+MANUAL_WARNINGS = {
+    "age": "The age is outside this site's band ({band}): check it, or go on if the clinician "
+    "still asks for the youth worker.",
+    "nhs_number": "The NHS number's check digit is wrong: check it against the ED record. It is "
+    "kept, flagged as not valid.",
+    "phone": "The phone number does not look like a UK number (11 digits starting 0, or +44): "
+    "check it.",
+}
+
+
+def unlikely_uk_phone(raw: str) -> bool:
+    """A number no UK phone dials: after spaces, dashes and brackets, not 0 and 9 or 10
+    digits (or +44 for the 0)."""
+    digits = re.sub(r"[\s\-().]", "", raw)
+    if digits.startswith("+44"):
+        digits = "0" + digits[3:].removeprefix("0")
+    return not _UK_PHONE.match(digits)
+
+
+def manual_warnings(manual: ManualReferral, rules: SiteRules) -> dict[str, str]:
+    """What is unusual about a manual referral but does not stop it: field -> message. The
+    youth worker confirms and it is saved as entered (an invalid NHS number flagged)."""
+    found: dict[str, str] = {}
+    if not rules.age_in_band(manual.age_at_arrival):
+        found["age"] = MANUAL_WARNINGS["age"].format(band=f"{rules.min_age} to {rules.max_age}")
+    if manual.nhs_number_valid is False:
+        found["nhs_number"] = MANUAL_WARNINGS["nhs_number"]
+    phone = manual.attendance.patient.phone
+    if phone and unlikely_uk_phone(phone):
+        found["phone"] = MANUAL_WARNINGS["phone"]
+    return found

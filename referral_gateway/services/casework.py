@@ -422,7 +422,8 @@ class Casework:
     # -- manual referrals ------------------------------------------------------------------
     def create_manual(self, user: StaffUser, manual: ManualReferral) -> str:
         """Store a clinician-identified young person as an attendance and a candidate
-        referral, as the feeds do, and put it on the queue. Returns the referral id."""
+        referral, as the feeds do, put it on the queue and in the name of the worker who
+        raised it. Returns the referral id."""
         now = self.clock()
         attendance = manual.attendance
 
@@ -458,6 +459,7 @@ class Casework:
 
         referral_id = run_unit(self.engine, work)
         self.publish(QueueEvent("new", referral_id, attendance.site))
+        self.claim(user, referral_id)  # whoever raised it has it (the form is for caseworkers)
         return referral_id
 
 

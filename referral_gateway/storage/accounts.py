@@ -256,18 +256,32 @@ class AccountStore:
             self._record(uow, change, before, replace(before, active=active), by=by, now=now)
 
     def set_access(
-        self, user_id: str, role: Role, sites: frozenset[str], *, by: str, now: datetime
+        self,
+        user_id: str,
+        role: Role,
+        sites: frozenset[str],
+        *,
+        by: str,
+        now: datetime,
+        display_name: str | None = None,
     ) -> None:
-        """Change an account's role and sites (checked with `check_access`); each change
-        that happens is its own audit entry."""
+        """Change an account's role and sites (checked with `check_access`) and, when given,
+        its display name (`check_display_name`); each change that happens is its own audit
+        entry."""
         with unit_of_work(self.engine) as uow:
             before = self._locked(uow, user_id)
-            uow.conn.execute(
-                update(USERS)
-                .where(USERS.c.id == user_id)
-                .values(role=role.value, sites_json=json.dumps(sorted(sites)))
-            )
+            values: dict[str, object] = {
+                "role": role.value,
+                "sites_json": json.dumps(sorted(sites)),
+            }
+            if display_name is not None:
+                values["display_name"] = display_name.strip()
+            uow.conn.execute(update(USERS).where(USERS.c.id == user_id).values(**values))
             current = before
+            if display_name is not None and display_name.strip() != before.display_name:
+                changed = replace(current, display_name=display_name.strip())
+                self._record(uow, AccountChange.NAME_CHANGED, current, changed, by=by, now=now)
+                current = changed
             if role is not before.role:
                 changed = replace(current, role=role)
                 self._record(uow, AccountChange.ROLE_CHANGED, current, changed, by=by, now=now)

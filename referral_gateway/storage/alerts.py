@@ -9,6 +9,7 @@ status), never a response body.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -317,3 +318,19 @@ def _delivery(r: object) -> Delivery:
         next_attempt_at=m["next_attempt_at"],
         sent_at=m["sent_at"],
     )
+
+
+def failed_deliveries(engine: Engine, sites: Collection[str]) -> list[Delivery]:
+    """The alerts of `sites` whose last attempt failed or that were given up, newest first:
+    what a team lead's live view shows (channel, kind, count and the short reason only)."""
+    if not sites:
+        return []
+    failing = (DeliveryStatus.FAILED.value, DeliveryStatus.GAVE_UP.value)
+    query = (
+        select(DELIVERY)
+        .where(DELIVERY.c.site.in_(sorted(sites)), DELIVERY.c.status.in_(failing))
+        .order_by(DELIVERY.c.id.desc())
+        .limit(50)
+    )
+    with engine.connect() as conn:
+        return [_delivery(r) for r in conn.execute(query).all()]

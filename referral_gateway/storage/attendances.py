@@ -352,3 +352,8 @@ def _identity_json(a: Attendance) -> str:
             "visit_number": a.visit_number,
         }
     )
+
+
+def sites_seen(conn: Connection) -> frozenset[str]:
+    """Every site an attendance has come from (by feed or by hand)."""
+    return frozenset(r[0] for r in conn.execute(select(ATTENDANCE.c.site).distinct()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -192,3 +192,77 @@ def unclaimed_since(conn: Connection, sites: Collection[str], *, before: datetim
             )
         ).scalar_one()
     )
+
+
+ACTIVE_STATUSES = (
+    ReferralStatus.CLAIMED.value,
+    ReferralStatus.CONSENTED.value,
+    ReferralStatus.IN_SUPPORT.value,
+)
+
+
+@dataclass(frozen=True)
+class SiteNow:
+    """One site as its team lead sees it now: operational counts, never suppressed."""
+
+    site: str
+    unclaimed: int
+    oldest_unclaimed: datetime | None  # when the longest-waiting unclaimed one was made
+    escalated: list[tuple[str, datetime]]  # unclaimed escalated referrals: id, escalated at
+    caseloads: list[tuple[str, int]]  # (staff user id, active cases), most first
+
+
+def sites_now(conn: Connection, sites: Collection[str]) -> list[SiteNow]:
+    """Unclaimed referrals and the oldest wait, unclaimed escalations and each worker's
+    active caseload, for each of `sites` (a team lead's own)."""
+    unassigned = REFERRAL.outerjoin(CASES, CASES.c.referral_id == REFERRAL.c.id)
+    found: list[SiteNow] = []
+    for site in sorted(sites):
+        waiting = conn.execute(
+            select(func.count(), func.min(REFERRAL.c.created_at))
+            .select_from(unassigned)
+            .where(
+                REFERRAL.c.site == site,
+                REFERRAL.c.status == ReferralStatus.NEW.value,
+                CASES.c.assigned_to.is_(None),
+            )
+        ).one()
+        escalated = conn.execute(
+            select(REFERRAL.c.id, CASES.c.escalated_at)
+            .select_from(unassigned)
+            .where(
+                REFERRAL.c.site == site,
+                REFERRAL.c.status == ReferralStatus.NEW.value,
+                CASES.c.assigned_to.is_(None),
+                CASES.c.escalated_at.is_not(None),
+            )
+            .order_by(CASES.c.escalated_at)
+        ).all()
+        loads = conn.execute(
+            select(CASES.c.assigned_to, func.count())
+            .select_from(CASES.join(REFERRAL, CASES.c.referral_id == REFERRAL.c.id))
+            .where(
+                REFERRAL.c.site == site,
+                REFERRAL.c.status.in_(ACTIVE_STATUSES),
+                CASES.c.assigned_to.is_not(None),
+            )
+            .group_by(CASES.c.assigned_to)
+            .order_by(func.count().desc(), CASES.c.assigned_to)
+        ).all()
+        oldest = waiting[1]
+        found.append(
+            SiteNow(
+                site=site,
+                unclaimed=int(waiting[0]),
+                oldest_unclaimed=_utc(oldest) if oldest is not None else None,
+                escalated=[(r[0], _utc(r[1])) for r in escalated],
+                caseloads=[(str(r[0]), int(r[1])) for r in loads],
+            )
+        )
+    return found
+
+
+def _utc(value: Any) -> datetime:
+    """`func.min` over a UtcDateTime column comes back naive (SQLite) or as text."""
+    moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,5 +1,6 @@
-"""Accounts, for administrators: list, create, change role and sites, disable and enable,
-reset a password. Administrators read no referral (the consent policy), so these pages show
+"""Accounts, for administrators: list, create, change name, role and sites, disable and
+enable, reset a password. Site codes the gateway does not know (not in the site file, never
+sent from) are refused. Administrators read no referral (the consent policy), so these pages show
 none. Every change is audited with the administrator as its actor; an account created or
 reset here must set its own password at its next sign-in, and the team leads of a site it
 gains are told (`storage.accounts`)."""
@@ -16,8 +17,10 @@ from referral_gateway.domain.accounts import (
     AccountProblems,
     StaffUser,
     check_access,
+    check_display_name,
     check_new_account,
     check_password,
+    unknown_site_problem,
 )
 from referral_gateway.storage.feed_alarms import open_alarms
 from referral_gateway.web.errors import PageError
@@ -59,7 +62,14 @@ def _page(
         roles=list(Role),
         problems=problems or {},
         values=values or {},
+        known_sites=sorted(ctx.known_sites()),
     )
+
+
+def _unknown_sites(ctx: CtxDep, sites: list[str]) -> str | None:
+    """The message refusing the codes among `sites` the gateway does not know, if any."""
+    unknown = ctx.unknown_sites(s.strip().upper() for s in sites)
+    return unknown_site_problem(unknown, ctx.known_sites()) if unknown else None
 
 
 @router.get("/admin/users")
@@ -83,9 +93,13 @@ def add_user(
         display_name=str(form.get("display_name") or ""),
         taken=ctx.accounts.username_taken(username),
     )
-    if isinstance(result, AccountProblems):
+    problems = dict(result.problems) if isinstance(result, AccountProblems) else {}
+    unknown = None if "sites" in problems else _unknown_sites(ctx, sites)
+    if unknown:
+        problems["sites"] = unknown
+    if isinstance(result, AccountProblems) or problems:
         values = {k: str(form.get(k) or "") for k in ("username", "display_name", "role", "sites")}
-        return _page(request, ctx, status=422, problems=dict(result.problems), values=values)
+        return _page(request, ctx, status=422, problems=problems, values=values)
     admin = session.user
     ctx.accounts.add_user(result, str(form.get("password")), by=admin.id, now=ctx.clock())
     return RedirectResponse("/admin/users?done=user_added", status_code=303)
@@ -133,7 +147,24 @@ def change_user(
                 problems={f"role-{target.id}": "You cannot change your own role or sites."},
             )
         role, site_set = access
-        ctx.accounts.set_access(target.id, role, site_set, by=admin.id, now=ctx.clock())
+        problems: dict[str, str] = {}
+        unknown = _unknown_sites(ctx, sorted(site_set - target.sites))  # new ones only
+        if unknown:
+            problems[f"sites-{target.id}"] = unknown
+        name = form.get("display_name")
+        name_problem = check_display_name(str(name)) if name is not None else None
+        if name_problem:
+            problems[f"display_name-{target.id}"] = name_problem
+        if problems:
+            return _page(request, ctx, status=422, problems=problems)
+        ctx.accounts.set_access(
+            target.id,
+            role,
+            site_set,
+            by=admin.id,
+            now=ctx.clock(),
+            display_name=None if name is None else str(name),
+        )
     else:
         raise PageError(400, "Unknown action", "Use the buttons on the accounts page.")
     return RedirectResponse("/admin/users?done=user_changed", status_code=303)

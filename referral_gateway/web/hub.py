@@ -85,6 +85,7 @@ def build_hub_router(
             base=prefix,
             month=str(m),
             month_label=report_pages.month_label(m),
+            month_choices=report_pages.month_choices(m, ReportMonth.of(clock())),
             headline=report_pages.headline(),
             receipts=[
                 {"report": r.report, "received_at": r.received_at, "checksum": r.checksum}

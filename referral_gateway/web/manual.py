@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from referral_gateway.domain.casework import CaseRefusal
-from referral_gateway.domain.manual import CONCERN_LABELS, check_manual_referral
+from referral_gateway.domain.manual import CONCERN_LABELS, check_manual_referral, manual_warnings
 from referral_gateway.web.referrals import _date, _local_datetime
 from referral_gateway.web.render import SEX_LABELS, render
 from referral_gateway.web.security import CaseworkerDep, CsrfDep, CtxDep, FormDep
@@ -40,8 +40,10 @@ def _form_page(
     status: int = 200,
     problems: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
+    warnings: dict[str, str] | None = None,
 ) -> Response:
-    defaults = {"arrival": "", "birth_date": "", "site": sorted(user.sites)[0]}
+    now = ctx.clock().astimezone(ctx.options.zone).strftime("%Y-%m-%dT%H:%M")
+    defaults = {"arrival": now, "birth_date": "", "site": sorted(user.sites)[0]}
     return render(
         ctx,
         request,
@@ -52,6 +54,7 @@ def _form_page(
         sexes=SEX_LABELS,
         problems=problems or {},
         values=defaults | (values or {}),
+        warnings=warnings or {},
     )
 
 
@@ -75,13 +78,23 @@ def manual_create(
         now=ctx.clock(),
         today=ctx.casework.today(),
     )
+    values = fields | {
+        "arrival": str(form.get("arrival") or ""),
+        "birth_date": str(form.get("birth_date") or ""),
+    }
     if isinstance(result, CaseRefusal):
-        values = fields | {
-            "arrival": str(form.get("arrival") or ""),
-            "birth_date": str(form.get("birth_date") or ""),
-        }
         return _form_page(
             request, ctx, user, status=422, problems=dict(result.problems), values=values
         )
+    site = result.attendance.site
+    if ctx.unknown_sites([site]):
+        problem = (
+            f"{site} is not a site the gateway knows: choose another, or ask an administrator."
+        )
+        return _form_page(request, ctx, user, status=422, problems={"site": problem}, values=values)
+    warnings = manual_warnings(result, ctx.sites.rules_for(site))
+    confirmed = set(str(form.get("confirmed") or "").split(","))
+    if set(warnings) - confirmed:  # unusual, not wrong: shown once, then saved as entered
+        return _form_page(request, ctx, user, values=values, warnings=warnings)
     referral_id = ctx.casework.create_manual(user, result)
     return RedirectResponse(f"/referrals/{referral_id}?done=created", status_code=303)

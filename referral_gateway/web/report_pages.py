@@ -66,6 +66,19 @@ def month_label(month: ReportMonth) -> str:
     return f"{_MONTH_NAMES[month.month - 1]} {month.year}"
 
 
+MONTHS_TO_CHOOSE = 36
+
+
+def month_choices(chosen: ReportMonth, latest: ReportMonth) -> list[tuple[str, str]]:
+    """The months a picker offers, newest first: three years back from `latest`, and the
+    chosen one if older. A select works in every browser (`<input type=month>` is a plain
+    text box in some)."""
+    months = [latest.shifted(-back) for back in range(MONTHS_TO_CHOOSE)]
+    if chosen not in months:
+        months.append(chosen)
+    return [(str(m), month_label(m)) for m in months]
+
+
 def headline() -> list[tuple[str, str]]:
     return [(m, measure_label(m)) for m in HEADLINE]
 
@@ -183,6 +196,7 @@ def dashboard_page(
         month=str(month),
         latest=str(latest),
         month_label=month_label(month),
+        month_choices=month_choices(month, latest),
         reports=reports,
         headline=headline(),
         raw=raw,

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.services.casework import QueueEvent
@@ -32,6 +38,7 @@ from referral_gateway.web import (
     overview,
     queue,
     referrals,
+    team,
 )
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
@@ -42,7 +49,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 # /referrals/new before /referrals/{referral_id}
 ROUTERS = tuple(
-    m.router for m in (auth, account, manual, queue, referrals, onward, overview, admin, alerts)
+    m.router
+    for m in (auth, account, manual, queue, referrals, onward, overview, team, admin, alerts)
 )
 
 
@@ -72,12 +80,62 @@ def mount_pages(
     app.add_exception_handler(SignInRequired, page_error)
     app.add_exception_handler(PasswordChangeRequired, page_error)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if not wants_page(request):
+            return await http_exception_handler(request, exc)
+        title, message = HTTP_ERROR_PAGES.get(exc.status_code, _OTHER_ERROR)
+        page = render(
+            ctx, request, "error.html", status=exc.status_code, title=title, message=message
+        )
+        page.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return page
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if not wants_page(request):
+            return await request_validation_exception_handler(request, exc)
+        # only the names of the parts that were wrong, never what was sent
+        parts = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
+        message = "Check the link or the form and try again."
+        if parts:
+            message = f"These parts were missing or not right: {', '.join(parts)}. {message}"
+        return render(
+            ctx,
+            request,
+            "error.html",
+            status=422,
+            title="That request was not right",
+            message=message,
+        )
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
     def on_referral(news: ReferralNews) -> None:
         """Called on the pipeline's (or the escalation job's) thread after the commit."""
         ctx.events.publish(queue_event(news.referral_id, news.site, news.update))
 
     listeners.append(on_referral)
     _add_background(app, ctx)
+
+
+# API and FHIR clients keep their JSON (and OperationOutcome) answers whatever they accept
+_MACHINE_PATHS = ("/fhir", "/api/", "/metrics", "/health", "/openapi.json")
+HTTP_ERROR_PAGES = {
+    404: ("Page not found", "There is no page at this address. Check the address or start again."),
+    405: ("That cannot be done here", "This address does not take that kind of request."),
+    401: ("Sign in needed", "Sign in to see this page."),
+    403: ("Not available to you", "Your account cannot open this page."),
+}
+_OTHER_ERROR = ("Something went wrong", "The page could not be shown. Try again, or start again.")
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (it accepts HTML) rather than an API or FHIR client."""
+    if request.url.path.startswith(_MACHINE_PATHS):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 def queue_event(referral_id: str, site: str, update: ReferralUpdate) -> QueueEvent:

@@ -16,6 +16,7 @@ from adapters.fhir.status import source_status
 from adapters.fhir.task_routes import task_router
 from consent.keyring import KeyRing
 from referral_gateway.domain.referral import ReferralNews
+from referral_gateway.domain.sites import SiteDirectory
 from referral_gateway.observability.metrics import Metrics, build_metrics
 from referral_gateway.services.casework import Casework
 from referral_gateway.services.onward import OnwardReferrals
@@ -91,6 +92,7 @@ def build_app(
         alert_store=AlertStore(gateway.engine),
         vapid_public_key=gateway.vapid_public_key,
         on_assigned=gateway.alerts.on_assigned,
+        sites=gateway.sites,
     )
     return app
 
@@ -109,6 +111,7 @@ def install_web(
     alert_store: AlertStore | None = None,
     vapid_public_key: str = "",
     on_assigned: Callable[[str, str, str], None] | None = None,
+    sites: SiteDirectory | None = None,
 ) -> WebContext:
     """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
     pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
@@ -148,6 +151,7 @@ def install_web(
         onward=onward,
         alert_store=alert_store,
         vapid_public_key=vapid_public_key,
+        sites=sites or SiteDirectory(),
     )
     mount_pages(app, ctx, listeners)
     return ctx

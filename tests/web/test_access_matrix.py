@@ -188,6 +188,7 @@ MATRIX = [
         body="form"),
     # -- programme lead and administrator pages ------------------------------------------------
     Row("GET", "/overview",                             "303 403 403 200 200 403 303 303"),
+    Row("GET", "/team",                                 "303 403 403 200 403 403 303 303"),
     Row("GET", "/admin/users",                          "303 403 403 403 403 200 303 303"),
     Row("POST", "/admin/users",                         "303 403 403 403 403 422 303 303",
         body="form"),

@@ -247,7 +247,7 @@ def test_the_whole_casework_path_ends_with_a_follow_up_due_in_six_months(s):
     assert (detail.case.follow_up_due_on - now.date()).days in range(181, 185)
 
 
-def test_a_manual_referral_joins_the_queue(s):
+def test_a_manual_referral_joins_the_queue_claimed_by_whoever_raised_it(s):
     from referral_gateway.domain.manual import check_manual_referral
 
     manual = check_manual_referral(
@@ -269,7 +269,7 @@ def test_a_manual_referral_joins_the_queue(s):
     with s.engine.connect() as conn:
         cards, total = queue_cards(
             conn,
-            QueueFilter(frozenset({SITE_A}), frozenset({ReferralStatus.NEW})),
+            QueueFilter(frozenset({SITE_A}), frozenset({ReferralStatus.CLAIMED})),
             s.casework.cases.keyring,
         )
     assert total == 1 and cards[0].referral_id == rid
@@ -278,6 +278,7 @@ def test_a_manual_referral_joins_the_queue(s):
         "manual",
         14,
     )
+    assert cards[0].case.assigned_to == s.ash.id
     assert QueueEvent("new", rid, SITE_A) in s.events
     with s.engine.connect() as conn:
         source, status, message_id = conn.execute(

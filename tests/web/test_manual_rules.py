@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import pytest
+
 from referral_gateway.domain.casework import CaseRefusal
-from referral_gateway.domain.manual import check_manual_referral
+from referral_gateway.domain.manual import check_manual_referral, manual_warnings, unlikely_uk_phone
+from referral_gateway.domain.sites import SiteRules
 from referral_gateway.domain.valuesets import InjuryCategory
 from tests.web.builders import SITE_A, SITE_B, T0, user
 
@@ -67,3 +70,39 @@ def test_another_sites_referral_a_future_arrival_and_no_concern_are_refused():
     )
     assert isinstance(result, CaseRefusal)
     assert set(result.problems) == {"site", "concern", "referrer", "arrival"}
+
+
+@pytest.mark.parametrize(
+    ("phone", "unlikely"),
+    [
+        ("07700 900123", False),
+        ("+44 7700 900123", False),
+        ("+44 (0)20 7946 0958", False),
+        ("020-7946-0958", False),
+        ("12345", True),
+        ("0770090012345", True),
+        ("+33 6 12 34 56 78", True),
+    ],
+)
+def test_a_phone_number_is_unlikely_unless_a_uk_phone_dials_it(phone: str, unlikely: bool):
+    assert unlikely_uk_phone(phone) is unlikely
+
+
+def test_warnings_name_the_age_band_a_bad_check_digit_and_an_unlikely_phone():
+    fields = {
+        "site": SITE_A,
+        "concern": "exploitation",
+        "age": "9",
+        "referrer": "ED nurse",
+        "nhs_number": "999 000 1236",
+        "phone": "12345",
+    }
+    manual = check(fields, birth_date=None)
+    assert not isinstance(manual, CaseRefusal)
+    warned = manual_warnings(manual, SiteRules(SITE_A, SITE_A, min_age=11, max_age=25))
+    assert set(warned) == {"age", "nhs_number", "phone"} and "11 to 25" in warned["age"]
+    usual = check(
+        fields | {"age": "12", "nhs_number": "9990001235", "phone": "07700 900123"},
+        birth_date=None,
+    )
+    assert manual_warnings(usual, SiteRules(SITE_A, SITE_A)) == {}  # type: ignore[arg-type]
