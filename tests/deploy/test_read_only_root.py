@@ -108,6 +108,34 @@ class ReadOnlyGateway:
         return self.log.read_text()[-4000:]
 
 
+OLD_TMP = "/media"  # where the old /tmp stays reachable while code under it is bound back
+
+
+def _code_under_tmp() -> list[Path]:
+    """The project and the interpreter's environment, where they live under /tmp (a clone
+    checked out there): the new tmpfs would hide them from `serve`."""
+    places = {Path(__file__).resolve().parents[2], Path(sys.prefix).resolve()}
+    under = sorted(p for p in places if p.is_relative_to("/tmp"))
+    return [p for p in under if not any(p != q and p.is_relative_to(q) for q in under)]
+
+
+def _fresh_tmp_keeping(code: list[Path]) -> list[str]:
+    """A new tmpfs on /tmp, with `code` bound back read-only at its own path."""
+    steps = []
+    if code:
+        steps.append(f"mount --bind /tmp {OLD_TMP}")
+    steps.append("mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp")
+    for place in code:
+        inside = shlex.quote(str(place))
+        kept = shlex.quote(f"{OLD_TMP}/{place.relative_to('/tmp')}")
+        steps += [
+            f"mkdir -p {inside}",
+            f"mount --bind {kept} {inside}",
+            f"mount -o remount,bind,ro {inside}",
+        ]
+    return steps
+
+
 def read_only_serve(
     data: Path, keys: Path, database_url: str, *, keys_writable: bool
 ) -> ReadOnlyGateway:
@@ -122,7 +150,7 @@ def read_only_serve(
             f"mount -o remount,bind,rw {DATA_MOUNT}",
             f"mount --bind {shlex.quote(str(keys))} {KEYS_MOUNT}",
             f"mount -o remount,bind,{keys_mode} {KEYS_MOUNT}",
-            "mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp",
+            *_fresh_tmp_keeping(_code_under_tmp()),
             "exec " + shlex.join([sys.executable, "-c", SERVE_WITHOUT_WRITE_EXECUTE]),
         ]
     )
