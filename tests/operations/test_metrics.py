@@ -126,6 +126,8 @@ def test_metrics_count_what_was_sent_over_mllp_and_fhir(database_url, tmp_path):
                 (s := scrape(gateway.url))
                 and value(s, "rg_candidates_total", site=SITE) == 5
                 and value(s, "rg_pipeline_lag_seconds") == 0
+                # the header-only message reaches the error store after its retries
+                and value(s, "rg_messages_errored_total", channel="hl7v2", sender=HL7_SENDER) == 1
                 and s
             ),
             what="the pipeline to finish",
