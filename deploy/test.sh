@@ -8,6 +8,8 @@ export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/systemd-analyze ] || need+=(systemd)   # verifies deploy/referral-gateway.service
+[ -x /usr/bin/unshare ] || need+=(util-linux)        # the read-only-root test's mount namespace
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -q

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DATA_MOUNT = "/mnt"  # where the namespace puts the writable data directory
 KEYS_MOUNT = "/srv"  # and the key ring's directory (both outside the new /tmp)
-UNSHARE = shutil.which("unshare", path="/usr/bin:/bin")
+UNSHARE = "/usr/bin/unshare" if Path("/usr/bin/unshare").exists() else None  # util-linux
 
 
 def _namespaces_available() -> bool:
