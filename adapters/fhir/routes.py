@@ -91,20 +91,6 @@ def fhir_router(
         responses=FHIR_ERRORS,
     )
 
-    async def guarded(work: Callable[[], Awaitable[Response]]) -> Response:
-        try:
-            return await work()
-        except FhirError as err:
-            return _respond(err.status, error_outcome(err), _auth_headers(err.status))
-        except Exception as exc:
-            if storage_unavailable(exc):  # e.g. the token check while the database is down
-                log.error("FHIR request: the database is unavailable (%s)", type(exc).__name__)
-                down = StorageUnavailable("the database is unavailable; try again later")
-                return _respond(down.status, error_outcome(down))
-            # a bug of ours: say nothing about the input
-            log.error("FHIR request failed: %s", type(exc).__name__)
-            return _respond(500, operation_outcome([Issue("fatal", "exception", "internal error")]))
-
     async def body_of(request: Request) -> Any:
         _media_type(request.headers.get("content-type"))
         declared = request.headers.get("content-length")
@@ -126,7 +112,7 @@ def fhir_router(
     @router.get("/metadata", summary="CapabilityStatement")
     async def metadata(request: Request) -> Response:
         async def work() -> Response:
-            return _respond(200, capability_statement(base_of(request).rstrip("/"), clock()))
+            return respond(200, capability_statement(base_of(request).rstrip("/"), clock()))
 
         return await guarded(work)
 
@@ -140,7 +126,7 @@ def fhir_router(
                 raise BadRequest("POST to the base takes a Bundle", expression=["resourceType"])
             if body.get("type") == "history" and notifications is not None:
                 outcome = await asyncio.to_thread(notifications, body, client)
-                return _respond(200, dict(outcome))
+                return respond(200, dict(outcome))
             parsed = interactions.bundle_interactions(body)
             todo = tuple(e for e in parsed.entries if not isinstance(e, FhirError))
             written = (
@@ -150,7 +136,7 @@ def fhir_router(
                 if todo
                 else []
             )
-            return _respond(
+            return respond(
                 200, interactions.bundle_response(parsed, written, base=base_of(request))
             )
 
@@ -169,7 +155,7 @@ def fhir_router(
                         "a notification is a history Bundle", expression=["resourceType"]
                     )
                 outcome = await asyncio.to_thread(handler, body, client)
-                return _respond(200, dict(outcome))
+                return respond(200, dict(outcome))
 
             return await guarded(work)
 
@@ -260,11 +246,29 @@ def _written(w: Written, request: Request, base: str) -> Response:
                 f"at {fhir_instant(w.last_updated)}",
             )
         ]
-        return _respond(w.status, operation_outcome(issues), headers)
-    return _respond(w.status, w.resource or {}, headers)
+        return respond(w.status, operation_outcome(issues), headers)
+    return respond(w.status, w.resource or {}, headers)
 
 
-def _respond(
+async def guarded(work: Callable[[], Awaitable[Response]]) -> Response:
+    """Runs a FHIR route's work and turns what goes wrong into an OperationOutcome: a FhirError
+    as its status, the database down as 503, anything else as a bare 500 (saying nothing of
+    the input)."""
+    try:
+        return await work()
+    except FhirError as err:
+        return respond(err.status, error_outcome(err), _auth_headers(err.status))
+    except Exception as exc:
+        if storage_unavailable(exc):  # e.g. the token check while the database is down
+            log.error("FHIR request: the database is unavailable (%s)", type(exc).__name__)
+            down = StorageUnavailable("the database is unavailable; try again later")
+            return respond(down.status, error_outcome(down))
+        # a bug of ours: say nothing about the input
+        log.error("FHIR request failed: %s", type(exc).__name__)
+        return respond(500, operation_outcome([Issue("fatal", "exception", "internal error")]))
+
+
+def respond(
     status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
 ) -> Response:
     content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from adapters.fhir.auth import TokenAuthenticator
-from adapters.fhir.errors import BadRequest, FhirError, NoSuchEndpoint, Unprocessable
+from adapters.fhir.errors import BadRequest, NoSuchEndpoint, Unprocessable
 from adapters.fhir.onward import apply_patch, task_move, task_resource
-from adapters.fhir.outcome import FHIR_JSON, error_outcome, etag
-from adapters.fhir.routes import FHIR_ERRORS, FhirJsonResponse
+from adapters.fhir.outcome import etag
+from adapters.fhir.routes import FHIR_ERRORS, FhirJsonResponse, guarded, respond
 from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.onward import Service, TaskMove, TaskRefusal
 from referral_gateway.services.errors import NotFound
@@ -46,12 +45,6 @@ def task_router(*, tasks: TaskKeeper, authenticate: TokenAuthenticator, clock: C
         default_response_class=FhirJsonResponse,
         responses=FHIR_ERRORS,
     )
-
-    async def guarded(work: Callable[[], Awaitable[Response]]) -> Response:
-        try:
-            return await work()
-        except FhirError as err:
-            return _respond(err.status, error_outcome(err))
 
     def own(service_id: str, task_id: str) -> dict[str, Any]:
         found = tasks.describe(task_id)
@@ -79,14 +72,14 @@ def task_router(*, tasks: TaskKeeper, authenticate: TokenAuthenticator, clock: C
         if isinstance(done, TaskRefusal):
             raise Unprocessable(done.message, code="business-rule", expression=["Task.status"])
         resource = own(service_id, task_id)
-        return _respond(200, resource, {"ETag": etag(done.version)})
+        return respond(200, resource, {"ETag": etag(done.version)})
 
     @router.get("/Task/{task_id}", summary="an onward referral's Task")
     async def read(task_id: str, request: Request) -> Response:
         async def work() -> Response:
             service_id = authenticate.service(request.headers.get("authorization"))
             resource = await asyncio.to_thread(own, service_id, task_id)
-            return _respond(200, resource)
+            return respond(200, resource)
 
         return await guarded(work)
 
@@ -111,8 +104,3 @@ def task_router(*, tasks: TaskKeeper, authenticate: TokenAuthenticator, clock: C
         return await guarded(work)
 
     return router
-
-
-def _respond(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return Response(content=content, status_code=status, media_type=FHIR_JSON, headers=headers)

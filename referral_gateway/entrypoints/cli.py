@@ -18,10 +18,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consent.errors import KeyRingError
 from referral_gateway.config import ConfigError, Settings
@@ -35,6 +36,9 @@ from referral_gateway.entrypoints import (
 )
 from referral_gateway.entrypoints.allocator import limit_malloc_arenas
 from referral_gateway.observability.logs import configure_logging
+
+if TYPE_CHECKING:
+    from referral_gateway.wiring.gateway import Gateway
 
 log = logging.getLogger("referral_gateway")
 
@@ -290,104 +294,115 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 1 if summary.files_failed else 0
 
 
-def _cmd_reprocess(args: argparse.Namespace) -> int:
-    from referral_gateway.storage.views import error_store
+@contextmanager
+def _gateway(args: argparse.Namespace) -> Iterator[Gateway]:
+    """The gateway for a one-off command: no listeners, no new key ring, stopped afterwards."""
     from referral_gateway.wiring.gateway import build_gateway
 
     gateway = build_gateway(_settings(args), create_keyring=False)
     try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+def _print_rows(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    line: Callable[[dict[str, Any]], str],
+    header: str | None = None,
+) -> None:
+    """A listing command's output: the rows as JSON, or one line each under a header."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    if header is not None:
+        print(header)
+    for row in rows:
+        print(line(row))
+
+
+def _cmd_reprocess(args: argparse.Namespace) -> int:
+    from referral_gateway.storage.views import error_store
+
+    with _gateway(args) as gateway:
         n = gateway.inbox.requeue_errors(ids=args.ids)
         done = gateway.local_pipeline().drain()
         left = len(error_store(gateway.engine))
-    finally:
-        gateway.stop()
     print(f"requeued {n} message(s); processed {done}; {left} still in the error store")
     return 0
 
 
 def _cmd_referrals(args: argparse.Namespace) -> int:
     from referral_gateway.storage.views import referral_summaries
-    from referral_gateway.wiring.gateway import build_gateway
 
-    gateway = build_gateway(_settings(args), create_keyring=False)
-    try:
+    with _gateway(args) as gateway:
         rows = referral_summaries(gateway.engine, site=args.site)
-    finally:
-        gateway.stop()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(f"{'id':36}  {'site':8} {'age':>3}  {'injury':12} {'status':14} rule")
-        for r in rows:
-            print(
-                f"{r['id']:36}  {r['site']:8} {r['age'] or '':>3}  "
-                f"{r['injury_category'] or '':12} {r['status']:14} {r['detection_rule']}"
-            )
+    _print_rows(
+        rows,
+        args.json,
+        lambda r: (
+            f"{r['id']:36}  {r['site']:8} {r['age'] or '':>3}  "
+            f"{r['injury_category'] or '':12} {r['status']:14} {r['detection_rule']}"
+        ),
+        header=f"{'id':36}  {'site':8} {'age':>3}  {'injury':12} {'status':14} rule",
+    )
     return 0
 
 
 def _cmd_counts(args: argparse.Namespace) -> int:
     from referral_gateway.storage.views import METRICS, feed_counts
-    from referral_gateway.wiring.gateway import build_gateway
 
-    gateway = build_gateway(_settings(args), create_keyring=False)
-    try:
+    with _gateway(args) as gateway:
         rows = feed_counts(gateway.engine, since=args.since)
-    finally:
-        gateway.stop()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    print(f"{'day':10} {'channel':6} {'sender':30} " + " ".join(f"{m:>9}" for m in METRICS))
-    for r in rows:
-        print(
+    _print_rows(
+        rows,
+        args.json,
+        lambda r: (
             f"{r['day']:10} {r['channel']:6} {r['sender'][:30]:30} "
             + " ".join(f"{r[m]:>9}" for m in METRICS)
-        )
+        ),
+        header=f"{'day':10} {'channel':6} {'sender':30} " + " ".join(f"{m:>9}" for m in METRICS),
+    )
     return 0
 
 
 def _cmd_errors(args: argparse.Namespace) -> int:
     from referral_gateway.storage.views import error_store
-    from referral_gateway.wiring.gateway import build_gateway
 
-    gateway = build_gateway(_settings(args), create_keyring=False)
-    try:
+    with _gateway(args) as gateway:
         rows = error_store(gateway.engine)
-    finally:
-        gateway.stop()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(
-                f"#{r['id']} {r['received_at']} {r['sender']} {r['message_type']} "
-                f"[{r['stage']}] {r['error']}"
-            )
+    _print_rows(
+        rows,
+        args.json,
+        lambda r: (
+            f"#{r['id']} {r['received_at']} {r['sender']} {r['message_type']} "
+            f"[{r['stage']}] {r['error']}"
+        ),
+    )
     return 0
 
 
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     from referral_gateway.storage.views import quarantine
-    from referral_gateway.wiring.gateway import build_gateway
 
-    gateway = build_gateway(_settings(args), create_keyring=False)
-    try:
+    with _gateway(args) as gateway:
         if args.quarantine_command == "list":
             rows = quarantine(gateway.engine)
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            for r in [] if args.json else rows:
-                print(
-                    f"#{r['id']} {r['received_at']} site {r['site']} {r['sender']} "
-                    f"{r['message_type']}: {r['why']}"
-                )
-            return 0
-        n = gateway.inbox.release_quarantined(ids=None if args.all else args.ids)
-        done = gateway.local_pipeline().drain()
-        left = len(quarantine(gateway.engine))
-    finally:
-        gateway.stop()
+        else:
+            n = gateway.inbox.release_quarantined(ids=None if args.all else args.ids)
+            done = gateway.local_pipeline().drain()
+            left = len(quarantine(gateway.engine))
+    if args.quarantine_command == "list":
+        _print_rows(
+            rows,
+            args.json,
+            lambda r: (
+                f"#{r['id']} {r['received_at']} site {r['site']} {r['sender']} "
+                f"{r['message_type']}: {r['why']}"
+            ),
+        )
+        return 0
     print(f"accepted {n} held message(s); processed {done}; {left} still held")
     return 0
 

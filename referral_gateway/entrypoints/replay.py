@@ -176,19 +176,33 @@ def _unfinished(
     """Each file not finished by an earlier run, read; a finished one is taken off the
     bar's total (so the rate and ETA are of the work left), an unreadable one counted."""
     for path in files:
-        try:
-            data = path.read_bytes()
-            identity = identify(path, data)
-        except OSError as exc:
-            summary.files_failed += 1
-            log.error("a file could not be read: %s", type(exc).__name__)
+        read = _read(path, summary)
+        if read is None or _skipped(*read, done, summary, bar):
             continue
-        if done.finished(identity):
-            summary.files_skipped += 1
-            bar.total = max(0, (bar.total or 0) - len(data))
-            bar.refresh()
-            continue
-        yield data, identity
+        yield read
+
+
+def _read(path: Path, summary: ReplaySummary) -> tuple[bytes, FileIdentity] | None:
+    """The file's bytes and identity, or None (counted and logged) when it cannot be read."""
+    try:
+        data = path.read_bytes()
+        return data, identify(path, data)
+    except OSError as exc:
+        summary.files_failed += 1
+        log.error("a file could not be read: %s", type(exc).__name__)
+        return None
+
+
+def _skipped(
+    data: bytes, identity: FileIdentity, done: ReplayFiles, summary: ReplaySummary, bar: tqdm[Any]
+) -> bool:
+    """True for a file an earlier run finished: counted, and taken off the bar's total."""
+    if not done.finished(identity):
+        return False
+    summary.files_skipped += 1
+    bar.total = max(0, (bar.total or 0) - len(data))
+    bar.refresh()
+    return True
 
 
 def _replay_export(
@@ -205,18 +219,12 @@ def _replay_export(
     lines = ExportLines()
     new: list[tuple[FileIdentity, int]] = []
     for path in files:
-        try:
-            data = path.read_bytes()
-            identity = identify(path, data)
-        except OSError as exc:
-            summary.files_failed += 1
-            log.error("a file could not be read: %s", type(exc).__name__)
+        read = _read(path, summary)
+        if read is None:
             continue
+        data, identity = read
         count = lines.read(data)
-        if done.finished(identity):
-            summary.files_skipped += 1
-            bar.total = max(0, (bar.total or 0) - len(data))
-            bar.refresh()
+        if _skipped(data, identity, done, summary, bar):
             continue
         new.append((identity, count))
         summary.messages += count

@@ -62,6 +62,7 @@ def build_alerts(settings: Settings, engine: Engine, clock: Clock) -> tuple[Aler
             secret=settings.alert_webhook_secret,
             site_urls=rooms,
             base_url=base,
+            clock=clock,
         )
     senders = Senders(
         push=WebPushSender(vapid, subject=subject, base_url=base),

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 import socket
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from adapters.hl7.mllp import Peer
 
@@ -127,11 +126,3 @@ def read_until_closed(sock: socket.socket) -> bytes:
     except ConnectionResetError:
         pass
     return data
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)

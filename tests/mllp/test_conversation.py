@@ -15,6 +15,7 @@ from hl7.client import MLLPClient
 
 from adapters.hl7.mllp import MllpLimits, Peer
 
+from ..waiting import wait_for
 from .fakes import (
     AcceptingHandler,
     ack,
@@ -24,7 +25,6 @@ from .fakes import (
     framed,
     read_replies,
     read_until_closed,
-    wait_until,
 )
 
 
@@ -227,4 +227,4 @@ def test_handler_may_answer_with_no_reply_or_several(running_server):
         replies = read_replies(sock, 2)
 
     assert replies == [ack(adt_a04("TWO1")), NOTE]
-    wait_until(lambda: server.stats.replies_sent == 2)
+    wait_for(lambda: server.stats.replies_sent == 2)

@@ -10,6 +10,7 @@ from hl7.client import MLLPClient
 
 from adapters.hl7.mllp import MllpLimits
 
+from ..waiting import wait_for
 from .fakes import (
     AcceptingHandler,
     OversizeRejecter,
@@ -19,7 +20,6 @@ from .fakes import (
     framed,
     read_replies,
     read_until_closed,
-    wait_until,
 )
 
 
@@ -42,7 +42,7 @@ def test_connection_beyond_the_cap_is_closed_at_once_and_a_freed_slot_is_reused(
         assert "max_connections=2" in caplog.text
 
         first.close()
-        wait_until(lambda: server.stats.open_connections == 1)
+        wait_for(lambda: server.stats.open_connections == 1)
         with MLLPClient("127.0.0.1", server.port) as fourth:
             assert b"MSA|AA|CAP4" in fourth.send_message(adt_a04("CAP4"))
     finally:

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 
 from adapters.hl7.mllp import MllpLimits
 
+from ..waiting import wait_for
 from .fakes import (
     SB,
     AcceptingHandler,
@@ -17,7 +18,6 @@ from .fakes import (
     framed,
     read_replies,
     read_until_closed,
-    wait_until,
 )
 
 
@@ -54,7 +54,7 @@ def test_sixty_four_drip_feeding_connections_from_one_address_leave_room_for_the
         for thread in drippers:
             thread.start()
         try:
-            wait_until(
+            wait_for(
                 lambda: server.stats.accepted_connections + server.stats.refused_connections == 64
             )
 
@@ -122,7 +122,7 @@ def test_connections_from_one_address_beyond_its_share_are_refused(running_serve
     )
     with ExitStack() as stack:
         held = [stack.enter_context(connect_from("127.0.0.1", server.port)) for _ in range(2)]
-        wait_until(lambda: server.stats.open_connections == 2)
+        wait_for(lambda: server.stats.open_connections == 2)
         with connect_from("127.0.0.1", server.port) as third:
             third.sendall(framed(adt_a04("THIRD")))
             assert read_until_closed(third) == b""

@@ -28,6 +28,7 @@ from referral_gateway.wiring.onward import build_onward
 from tests.consent_store.builders import WORKER, Assignments
 from tests.onward.builders import consented_referral
 from tests.onward.conftest import Receiver
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +44,6 @@ def cli(data_dir: Path, database_url: str, *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
-
-
-def wait_for(condition, seconds: float = 40) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def test_deliveries_waiting_when_serve_is_killed_are_each_sent_once_after_restart(
@@ -93,7 +87,8 @@ def test_deliveries_waiting_when_serve_is_killed_are_each_sent_once_after_restar
     fast = {"RG_OUTBOX_INTERVAL_SECONDS": "0.3", "RG_OUTBOX_BACKOFF_SECONDS": "0.5"}
     serve: ServeProcess | None = start_serve(data_dir, database_url, fast)
     try:
-        wait_for(lambda: all(a >= 1 for a in attempts()))  # tried while the service is down
+        # tried while the service is down
+        wait_for(lambda: all(a >= 1 for a in attempts()), timeout=40)
         serve.proc.send_signal(signal.SIGKILL)
         serve.proc.wait(10)
         assert receiver.entries() == []

@@ -74,13 +74,3 @@ def serve(
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("the gateway did not start listening")
-
-
-def wait_for(condition, *, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")

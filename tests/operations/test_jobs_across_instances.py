@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.operations.gateways import serve, wait_for
+from tests.operations.gateways import serve
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

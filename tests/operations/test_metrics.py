@@ -16,8 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import Person, Visit, adt
 from tests.fhir import builders as fhir
-from tests.operations.gateways import serve, wait_for
+from tests.operations.gateways import serve
 from tests.spine.harness import msa
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from referral_gateway.config import Settings
 from referral_gateway.entrypoints.pipeline_process import PipelineProcess
 from referral_gateway.wiring.gateway import Gateway, build_gateway
 from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
+from tests.waiting import wait_until
 
 
 @dataclass
@@ -35,12 +35,7 @@ class RunningGateway:
         self.gateway.stop()
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return predicate()
+        return wait_until(predicate, timeout, interval=0.02)
 
 
 def start_gateway(

@@ -27,6 +27,7 @@ from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.storage.views import referral_summaries
 from tests.spine.alert_endpoints import BrowserKeys, RecordingServer, SmtpSink
 from tests.spine.harness import msa, start_gateway
+from tests.waiting import wait_until
 
 ARRIVAL = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
 PUBLIC_URL = "https://gateway.example.test"
@@ -90,15 +91,6 @@ def add_worker(engine, store: AlertStore, *, channels: set[AlertChannel], email:
 def send_arrival(port: int, control_id: str = "CTRL0001") -> tuple[str, str]:
     with MllpClient("127.0.0.1", port) as client:
         return msa(client.send(adt("A04", VISIT, control_id, sent=ARRIVAL)))
-
-
-def wait_until(predicate, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture
@@ -184,9 +176,12 @@ def test_an_adt_arrival_reaches_push_email_and_chat_with_no_identifier(
         assert f"{PUBLIC_URL}/referrals/{referral_id}".encode() in message
         assert_no_identifier("the e-mail", message)
 
-        # (c) webhook: signed over the exact body, same alert
+        # (c) webhook: signed over its timestamp and the exact body, same alert
         posted = webhook.received[0]
-        expected = "sha256=" + hmac.new(SECRET.encode(), posted.body, hashlib.sha256).hexdigest()
+        stamp = posted.headers["x-gateway-timestamp"]
+        assert abs(int(stamp) - time.time()) < 300
+        signed = stamp.encode() + b"." + posted.body
+        expected = "v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(posted.headers["x-gateway-signature"], expected)
         assert json.loads(posted.body)["body"] == "RXX01: 1 new candidate on the queue"
         assert_no_identifier("the webhook", posted.body)

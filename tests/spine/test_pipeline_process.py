@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,9 @@ from referral_gateway.storage.views import feed_counts, referral_summaries
 from tests.hl7.messages import adt as hl7_message
 from tests.spine.harness import msa, sender_site_file, start_gateway
 from tests.spine.test_mllp_end_to_end import ARRIVAL, a_visit
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 @pytest.fixture
