@@ -11,6 +11,12 @@ A request is refused (a value, with an HTTP status) when its signature is bad or
 (401), its envelope is malformed or its checksum does not match (400), its key belongs to
 another site (403), or the report id was received before (409 replay; 409 conflict if the
 content differs).
+
+What it is sent is checked as the sites check what they send (422, naming the rule, never a
+figure): the month must have ended (London time, by the hub's clock: `month_not_ended`),
+and the "controlled" figures must pass the disclosure rules the sites publish by
+(`disclosure_control`, with the rule: `small_number`, `unrounded`, `recoverable`,
+`rate_not_from_shown_figures`; see `domain.report_published.disclosure_breach`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from referral_gateway.domain.clock import Clock
+from referral_gateway.domain.report_period import latest_finished_month
+from referral_gateway.domain.report_published import disclosure_breach
 from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
 from referral_gateway.report_formats.signing import (
     DEFAULT_WINDOW_S,
@@ -98,6 +106,13 @@ class HubReceiver:
             return self._refuse(400, snapshot.reason, verdict.key_id)
         if snapshot.site != self.keys[verdict.key_id].site:
             return self._refuse(403, "site_not_allowed_for_key", verdict.key_id)
+        if snapshot.month > latest_finished_month(now):
+            return self._refuse(422, "month_not_ended", verdict.key_id)
+        breach = disclosure_breach(snapshot.report())
+        if breach is not None:
+            answer = self._refuse(422, "disclosure_control", verdict.key_id, rule=breach.rule)
+            answer.body["figures"] = list(breach.cells[:20])  # names only, never values
+            return answer
         outcome = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
         body_out = {
             "outcome": outcome.value,
@@ -112,6 +127,13 @@ class HubReceiver:
         log.warning("hub: report %s %s refused as %s", snapshot.site, snapshot.month, outcome.value)
         return HubAnswer(409, body_out)
 
-    def _refuse(self, status: int, reason: str, key_id: str | None = None) -> HubAnswer:
-        log.warning("hub: push refused (%s, key %s)", reason, key_id or "?")
-        return HubAnswer(status, {"outcome": "refused", "reason": reason})
+    def _refuse(
+        self, status: int, reason: str, key_id: str | None = None, *, rule: str = ""
+    ) -> HubAnswer:
+        log.warning(
+            "hub: push refused (%s%s, key %s)", reason, f" {rule}" if rule else "", key_id or "?"
+        )
+        body: dict[str, Any] = {"outcome": "refused", "reason": reason}
+        if rule:
+            body["rule"] = rule
+        return HubAnswer(status, body)
