@@ -1,6 +1,9 @@
 """Programme hub: receive signed monthly reports from many sites, keep them, total them.
 
-Keys live in a TOML file (RG_HUB_KEYS_FILE), one table per site key:
+Keys live in a TOML file (RG_HUB_KEYS_FILE), one table per site key, and the sites expected
+to report each month (optional: without it, every site that has a key is expected):
+
+    expected_sites = ["RJ122", "RXA01", "RXB02"]
 
     [[key]]
     id = "rj122-2025"          # sent by the site as X-Report-Key-Id
@@ -51,7 +54,13 @@ class HubKey:
     site: str
 
 
-def load_hub_keys(path: Path) -> dict[str, HubKey]:
+@dataclass(frozen=True)
+class HubConfig:
+    keys: dict[str, HubKey]
+    expected_sites: tuple[str, ...]  # the dashboard shows those without a month's report
+
+
+def load_hub_config(path: Path) -> HubConfig:
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
@@ -72,7 +81,22 @@ def load_hub_keys(path: Path) -> dict[str, HubKey]:
             raise HubConfigError(str(exc)) from None
     if not keys:
         raise HubConfigError(f"hub keys file {path} has no [[key]] entries")
-    return keys
+    return HubConfig(keys, _expected_sites(data, keys, path))
+
+
+def _expected_sites(
+    data: dict[str, Any], keys: Mapping[str, HubKey], path: Path
+) -> tuple[str, ...]:
+    listed = data.get("expected_sites")
+    if listed is None:
+        return tuple(sorted({k.site for k in keys.values()}))
+    if not isinstance(listed, list) or not all(
+        isinstance(v, str) and 0 < len(v) <= 40 for v in listed
+    ):
+        raise HubConfigError(f"expected_sites in {path} must be a list of ODS codes")
+    if len(set(listed)) != len(listed):
+        raise HubConfigError(f"expected_sites in {path} names a site twice")
+    return tuple(listed)
 
 
 @dataclass(frozen=True)
