@@ -13,6 +13,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from referral_gateway.domain.report_snapshot import ReportSnapshot
 from referral_gateway.domain.reporting import Cell, build_monthly_report
 from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.wiring.reports import build_hub_alone
-from tests.reporting.builders import october_2024
+from tests.reporting.builders import SITE, october_2024
 from tests.reporting_http.test_hub_over_http import ROOT, cli, environment, free_port
 from tests.web.conftest import csrf_of
 from tests.web.test_access_matrix import app_routes
@@ -81,9 +82,10 @@ class Hub:
     own_password_set: set[str] = field(default_factory=set)
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory) -> Iterator[Hub]:
-    root: Path = tmp_path_factory.mktemp("hub-alone")
+@contextmanager
+def running_hub(root: Path) -> Iterator[Hub]:
+    """`referral-gateway hub` in its own process, with the accounts of ACCOUNTS made by the
+    `users add` command first, expecting SITE_A, SITE_B and SITE_C."""
     data_dir = root / "hub"
     keys = keys_file(root / "hub-keys.toml")
     for username, (role, sites) in ACCOUNTS.items():
@@ -125,6 +127,12 @@ def hub(tmp_path_factory) -> Iterator[Hub]:
             client.close()
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory) -> Iterator[Hub]:
+    with running_hub(tmp_path_factory.mktemp("hub-alone")) as running:
+        yield running
 
 
 def browser(hub: Hub) -> httpx.Client:
@@ -183,7 +191,9 @@ def session_of(hub: Hub, username: str) -> httpx.Client:
 
 def a_report(site: str, month: ReportMonth) -> PublishedReport:
     """The hand-checked October 2024 figures, as `site` publishes them for `month`."""
-    october = publish(build_monthly_report(site, ReportMonth(2024, 10), october_2024()))
+    facts = [replace(f, site=site) for f in october_2024() if f.site == SITE]
+    october = publish(build_monthly_report(site, ReportMonth(2024, 10), facts))
+    assert (october.value("screened"), october.value("candidates")) == (500, 40)
     return replace(october, month=month)
 
 
