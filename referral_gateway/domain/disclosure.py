@@ -89,15 +89,25 @@ def disclose(
     while changed:
         changed = False
         for rel in relations:
-            members = (rel.total, *rel.parts)
-            hidden = [m for m in members if shown[m] == SUPPRESSED]
-            if len(hidden) != 1:
+            if not recoverable(rel, shown):
                 continue
             extra = _second_cell(rel, counts, shown)
             shown[extra] = SUPPRESSED
             secondary.add(extra)
             changed = True
     return Disclosure(shown, frozenset(secondary))
+
+
+def recoverable(rel: Relation[K], shown: Mapping[K, Shown]) -> bool:
+    """Exactly one figure of the relation is suppressed, so subtracting the others from the
+    total (or adding the parts) would give it back: what secondary suppression prevents."""
+    return sum(1 for m in (rel.total, *rel.parts) if shown[m] == SUPPRESSED) == 1
+
+
+def publishable(value: Shown) -> bool:
+    """A figure that primary suppression could have published: `*`, 0, or a multiple of 5
+    of at least 10 (a count is published as itself only if `primary` leaves it unchanged)."""
+    return value == SUPPRESSED or (isinstance(value, int) and primary(value) == value)
 
 
 def _second_cell(rel: Relation[K], counts: Mapping[K, int], shown: Mapping[K, Shown]) -> K:

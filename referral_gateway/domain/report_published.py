@@ -17,10 +17,12 @@ from referral_gateway.domain.disclosure import (
     Shown,
     disclose,
     percentage,
+    publishable,
+    recoverable,
 )
 from referral_gateway.domain.errors import ReportFormatError, ReportMonthError
 from referral_gateway.domain.report_period import ReportMonth
-from referral_gateway.domain.reporting import RATES, Cell, MonthlyReport
+from referral_gateway.domain.reporting import RATES, Cell, MonthlyReport, relations_of
 
 FORMAT = "rg-monthly-report/1"
 CONTROLLED = "controlled"
@@ -70,6 +72,9 @@ class PublishedReport:
             if r.key == key:
                 return r.value
         raise KeyError(key)
+
+    def rates_by_key(self) -> dict[str, Shown | None]:
+        return {r.key: r.value for r in self.rates}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +171,59 @@ def publish(report: MonthlyReport, *, raw: bool = False) -> PublishedReport:
         approach_times=published_times,
         secondary=disclosure.secondary,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DisclosureBreach:
+    """Why a report that says it is disclosure-controlled is not: the rule it fails and the
+    figures (by name, never by value) that fail it.
+
+    - `small_number`: a count of 1 to 7 shown as itself, not as `*`;
+    - `unrounded`: a count of 8 or more not shown as a multiple of 5;
+    - `recoverable`: a total and its parts with exactly one `*`, so it can be worked out;
+    - `rate_not_from_shown_figures`: a percentage that is not the one the shown figures give
+      (`*` when either side is `*`).
+    """
+
+    rule: str
+    cells: tuple[str, ...]
+
+
+def disclosure_breach(report: PublishedReport) -> DisclosureBreach | None:
+    """The first disclosure rule a controlled report breaks, or None: the same rules
+    (`disclosure.primary`, the secondary relations, `percentage`) that `publish` applies,
+    checked on what was published. A raw report is not checked (it is never published)."""
+    if report.disclosure != CONTROLLED:
+        return None
+    shown = report.values()
+    small = [c for c, v in shown.items() if isinstance(v, int) and 0 < v < SMALLEST_SHOWN]
+    if small:
+        return DisclosureBreach("small_number", _names(small))
+    unrounded = [c for c, v in shown.items() if not publishable(v)]
+    if unrounded:
+        return DisclosureBreach("unrounded", _names(unrounded))
+    relations = [
+        rel
+        for rel in relations_of(dict.fromkeys(shown, 0))
+        if all(m in shown for m in (rel.total, *rel.parts))
+    ]
+    exposed = [rel.total for rel in relations if recoverable(rel, shown)]
+    if exposed:
+        return DisclosureBreach("recoverable", _names(exposed))
+    sent = report.rates_by_key()
+    wrong_rates = [
+        r.key
+        for r in RATES
+        if r.key in sent
+        and sent[r.key] != percentage(shown.get(r.numerator, 0), shown.get(r.denominator, 0))
+    ]
+    if wrong_rates:
+        return DisclosureBreach("rate_not_from_shown_figures", tuple(wrong_rates))
+    return None
+
+
+def _names(cells: Sequence[Cell]) -> tuple[str, ...]:
+    return tuple(str(c) for c in cells)
 
 
 @dataclass(frozen=True, slots=True)

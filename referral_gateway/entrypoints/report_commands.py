@@ -2,7 +2,8 @@
 
     report --month YYYY-MM [--site ODS] [--format csv|json|html] [--raw] [--istv] [--output F]
     report-push        freeze and push the newest finished month now (what 06:00 on the 1st does)
-    hub                serve the programme hub alone (needs RG_HUB_KEYS_FILE)
+    hub                serve the programme hub alone (needs RG_HUB_KEYS_FILE); its readers
+                       sign in with accounts made by `users add` on the hub's data directory
 
 Whoever can run these can read the database, so `--raw` (exact counts) is theirs to ask for;
 the output says so on every row.

@@ -1,6 +1,9 @@
 """Programme hub: receive signed monthly reports from many sites, keep them, total them.
 
-Keys live in a TOML file (RG_HUB_KEYS_FILE), one table per site key:
+Keys live in a TOML file (RG_HUB_KEYS_FILE), one table per site key, and the sites expected
+to report each month (optional: without it, every site that has a key is expected):
+
+    expected_sites = ["RJ122", "RXA01", "RXB02"]
 
     [[key]]
     id = "rj122-2025"          # sent by the site as X-Report-Key-Id
@@ -11,6 +14,12 @@ A request is refused (a value, with an HTTP status) when its signature is bad or
 (401), its envelope is malformed or its checksum does not match (400), its key belongs to
 another site (403), or the report id was received before (409 replay; 409 conflict if the
 content differs).
+
+What it is sent is checked as the sites check what they send (422, naming the rule, never a
+figure): the month must have ended (London time, by the hub's clock: `month_not_ended`),
+and the "controlled" figures must pass the disclosure rules the sites publish by
+(`disclosure_control`, with the rule: `small_number`, `unrounded`, `recoverable`,
+`rate_not_from_shown_figures`; see `domain.report_published.disclosure_breach`).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from referral_gateway.domain.clock import Clock
+from referral_gateway.domain.report_period import latest_finished_month
+from referral_gateway.domain.report_published import disclosure_breach
 from referral_gateway.domain.report_snapshot import ReportSnapshot, read_envelope
 from referral_gateway.report_formats.signing import (
     DEFAULT_WINDOW_S,
@@ -43,7 +54,13 @@ class HubKey:
     site: str
 
 
-def load_hub_keys(path: Path) -> dict[str, HubKey]:
+@dataclass(frozen=True)
+class HubConfig:
+    keys: dict[str, HubKey]
+    expected_sites: tuple[str, ...]  # the dashboard shows those without a month's report
+
+
+def load_hub_config(path: Path) -> HubConfig:
     try:
         data = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
@@ -64,7 +81,22 @@ def load_hub_keys(path: Path) -> dict[str, HubKey]:
             raise HubConfigError(str(exc)) from None
     if not keys:
         raise HubConfigError(f"hub keys file {path} has no [[key]] entries")
-    return keys
+    return HubConfig(keys, _expected_sites(data, keys, path))
+
+
+def _expected_sites(
+    data: dict[str, Any], keys: Mapping[str, HubKey], path: Path
+) -> tuple[str, ...]:
+    listed = data.get("expected_sites")
+    if listed is None:
+        return tuple(sorted({k.site for k in keys.values()}))
+    if not isinstance(listed, list) or not all(
+        isinstance(v, str) and 0 < len(v) <= 40 for v in listed
+    ):
+        raise HubConfigError(f"expected_sites in {path} must be a list of ODS codes")
+    if len(set(listed)) != len(listed):
+        raise HubConfigError(f"expected_sites in {path} names a site twice")
+    return tuple(listed)
 
 
 @dataclass(frozen=True)
@@ -98,6 +130,13 @@ class HubReceiver:
             return self._refuse(400, snapshot.reason, verdict.key_id)
         if snapshot.site != self.keys[verdict.key_id].site:
             return self._refuse(403, "site_not_allowed_for_key", verdict.key_id)
+        if snapshot.month > latest_finished_month(now):
+            return self._refuse(422, "month_not_ended", verdict.key_id)
+        breach = disclosure_breach(snapshot.report())
+        if breach is not None:
+            answer = self._refuse(422, "disclosure_control", verdict.key_id, rule=breach.rule)
+            answer.body["figures"] = list(breach.cells[:20])  # names only, never values
+            return answer
         outcome = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
         body_out = {
             "outcome": outcome.value,
@@ -112,6 +151,13 @@ class HubReceiver:
         log.warning("hub: report %s %s refused as %s", snapshot.site, snapshot.month, outcome.value)
         return HubAnswer(409, body_out)
 
-    def _refuse(self, status: int, reason: str, key_id: str | None = None) -> HubAnswer:
-        log.warning("hub: push refused (%s, key %s)", reason, key_id or "?")
-        return HubAnswer(status, {"outcome": "refused", "reason": reason})
+    def _refuse(
+        self, status: int, reason: str, key_id: str | None = None, *, rule: str = ""
+    ) -> HubAnswer:
+        log.warning(
+            "hub: push refused (%s%s, key %s)", reason, f" {rule}" if rule else "", key_id or "?"
+        )
+        body: dict[str, Any] = {"outcome": "refused", "reason": reason}
+        if rule:
+            body["rule"] = rule
+        return HubAnswer(status, body)

@@ -16,10 +16,10 @@ from referral_gateway.web.render import render
 from referral_gateway.web.security import (
     CHANGE_PASSWORD,
     CsrfDep,
-    CtxDep,
     FormDep,
     PendingSessionDep,
     SessionDep,
+    SignInCtxDep,
     same_token,
 )
 
@@ -27,19 +27,23 @@ router = APIRouter(include_in_schema=False)
 
 
 def _page(
-    request: Request, ctx: CtxDep, *, status: int = 200, problems: dict[str, str] | None = None
+    request: Request,
+    ctx: SignInCtxDep,
+    *,
+    status: int = 200,
+    problems: dict[str, str] | None = None,
 ) -> Response:
     return render(ctx, request, "change_password.html", status=status, problems=problems or {})
 
 
 @router.get(CHANGE_PASSWORD)
-def password_form(request: Request, ctx: CtxDep, session: PendingSessionDep) -> Response:
+def password_form(request: Request, ctx: SignInCtxDep, session: PendingSessionDep) -> Response:
     return _page(request, ctx)
 
 
 @router.post(CHANGE_PASSWORD)
 def change_password(
-    request: Request, ctx: CtxDep, session: PendingSessionDep, form: FormDep
+    request: Request, ctx: SignInCtxDep, session: PendingSessionDep, form: FormDep
 ) -> Response:
     if not same_token(form.get("csrf_token"), session.csrf_token):
         raise PageError(
@@ -63,12 +67,14 @@ def change_password(
     ctx.accounts.set_password(
         user.id, new, by=user.id, now=ctx.clock(), keep_session=session.id_hash
     )
-    return RedirectResponse(home_for(user.role) + "?done=password_set", status_code=303)
+    return RedirectResponse(
+        home_for(user.role, landing=ctx.landing) + "?done=password_set", status_code=303
+    )
 
 
 @router.post("/notices/{notice_id}/read")
 def notice_read(
-    notice_id: str, ctx: CtxDep, session: SessionDep, form: FormDep, _: CsrfDep
+    notice_id: str, ctx: SignInCtxDep, session: SessionDep, form: FormDep, _: CsrfDep
 ) -> Response:
     user = session.user
     if user.role is not Role.TEAM_LEAD or not mark_read(

@@ -7,15 +7,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Role
 from referral_gateway.domain.accounts import StaffUser
+from referral_gateway.web.context import SignInContext
 from referral_gateway.web.errors import PageError
 from referral_gateway.web.render import render
 from referral_gateway.web.security import (
     CHANGE_PASSWORD,
     LOGIN,
     SESSION,
-    CtxDep,
     FormDep,
     PendingSessionDep,
+    SignInCtxDep,
     clear_cookie,
     is_secure,
     new_login_token,
@@ -29,9 +30,13 @@ router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE_SECONDS = 30 * 60
 
 
-def home_for(role: Role, *, must_change_password: bool = False) -> str:
+def home_for(role: Role, *, must_change_password: bool = False, landing: str = "") -> str:
+    """Where a signed-in person starts: their own password first, then `landing` when the
+    app has one page for everyone (the standalone hub), else their role's home."""
     if must_change_password:
         return CHANGE_PASSWORD
+    if landing:
+        return landing
     if role is Role.PROGRAMME_LEAD:
         return "/overview"
     if role is Role.ADMINISTRATOR:
@@ -40,19 +45,19 @@ def home_for(role: Role, *, must_change_password: bool = False) -> str:
 
 
 @router.get("/")
-def home(request: Request, ctx: CtxDep) -> Response:
+def home(request: Request, ctx: SignInCtxDep) -> Response:
     session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)
     if session is None:
         return RedirectResponse("/sign-in", status_code=303)
-    return RedirectResponse(_home(session.user), status_code=303)
+    return RedirectResponse(_home(ctx, session.user), status_code=303)
 
 
-def _home(user: StaffUser) -> str:
-    return home_for(user.role, must_change_password=user.must_change_password)
+def _home(ctx: SignInContext, user: StaffUser) -> str:
+    return home_for(user.role, must_change_password=user.must_change_password, landing=ctx.landing)
 
 
 def _sign_in_page(
-    request: Request, ctx: CtxDep, *, status: int = 200, error: str = "", username: str = ""
+    request: Request, ctx: SignInContext, *, status: int = 200, error: str = "", username: str = ""
 ) -> HTMLResponse:
     token = new_login_token()
     response = render(
@@ -69,15 +74,15 @@ def _sign_in_page(
 
 
 @router.get("/sign-in")
-def sign_in_form(request: Request, ctx: CtxDep) -> Response:
+def sign_in_form(request: Request, ctx: SignInCtxDep) -> Response:
     session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)
     if session is not None:
-        return RedirectResponse(_home(session.user), status_code=303)
+        return RedirectResponse(_home(ctx, session.user), status_code=303)
     return _sign_in_page(request, ctx)
 
 
 @router.post("/sign-in")
-def sign_in(request: Request, ctx: CtxDep, form: FormDep) -> Response:
+def sign_in(request: Request, ctx: SignInCtxDep, form: FormDep) -> Response:
     if not same_token(form.get("csrf_token"), read_cookie(request, LOGIN)):
         raise PageError(
             403,
@@ -102,14 +107,16 @@ def sign_in(request: Request, ctx: CtxDep, form: FormDep) -> Response:
         return _sign_in_page(request, ctx, status=status, username=username, error=result.message)
     opened = ctx.accounts.open_session(result.user, now=ctx.clock())
     secure = is_secure(request, ctx)
-    response = RedirectResponse(_home(result.user), status_code=303)
+    response = RedirectResponse(_home(ctx, result.user), status_code=303)
     set_cookie(response, SESSION, opened.token, secure=secure, max_age=None)
     clear_cookie(response, LOGIN, secure=secure)
     return response
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, ctx: CtxDep, session: PendingSessionDep, form: FormDep) -> Response:
+def sign_out(
+    request: Request, ctx: SignInCtxDep, session: PendingSessionDep, form: FormDep
+) -> Response:
     if not same_token(form.get("csrf_token"), session.csrf_token):
         raise PageError(403, "This form has expired", "Reload the page and sign out again.")
     ctx.accounts.end_session(read_cookie(request, SESSION), now=ctx.clock())

@@ -1,5 +1,8 @@
-"""What the web routes share: stores, services, options, the live-event broadcaster and the
-templates. One per app, at `app.state.web`."""
+"""What the web routes share, one per app at `app.state.web`.
+
+`SignInContext` is what signing in needs (accounts, sessions, options, templates): the
+standalone programme hub has only that. `WebContext`, the gateway's, adds the casework,
+live events and the rest of the youth workers' pages."""
 
 from __future__ import annotations
 
@@ -20,15 +23,22 @@ from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.options import WebOptions
 
 
-@dataclass
-class WebContext:
+@dataclass(kw_only=True)
+class SignInContext:
     engine: Engine
     clock: Clock
     options: WebOptions
     accounts: AccountStore
+    templates: jinja2.Environment
+    # the one page every role lands on after signing in (the standalone hub: /hub), with no
+    # navigation to pages the app does not serve; empty: each role's own home
+    landing: str = ""
+
+
+@dataclass(kw_only=True)
+class WebContext(SignInContext):
     casework: Casework
     events: Broadcaster
-    templates: jinja2.Environment
     onward: OnwardReferrals | None = field(default=None)  # sending to outside services
     alert_store: AlertStore | None = None  # each worker's alert choices and devices
     vapid_public_key: str = ""  # what browsers subscribe to Web Push with

@@ -1,24 +1,27 @@
 """Programme hub over HTTP: sites push signed reports here; leads see cross-site totals.
 
     POST /api/hub/reports          signed envelope (see report_formats.signing)
-    GET  /hub?month=YYYY-MM        one row per site, totals, funnel, 12-month trend
-    GET  /hub/download.csv         totals; /hub/sites.csv: every site's report
+    GET  /hub?month=YYYY-MM        one row per site, totals, missing sites, funnel, trend
+    GET  /hub/download.csv         totals; /hub/sites.csv: every site's report;
+    GET  /hub/totals.json          totals as JSON
 
 `build_hub_router` mounts into the gateway's app; `build_hub_app` is the hub alone (what
-`referral-gateway hub` serves), for a programme office that runs no ED feed.
+`referral-gateway hub` serves), for a programme office that runs no ED feed. Either way the
+page is read by signed-in programme leads and administrators (the gateway's accounts,
+sessions and CSRF; signed out, a browser is sent to the sign-in page), and the downloads
+also by the ops token's bearer (scripts), as the gateway's own report downloads are.
 """
 
-import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import jinja2
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from consent.policy import Actor, Role
+from consent.policy import Actor
 from referral_gateway.domain.clock import Clock
 from referral_gateway.domain.report_period import ReportMonth, trailing_months
 from referral_gateway.domain.report_published import (
@@ -30,9 +33,11 @@ from referral_gateway.report_formats.files import reports_csv, totals_csv
 from referral_gateway.services.hub import HubKey, HubReceiver
 from referral_gateway.storage.reports import Receipt, ReportStore
 from referral_gateway.web import report_pages
+from referral_gateway.web.context import SignInContext
 from referral_gateway.web.openapi import SIGN_IN, CsvResponse, refusals
 from referral_gateway.web.render import app_templates
-from referral_gateway.web.reports import REPORT_ROLES, parse_month
+from referral_gateway.web.reports import REPORT_ROLES, download_reader, page_reader, parse_month
+from referral_gateway.web.ui import mount_sign_in
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -44,6 +49,12 @@ class ReceivedRow:
     checksum: str
 
 
+@dataclass(frozen=True)
+class ExpectedSite:
+    site: str
+    received_at: datetime | None  # None: no report for the month ("missing")
+
+
 def build_hub_router(
     store: ReportStore,
     keys: Mapping[str, HubKey],
@@ -52,10 +63,15 @@ def build_hub_router(
     *,
     templates: jinja2.Environment | None = None,
     prefix: str = "/hub",
+    download_dependency: Callable[..., Actor] | None = None,
+    expected_sites: Sequence[str] = (),
 ) -> APIRouter:
+    """`actor_dependency` reads the page, `download_dependency` (default: the same) the
+    CSV and JSON; `expected_sites` are shown as missing for a month they did not report."""
     receiver = HubReceiver(store, keys, clock)
     router = APIRouter(tags=["hub"], responses=refusals(400, 401, 403, 409, 413, 422) | SIGN_IN)
     ActorDep = Annotated[Actor, Depends(actor_dependency)]
+    DownloadDep = Annotated[Actor, Depends(download_dependency or actor_dependency)]
 
     @router.post("/api/hub/reports", status_code=202)
     async def receive(request: Request) -> JSONResponse:
@@ -79,6 +95,8 @@ def build_hub_router(
         charts = report_pages.combined_charts(
             "all sites", months, [[r.report for r in month_rows(past)] for past in months]
         )
+        received = {r.report.site: r.received_at for r in rows}
+        expected = [ExpectedSite(site, received.get(site)) for site in expected_sites]
         page = report_pages.render(
             templates or app_templates(request),
             "hub_dashboard.html",
@@ -95,13 +113,16 @@ def build_hub_router(
                 measure: (by_cell[Cell(measure)].display() if Cell(measure) in by_cell else "0")
                 for measure, _ in report_pages.headline()
             },
+            expected=expected,
+            missing=[e.site for e in expected if e.received_at is None],
             funnel=charts["funnel"],
             trend=charts["trend"],
+            **_signed_in(request),
         )
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @router.get(f"{prefix}/download.csv", response_class=CsvResponse)
-    def totals_download(actor: ActorDep, month: str | None = None) -> Response:
+    def totals_download(actor: DownloadDep, month: str | None = None) -> Response:
         _lead(actor)
         m = parse_month(month, clock())
         totals = cross_site_totals([r.report for r in month_rows(m)])
@@ -112,7 +133,7 @@ def build_hub_router(
         )
 
     @router.get(f"{prefix}/sites.csv", response_class=CsvResponse)
-    def sites_download(actor: ActorDep, month: str | None = None) -> Response:
+    def sites_download(actor: DownloadDep, month: str | None = None) -> Response:
         _lead(actor)
         m = parse_month(month, clock())
         return Response(
@@ -122,7 +143,7 @@ def build_hub_router(
         )
 
     @router.get(f"{prefix}/totals.json")
-    def totals_json(actor: ActorDep, month: str | None = None) -> dict[str, object]:
+    def totals_json(actor: DownloadDep, month: str | None = None) -> dict[str, object]:
         _lead(actor)
         m = parse_month(month, clock())
         rows = month_rows(m)
@@ -147,13 +168,27 @@ def build_hub_router(
 def build_hub_app(
     store: ReportStore,
     keys: Mapping[str, HubKey],
-    actor_dependency: Callable[..., Actor],
-    clock: Clock,
+    ctx: SignInContext,
     *,
-    templates: jinja2.Environment,
+    ops_token: str | None = None,
+    expected_sites: Sequence[str] = (),
 ) -> FastAPI:
+    """The hub alone: its sign-in pages (`ctx`, with `landing` /hub: every account lands on
+    the dashboard, which only programme leads and administrators may read), the hub's routes
+    and a health check. The ops token reads the downloads, never the page."""
     app = FastAPI(title="Referral gateway: programme hub", version="0.1.0")
-    app.include_router(build_hub_router(store, keys, actor_dependency, clock, templates=templates))
+    mount_sign_in(app, ctx)
+    app.include_router(
+        build_hub_router(
+            store,
+            keys,
+            page_reader,
+            ctx.clock,
+            templates=ctx.templates,
+            download_dependency=download_reader(ops_token),
+            expected_sites=expected_sites,
+        )
+    )
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -166,23 +201,16 @@ def build_hub_app(
     return app
 
 
-def hub_token_actor(ops_token: str | None) -> Callable[[Request], Actor]:
-    """Who reads the hub when it runs alone (`referral-gateway hub`: no staff accounts).
-    With an ops token configured its bearer is a programme lead of every site and everyone
-    else gets 401; without one (loopback, for development) everyone is. The hub holds only
-    disclosure-controlled figures. Inside the gateway the hub is read by signed-in staff."""
-
-    def actor(request: Request) -> Actor:
-        if not ops_token:
-            return Actor(user_id="local", role=Role.PROGRAMME_LEAD, sites=frozenset())
-        given = request.headers.get("authorization", "")
-        if hmac.compare_digest(given.encode(), f"Bearer {ops_token}".encode()):
-            return Actor(user_id="ops", role=Role.PROGRAMME_LEAD, sites=frozenset())
-        raise HTTPException(
-            status_code=401, detail="ops token required", headers={"WWW-Authenticate": "Bearer"}
-        )
-
-    return actor
+def _signed_in(request: Request) -> dict[str, Any]:
+    """What `base.html` needs about the person reading (none for the ops token's bearer)."""
+    session = getattr(request.state, "session", None)
+    ctx = getattr(request.app.state, "web", None)
+    return {
+        "user": session.user if session is not None else None,
+        "csrf_token": session.csrf_token if session is not None else "",
+        "done_message": "",
+        "landing": ctx.landing if isinstance(ctx, SignInContext) else "",
+    }
 
 
 def _row(receipt: Receipt) -> ReceivedRow:

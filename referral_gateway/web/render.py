@@ -29,7 +29,7 @@ from referral_gateway.domain.casework import (
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.report_formats.files import display
 from referral_gateway.storage.accounts import CurrentSession
-from referral_gateway.web.context import WebContext
+from referral_gateway.web.context import SignInContext
 from referral_gateway.web.security import NO_STORE
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -160,7 +160,7 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 
 def render(
-    ctx: WebContext,
+    ctx: SignInContext,
     request: Request,
     template: str,
     *,
@@ -190,6 +190,7 @@ def render(
         csrf_token=session.csrf_token if session else "",
         now=ctx.clock(),
         done_message=DONE_MESSAGES.get(done, ""),
+        landing=ctx.landing,
         **values,
     )
     return HTMLResponse(body, status_code=status, headers=NO_STORE)

@@ -41,7 +41,7 @@ from referral_gateway.web import report_pages
 from referral_gateway.web.errors import PageError
 from referral_gateway.web.openapi import SIGN_IN, CsvResponse, refusals
 from referral_gateway.web.render import app_templates
-from referral_gateway.web.security import SESSION, CsrfDep, CtxDep, SessionDep, read_cookie
+from referral_gateway.web.security import SESSION, CsrfDep, SessionDep, SignInCtxDep, read_cookie
 
 REPORT_ROLES = frozenset({Role.PROGRAMME_LEAD, Role.ADMINISTRATOR})
 MACHINE = "ops-token"  # the Actor.user_id of a request signed with the ops token
@@ -92,7 +92,7 @@ def download_reader(ops_token: str | None) -> Callable[..., Actor]:
     """The reader of a download: the ops token's bearer (disclosure-controlled figures of
     every site), else the signed-in member of staff; else 401."""
 
-    def reader(request: Request, ctx: CtxDep) -> Actor:
+    def reader(request: Request, ctx: SignInCtxDep) -> Actor:
         given = request.headers.get("authorization", "")
         if (
             ops_token

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from referral_gateway.domain.accounts import StaffUser
 from referral_gateway.storage.accounts import CurrentSession
-from referral_gateway.web.context import WebContext
+from referral_gateway.web.context import SignInContext, WebContext
 
 # re-exported for the route modules that import them from here
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
@@ -83,7 +83,7 @@ class SecurityHeaders:
 # -- cookies -----------------------------------------------------------------------------------
 
 
-def is_secure(request: Request, ctx: WebContext) -> bool:
+def is_secure(request: Request, ctx: SignInContext) -> bool:
     return ctx.options.cookie_secure or request.url.scheme == "https"
 
 
@@ -143,7 +143,16 @@ def get_ctx(request: Request) -> WebContext:
 CtxDep = Annotated[WebContext, Depends(get_ctx)]
 
 
-def current_session(request: Request, ctx: CtxDep) -> CurrentSession:
+def get_sign_in_ctx(request: Request) -> SignInContext:
+    """The part of the context signing in needs: all the standalone hub has."""
+    ctx: SignInContext = request.app.state.web
+    return ctx
+
+
+SignInCtxDep = Annotated[SignInContext, Depends(get_sign_in_ctx)]
+
+
+def current_session(request: Request, ctx: SignInCtxDep) -> CurrentSession:
     # the queue's own refreshes are not the person doing anything: they do not keep the
     # session from idling out
     automatic = bool(request.headers.get(LIVE_UPDATE_HEADER))
@@ -161,7 +170,7 @@ def current_session(request: Request, ctx: CtxDep) -> CurrentSession:
 SessionDep = Annotated[CurrentSession, Depends(current_session)]
 
 
-def pending_session(request: Request, ctx: CtxDep) -> CurrentSession:
+def pending_session(request: Request, ctx: SignInCtxDep) -> CurrentSession:
     """A session, also of an account that must still set its own password: for the
     change-password page (and signing out) only."""
     session = ctx.accounts.current(read_cookie(request, SESSION), now=ctx.clock(), pending_ok=True)

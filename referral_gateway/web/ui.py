@@ -40,18 +40,16 @@ from referral_gateway.web import (
     referrals,
     team,
 )
-from referral_gateway.web.context import WebContext
+from referral_gateway.web.context import SignInContext, WebContext
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CHANGE_PASSWORD, LIVE_UPDATE_HEADER, SecurityHeaders
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
+SIGN_IN_ROUTERS = (auth.router, account.router)
 # /referrals/new before /referrals/{referral_id}
-ROUTERS = tuple(
-    m.router
-    for m in (auth, account, manual, queue, referrals, onward, overview, team, admin, alerts)
-)
+ROUTERS = tuple(m.router for m in (manual, queue, referrals, onward, overview, team, admin, alerts))
 
 
 def mount_pages(
@@ -59,10 +57,26 @@ def mount_pages(
 ) -> None:
     """Mount the pages and the live queue on `app`, for `ctx` (built by the composition
     root's `install_web`), and listen for referral news."""
+    mount_sign_in(app, ctx)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    def on_referral(news: ReferralNews) -> None:
+        """Called on the pipeline's (or the escalation job's) thread after the commit."""
+        ctx.events.publish(queue_event(news.referral_id, news.site, news.update))
+
+    listeners.append(on_referral)
+    _close_streams_on_shutdown(app, ctx)
+
+
+def mount_sign_in(app: FastAPI, ctx: SignInContext) -> None:
+    """Signing in and out, the own-password page, sessions kept tidy, security headers,
+    static files and error pages (a browser without a session is sent to sign in): the
+    gateway's pages build on these, and the standalone hub has only these."""
     app.state.web = ctx
     app.add_middleware(SecurityHeaders, hsts=ctx.options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in ROUTERS:
+    for router in SIGN_IN_ROUTERS:
         app.include_router(router)
 
     async def page_error(request: Request, exc: Exception) -> Response:
@@ -111,13 +125,7 @@ def mount_pages(
 
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-
-    def on_referral(news: ReferralNews) -> None:
-        """Called on the pipeline's (or the escalation job's) thread after the commit."""
-        ctx.events.publish(queue_event(news.referral_id, news.site, news.update))
-
-    listeners.append(on_referral)
-    _add_background(app, ctx)
+    _prune_while_running(app, ctx)
 
 
 # API and FHIR clients keep their JSON (and OperationOutcome) answers whatever they accept
@@ -146,9 +154,9 @@ def queue_event(referral_id: str, site: str, update: ReferralUpdate) -> QueueEve
     return QueueEvent("changed", referral_id, site, update.value)
 
 
-def _add_background(app: FastAPI, ctx: WebContext) -> None:
-    """Forget old sign-in attempts and sessions while the app runs, and end live streams on
-    shutdown. (Escalation is a scheduled job: `referral_gateway.entrypoints.jobs`.)"""
+def _prune_while_running(app: FastAPI, ctx: SignInContext) -> None:
+    """Forget old sign-in attempts and sessions while the app runs. (Escalation is a
+    scheduled job: `referral_gateway.entrypoints.jobs`.)"""
     previous = app.router.lifespan_context
 
     async def prune() -> None:
@@ -166,7 +174,20 @@ def _add_background(app: FastAPI, ctx: WebContext) -> None:
             async with previous(a) as state:
                 yield state
         finally:
-            ctx.events.close_all()
             task.cancel()
+
+    app.router.lifespan_context = lifespan
+
+
+def _close_streams_on_shutdown(app: FastAPI, ctx: WebContext) -> None:
+    previous = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            ctx.events.close_all()
 
     app.router.lifespan_context = lifespan

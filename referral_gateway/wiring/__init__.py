@@ -9,6 +9,7 @@
     web.py       the web app: FHIR routes, operations JSON, reports, and the youth workers'
                  pages with their accounts, casework and live events (`install_web`)
     reports.py   reports: store, service, monthly push and its jobs, hub keys, the hub alone
+    accounts.py  staff accounts and sessions (the gateway's pages and the hub alone share them)
 
 Entry points (`referral_gateway.entrypoints`) and tests import from here; nothing here
 imports an entry point, and nothing here reads the environment: settings come in as a

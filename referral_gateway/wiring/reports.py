@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.base import BaseScheduler
 from fastapi import FastAPI
@@ -19,7 +18,7 @@ from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.clock import Clock
 from referral_gateway.report_formats.signing import SigningKey, SigningKeyError
 from referral_gateway.services.errors import HubConfigError
-from referral_gateway.services.hub import HubKey, load_hub_keys
+from referral_gateway.services.hub import HubConfig, load_hub_config
 from referral_gateway.services.report_jobs import ReportJobs
 from referral_gateway.services.report_push import MonthlyPush, ReportSender
 from referral_gateway.services.reporting import FactsRepository, ReportService
@@ -34,7 +33,7 @@ class Reports:
     service: ReportService
     push: MonthlyPush
     jobs: ReportJobs
-    hub_keys: dict[str, HubKey] | None
+    hub: HubConfig | None  # with RG_HUB_KEYS_FILE: the sites' keys and those expected
 
 
 def push_sender(settings: Settings, clock: Clock) -> ReportSender | None:
@@ -55,11 +54,11 @@ def push_sender(settings: Settings, clock: Clock) -> ReportSender | None:
     return ReportSender(settings.programme_endpoint, key, clock=clock)
 
 
-def hub_keys(settings: Settings) -> dict[str, HubKey] | None:
+def hub_config(settings: Settings) -> HubConfig | None:
     if not settings.hub_keys_file:
         return None
     try:
-        return load_hub_keys(Path(settings.hub_keys_file))
+        return load_hub_config(Path(settings.hub_keys_file))
     except HubConfigError as exc:
         raise ConfigError(f"RG_HUB_KEYS_FILE: {exc}") from None
 
@@ -88,7 +87,9 @@ def build_reports(
         clock=clock,
     )
     runs = JobRuns(engine)
-    return Reports(store, service, push, ReportJobs(push, scheduler, runs=runs), hub_keys(settings))
+    return Reports(
+        store, service, push, ReportJobs(push, scheduler, runs=runs), hub_config(settings)
+    )
 
 
 def mount_reports(
@@ -98,34 +99,57 @@ def mount_reports(
     app, read by its signed-in staff (`install_web` provides the sessions); the ops token, when
     set, also reads the CSV and JSON downloads."""
     from referral_gateway.web.hub import build_hub_router
-    from referral_gateway.web.reports import build_reports_router, page_reader
+    from referral_gateway.web.reports import build_reports_router, download_reader, page_reader
 
     app.include_router(
         build_reports_router(
             reports.service, reports.store, clock, push=reports.push, ops_token=ops_token
         )
     )
-    if reports.hub_keys is not None:
-        app.include_router(build_hub_router(reports.store, reports.hub_keys, page_reader, clock))
+    if reports.hub is not None:
+        app.include_router(
+            build_hub_router(
+                reports.store,
+                reports.hub.keys,
+                page_reader,
+                clock,
+                download_dependency=download_reader(ops_token),
+                expected_sites=reports.hub.expected_sites,
+            )
+        )
 
 
 def build_hub_alone(settings: Settings, clock: Clock) -> tuple[FastAPI, Engine]:
     """The programme hub served on its own (`referral-gateway hub`): the sites' keys (required),
-    the database, and the hub app, which the ops token may also read. The caller disposes of
-    the engine."""
-    from referral_gateway.web.hub import build_hub_app, hub_token_actor
+    the database, the gateway's accounts and sign-in (accounts made with `referral-gateway
+    users add` on the hub's database), and the hub app, whose downloads the ops token may
+    also read. The caller disposes of the engine."""
+    from referral_gateway.storage.audit_store import AuditStore, anchor_for
+    from referral_gateway.web.context import SignInContext
+    from referral_gateway.web.hub import build_hub_app
+    from referral_gateway.web.options import WebOptions
     from referral_gateway.web.render import make_templates
+    from referral_gateway.wiring.accounts import account_store
     from referral_gateway.wiring.database import open_database
 
-    keys = hub_keys(settings)
-    if keys is None:
+    hub = hub_config(settings)
+    if hub is None:
         raise ConfigError("the hub needs RG_HUB_KEYS_FILE (or --hub-keys-file)")
     engine = open_database(settings)
+    options = WebOptions.from_settings(settings)
+    ctx = SignInContext(
+        engine=engine,
+        clock=clock,
+        options=options,
+        accounts=account_store(engine, options, AuditStore(anchor_for(settings.data_dir))),
+        templates=make_templates(options.zone),
+        landing="/hub",
+    )
     app = build_hub_app(
         ReportStore(engine),
-        keys,
-        hub_token_actor(settings.ops_token or None),
-        clock,
-        templates=make_templates(ZoneInfo(settings.timezone)),
+        hub.keys,
+        ctx,
+        ops_token=settings.ops_token or None,
+        expected_sites=hub.expected_sites,
     )
     return app, engine

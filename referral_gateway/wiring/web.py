@@ -21,7 +21,6 @@ from referral_gateway.observability.metrics import Metrics, build_metrics
 from referral_gateway.services.casework import Casework
 from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.services.sharing import Sharing
-from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
@@ -30,6 +29,7 @@ from referral_gateway.web.ops import ops_router, unexpected_error
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.render import make_templates
 from referral_gateway.web.ui import mount_pages
+from referral_gateway.wiring.accounts import account_store
 from referral_gateway.wiring.gateway import Gateway
 from referral_gateway.wiring.reports import Reports, mount_reports
 
@@ -118,18 +118,8 @@ def install_web(
     (with the casework's assignment lookup, `storage.casework.assigned_to`)."""
     options = options or WebOptions()
     events = Broadcaster()
-    accounts = AccountStore(
-        engine,
-        hasher=hasher
-        or PasswordHasher(
-            time_cost=options.argon2_time_cost,
-            memory_cost=options.argon2_memory_kib,
-            parallelism=options.argon2_parallelism,
-        ),
-        throttle=options.throttle_policy,
-        sessions=options.session_policy,
-        audit=sharing.audit,  # account changes join the consent trail (and its anchor)
-    )
+    # account changes join the consent trail (and its anchor)
+    accounts = account_store(engine, options, sharing.audit, hasher=hasher)
     casework = Casework(
         engine,
         keyring,

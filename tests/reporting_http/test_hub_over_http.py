@@ -29,6 +29,8 @@ from tests.reporting.spine_rows import Visit, assault, write
 ROOT = Path(__file__).resolve().parents[2]
 SITE_A, SITE_B = "RXA01", "RXB02"
 SECRET_A, SECRET_B = "a-secret-of-at-least-32-characters!", "b-secret-of-at-least-32-characters!"
+OPS_TOKEN = "hub-ops-token-for-scripts-0123456789"
+SCRIPT = {"Authorization": f"Bearer {OPS_TOKEN}"}  # what a programme office's script sends
 
 
 def free_port() -> int:
@@ -67,7 +69,7 @@ def hub(tmp_path):
             str(keys),
         ),
         cwd=ROOT,
-        env=environment(),
+        env=environment(RG_OPS_TOKEN=OPS_TOKEN),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -137,13 +139,15 @@ def test_two_sites_push_to_the_hub_which_totals_them_and_refuses_tampering(tmp_p
         [(SITE_B, month, "sent")],
     ]
 
-    totals = httpx.get(f"{hub}/hub/totals.json", params={"month": month}).json()
+    totals = httpx.get(f"{hub}/hub/totals.json", params={"month": month}, headers=SCRIPT).json()
     assert totals["sites"] == [SITE_A, SITE_B]
     by_key = {(t["measure"], t["breakdown"], t["category"]): t for t in totals["totals"]}
     # candidates: 23 -> 25 and 12 -> 10; screened: 123 -> 125 and 52 -> 50
     assert by_key[("candidates", "", "")]["known_total"] == 35
     assert by_key[("screened", "", "")]["known_total"] == 175
-    assert "RXA01" in httpx.get(f"{hub}/hub", params={"month": month}).text
+    assert (
+        "RXA01" in httpx.get(f"{hub}/hub/sites.csv", params={"month": month}, headers=SCRIPT).text
+    )
 
     # the site's own record says sent, and a second run (a restart) sends nothing
     engine = make_engine(f"sqlite:///{site_a / 'gateway.db'}")
@@ -176,5 +180,5 @@ def test_two_sites_push_to_the_hub_which_totals_them_and_refuses_tampering(tmp_p
     assert (replay.status_code, replay.json()["outcome"]) == (409, "replay")
 
     # and nothing changed the totals
-    again = httpx.get(f"{hub}/hub/totals.json", params={"month": month}).json()
+    again = httpx.get(f"{hub}/hub/totals.json", params={"month": month}, headers=SCRIPT).json()
     assert again == totals

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from consent.policy import Role
 from referral_gateway.domain.accounts import StaffUser
-from referral_gateway.web.ui import ROUTERS
+from referral_gateway.web.ui import ROUTERS, SIGN_IN_ROUTERS
 from tests.web.builders import SITE_A, SITE_B, Patient
 from tests.web.conftest import Web
 
@@ -59,7 +59,7 @@ def post_routes(web: Web) -> list[str]:
     """Every form target the web pages mount."""
     return sorted(
         r.path
-        for router in ROUTERS
+        for router in (*SIGN_IN_ROUTERS, *ROUTERS)
         for r in router.routes
         if isinstance(r, APIRoute) and "POST" in r.methods
     )

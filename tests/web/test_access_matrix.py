@@ -213,9 +213,9 @@ MATRIX = [
     Row("POST", "/api/hub/reports",                     "401 401 401 401 401 401 401 401",
         body="json"),
     Row("GET", "/hub",                                  "303 403 403 403 200 200 303 303"),
-    Row("GET", "/hub/download.csv",                     "303 403 403 403 200 200 303 303"),
-    Row("GET", "/hub/sites.csv",                        "303 403 403 403 200 200 303 303"),
-    Row("GET", "/hub/totals.json",                      "303 403 403 403 200 200 303 303"),
+    Row("GET", "/hub/download.csv",                     "401 403 403 403 200 200 401 200"),
+    Row("GET", "/hub/sites.csv",                        "401 403 403 403 200 200 401 200"),
+    Row("GET", "/hub/totals.json",                      "401 403 403 403 200 200 401 200"),
 ]
 # fmt: on
 
