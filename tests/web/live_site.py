@@ -25,7 +25,11 @@ class Site:
     def __init__(self, data_dir: Path, database_url: str = "") -> None:
         self.clock = FixedClock()
         settings = Settings(data_dir=data_dir, database_url=database_url)
-        self.running = build_gateway(settings, clock=self.clock).start()
+        # not started: the FakeEd below drives the pipeline itself, message by message, and
+        # the gateway's own worker would race it for each message (on PostgreSQL it sometimes
+        # won, and the ED's `stab_wound` found no new referral); alerts run as in `serve`
+        self.running = build_gateway(settings, clock=self.clock)
+        self.running.alerts.start()
         app = build_app(
             self.running,
             reports=build_reports(settings, self.running.engine, self.clock),
@@ -48,6 +52,7 @@ class Site:
 
     def stop(self) -> None:
         self.live.stop()
+        self.running.alerts.stop()
         self.running.stop()
 
 
