@@ -9,8 +9,11 @@ Keys live in a TOML file (RG_HUB_KEYS_FILE), one table per site key:
 
 A request is refused (a value, with an HTTP status) when its signature is bad or stale
 (401), its envelope is malformed or its checksum does not match (400), its key belongs to
-another site (403), or the report id was received before (409 replay; 409 conflict if the
-content differs).
+another site (403), the report id was received before (409 replay; 409 conflict if the
+content differs), or the hub already holds a report for the site and month and this one
+gives no reason (409 `month_already_received`: a staging gateway cannot overwrite the
+programme's figures). A report with a reason for a month already held is a correction: the
+next version, kept beside the earlier ones (`ReportStore.receipt_history`).
 """
 
 from __future__ import annotations
@@ -98,18 +101,27 @@ class HubReceiver:
             return self._refuse(400, snapshot.reason, verdict.key_id)
         if snapshot.site != self.keys[verdict.key_id].site:
             return self._refuse(403, "site_not_allowed_for_key", verdict.key_id)
-        outcome = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
-        body_out = {
-            "outcome": outcome.value,
+        result = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
+        if result.outcome is ReceiptOutcome.ALREADY_HELD:
+            return self._refuse(409, result.outcome.value, verdict.key_id)
+        body_out: dict[str, Any] = {
+            "outcome": result.outcome.value,
             "report_id": snapshot.report_id,
             "checksum": snapshot.checksum,
         }
-        if outcome is ReceiptOutcome.ACCEPTED:
+        if result.outcome is ReceiptOutcome.ACCEPTED:
+            body_out["version"] = result.version
             log.info(
-                "hub: report %s %s accepted (key %s)", snapshot.site, snapshot.month, verdict.key_id
+                "hub: report %s %s accepted as version %s (key %s)",
+                snapshot.site,
+                snapshot.month,
+                result.version,
+                verdict.key_id,
             )
             return HubAnswer(202, body_out)
-        log.warning("hub: report %s %s refused as %s", snapshot.site, snapshot.month, outcome.value)
+        log.warning(
+            "hub: report %s %s refused as %s", snapshot.site, snapshot.month, result.outcome.value
+        )
         return HubAnswer(409, body_out)
 
     def _refuse(self, status: int, reason: str, key_id: str | None = None) -> HubAnswer:
