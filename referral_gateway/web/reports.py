@@ -280,16 +280,20 @@ def build_reports_router(
     def pushes(actor: SessionActor) -> list[dict[str, Any]]:
         if actor.role is not Role.ADMINISTRATOR:
             raise HTTPException(status_code=403, detail="administrators only")
+        versions = {(s.site, s.month): s.version for s in store.snapshots()}
         return [
             {
                 "site": p.site,
                 "month": str(p.month),
+                "version": versions.get((p.site, p.month), 1),
                 "status": p.status.value,
                 "attempts": p.attempts,
                 "report_id": p.report_id,
                 "sent_at": p.sent_at.isoformat() if p.sent_at else None,
                 "last_status_code": p.last_status_code,
                 "last_error": p.last_error,
+                # refused for good: not retried until the push configuration changes
+                "refused": p.refused_under is not None,
             }
             for p in store.push_states()
         ]

@@ -115,6 +115,8 @@ def test_an_administrator_re_issues_the_month_from_the_site_page(gateway: Gatewa
     assert (done.status_code, done.headers["location"]) == (303, "/reports/admin?done=reissued")
     status = admin.get("/reports/admin?done=reissued").text
     assert "<td>2: late A08s</td>" in status and "status-sent" in status
+    pushes = admin.get("/reports/admin/pushes").json()
+    assert [(p["site"], p["version"], p["status"]) for p in pushes] == [(SITE, 2, "sent")]
     assert "Live figures differ" not in admin.get(f"/reports/site/{SITE}?month=2024-10").text
 
     again = admin.post(
@@ -157,6 +159,10 @@ def test_the_retry_form_sends_a_month_refused_for_good_again_once_the_hub_is_fix
     page = admin.get("/reports/admin").text
     assert "not retried until the configuration changes" in page
     assert "programme endpoint answered 401 (bad_signature)" in page
+    pushes = admin.get("/reports/admin/pushes").json()
+    assert [(p["site"], p["version"], p["status"], p["refused"]) for p in pushes] == [
+        (OTHER_SITE, 1, "failed", True)
+    ]
 
     gateway.receiver.keys["b-1"] = right  # the hub's keys file is corrected
     assert gateway.push.retry_unsent()[0].result.value == "refused"  # the site cannot know
