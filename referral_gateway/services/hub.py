@@ -35,6 +35,7 @@ from referral_gateway.report_formats.signing import (
     verify,
 )
 from referral_gateway.services.errors import HubConfigError
+from referral_gateway.storage.errors import VersionRace
 from referral_gateway.storage.reports import ReceiptOutcome, ReportStore
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,11 @@ class HubReceiver:
             return self._refuse(400, snapshot.reason, verdict.key_id)
         if snapshot.site != self.keys[verdict.key_id].site:
             return self._refuse(403, "site_not_allowed_for_key", verdict.key_id)
-        result = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
+        try:
+            result = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
+        except VersionRace:  # other versions of the month kept arriving: the site retries
+            log.warning("hub: report %s %s met a concurrent version", snapshot.site, snapshot.month)
+            return HubAnswer(503, {"outcome": "busy", "reason": "concurrent_version"})
         if result.outcome is ReceiptOutcome.ALREADY_HELD:
             return self._refuse(409, result.outcome.value, verdict.key_id)
         body_out: dict[str, Any] = {

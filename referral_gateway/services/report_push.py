@@ -44,6 +44,7 @@ from referral_gateway.domain.report_published import PublishedReport
 from referral_gateway.domain.report_snapshot import ReportSnapshot, correction_reason
 from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.services.errors import ReissueRefused
+from referral_gateway.storage.errors import VersionRace
 from referral_gateway.storage.reports import PushStatus, ReportStore
 
 log = logging.getLogger(__name__)
@@ -319,7 +320,12 @@ class MonthlyPush:
             raise ReissueRefused(
                 f"{site} {month}: the figures are the same as version {current.version}'s"
             )
-        self.store.reissue(snapshot, track_push=self.sender is not None)
+        try:
+            self.store.reissue(snapshot, track_push=self.sender is not None)
+        except VersionRace:
+            raise ReissueRefused(
+                f"{site} {month}: another re-issue stored version {snapshot.version} first"
+            ) from None
         log.info("report %s %s re-issued as version %s", site, month, snapshot.version)
         return self.push(site, month, now=now, force=True)
 

@@ -23,6 +23,7 @@ from referral_gateway.services.errors import ReissueRefused
 from referral_gateway.services.hub import HubKey, HubReceiver
 from referral_gateway.services.report_push import MonthlyPush, PushResult, ReportSender
 from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.errors import VersionRace
 from referral_gateway.storage.reports import PushStatus, ReportStore
 from tests.conftest import FixedClock
 from tests.reporting.builders import OTHER_SITE, SITE, at, many, october_2024
@@ -283,3 +284,33 @@ def test_live_figures_that_moved_after_the_freeze_are_reported_as_drift(rig: Rig
     rig.clock.advance(days=1)
     push.reissue(SITE, OCTOBER, reason="late messages")
     assert push.drift(SITE, OCTOBER) is None  # version 2 is what the live figures say
+
+
+class RacingStore(ReportStore):
+    """A store in which another process always stores the same version first."""
+
+    def receive(self, snapshot, *, key_id, now):  # type: ignore[no-untyped-def]
+        raise VersionRace("stored by another process")
+
+    def reissue(self, snapshot, *, track_push):  # type: ignore[no-untyped-def]
+        raise VersionRace("stored by another process")
+
+
+def test_a_version_stored_at_the_same_time_elsewhere_is_answered_busy_and_retried(rig: Rig):
+    rig.hub.receiver.store = RacingStore(rig.hub.store.engine)
+    push = rig.push(rig.sender(None, **{SITE: KEY_A}))
+    outcome = push.push(SITE, OCTOBER, now=rig.clock.now)
+    assert (outcome.result, outcome.detail) == (
+        PushResult.FAILED,
+        "programme endpoint answered 503 (busy)",
+    )
+    assert rig.store.push_state(SITE, OCTOBER).refused_under is None  # retried hourly
+    assert len(rig.hub.requests) == 3  # and at once, with backoff
+
+
+def test_two_re_issues_at_once_store_one_version(rig: Rig):
+    rig.push(rig.sender(None, **{SITE: KEY_A})).push(SITE, OCTOBER, now=rig.clock.now)
+    rig.facts.facts += many(10, at("2024-10-20T10:00"))
+    racing = rig.push(rig.sender(None, **{SITE: KEY_A}), store=RacingStore(rig.store.engine))
+    with pytest.raises(ReissueRefused, match="another re-issue stored version 2 first"):
+        racing.reissue(SITE, OCTOBER, reason="late updates")
