@@ -3,8 +3,10 @@ carries one to the programme hub.
 
 Canonical JSON: keys sorted, no insignificant whitespace, UTF-8, integers and strings only
 (the published report has no floats), so the same report always gives the same bytes and
-the same checksum on any machine. A snapshot is made once per site and month and never
-changed; the checksum lets anyone holding it check that it was not.
+the same checksum on any machine. A snapshot is never changed; the checksum lets anyone
+holding it check that it was not. A month's first snapshot is version 1; a correction
+(`reissue`) is a new snapshot, the next version, with the reason it was made, and the
+envelope carries both so the hub can keep the history.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from referral_gateway.domain.report_published import CONTROLLED, PublishedReport
 
 ENVELOPE_FORMAT = "rg-report-envelope/1"
 MAX_ENVELOPE_BYTES = 2 * 1024 * 1024
+MAX_REASON_CHARS = 500
 
 
 def canonical_json(value: Any) -> bytes:
@@ -41,17 +44,39 @@ class ReportSnapshot:
     created_at: datetime
     body: bytes  # canonical JSON of the published report
     checksum: str  # sha256 hex of body
+    version: int = 1  # 1: the scheduled freeze; 2, 3...: corrections
+    reason: str | None = None  # why this version was issued (a correction always has one)
 
     @classmethod
     def freeze(
-        cls, report: PublishedReport, *, report_id: str, created_at: datetime
+        cls,
+        report: PublishedReport,
+        *,
+        report_id: str,
+        created_at: datetime,
+        version: int = 1,
+        reason: str | None = None,
     ) -> ReportSnapshot:
         if report.disclosure != CONTROLLED:
             raise ReportFormatError("only a disclosure-controlled report can be frozen")
         if created_at.utcoffset() is None:
             raise ValueError("created_at must be timezone-aware")
+        if version < 1:
+            raise ValueError("a report version starts at 1")
+        reason = correction_reason(reason) if reason is not None else None
+        if version > 1 and reason is None:
+            raise ReportFormatError("a corrected report needs the reason it was re-issued")
         body = canonical_json(report.to_dict())
-        return cls(report_id, report.site, report.month, created_at, body, checksum_of(body))
+        return cls(
+            report_id,
+            report.site,
+            report.month,
+            created_at,
+            body,
+            checksum_of(body),
+            version,
+            reason,
+        )
 
     def report(self) -> PublishedReport:
         return PublishedReport.from_dict(json.loads(self.body))
@@ -60,18 +85,32 @@ class ReportSnapshot:
         return checksum_of(self.body) == self.checksum
 
     def envelope(self) -> bytes:
-        """What is pushed to the hub (and what the signature covers)."""
-        return canonical_json(
-            {
-                "format": ENVELOPE_FORMAT,
-                "report_id": self.report_id,
-                "site": self.site,
-                "month": str(self.month),
-                "created_at": self.created_at.isoformat(),
-                "checksum": self.checksum,
-                "report": json.loads(self.body),
-            }
-        )
+        """What is pushed to the hub (and what the signature covers). The version and the
+        reason go with it, so a correction reaches the hub as one."""
+        data: dict[str, Any] = {
+            "format": ENVELOPE_FORMAT,
+            "report_id": self.report_id,
+            "site": self.site,
+            "month": str(self.month),
+            "created_at": self.created_at.isoformat(),
+            "checksum": self.checksum,
+            "version": self.version,
+            "report": json.loads(self.body),
+        }
+        if self.reason is not None:
+            data["reason"] = self.reason
+        return canonical_json(data)
+
+
+def correction_reason(text: str) -> str:
+    """A re-issue's reason as kept: one line, trimmed, 1 to 500 characters. The reason is
+    shown to programme leads, so it describes the correction, never a person."""
+    reason = " ".join(text.split())
+    if not reason:
+        raise ReportFormatError("a corrected report needs the reason it was re-issued")
+    if len(reason) > MAX_REASON_CHARS:
+        raise ReportFormatError(f"the reason is longer than {MAX_REASON_CHARS} characters")
+    return reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,4 +149,16 @@ def read_envelope(body: bytes) -> ReportSnapshot | EnvelopeRefused:
         return EnvelopeRefused("site_mismatch")
     if report.disclosure != CONTROLLED:
         return EnvelopeRefused("not_controlled")
-    return ReportSnapshot(report_id, report.site, report.month, created_at, inner, checksum)
+    version, reason = data.get("version", 1), data.get("reason")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return EnvelopeRefused("bad_format")
+    if reason is not None:
+        if not isinstance(reason, str):
+            return EnvelopeRefused("bad_format")
+        try:
+            reason = correction_reason(reason)
+        except ReportFormatError:
+            return EnvelopeRefused("bad_format")
+    return ReportSnapshot(
+        report_id, report.site, report.month, created_at, inner, checksum, version, reason
+    )

@@ -101,10 +101,12 @@ _SITE_KEYS = frozenset(
         "mllp",
         "feed_silence",
         "alerts",
+        "programme",
     }
 )  # `mllp` (who may send as the site, where its ACKs go) is read by adapters.hl7.senders,
 # `feed_silence` (how long its feeds may be quiet) by domain.feed_silence, `alerts` (the site
-# team's chat webhook) by domain.alerts.site_webhooks
+# team's chat webhook) by domain.alerts.site_webhooks, `programme` (the key its monthly push
+# is signed with) by domain.programme_keys
 
 
 def parse_site_config(

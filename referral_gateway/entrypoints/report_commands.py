@@ -1,7 +1,11 @@
 """Report commands of `referral-gateway`:
 
     report --month YYYY-MM [--site ODS] [--format csv|json|html] [--raw] [--istv] [--output F]
-    report-push        freeze and push the newest finished month now (what 06:00 on the 1st does)
+    report-push [--retry-refused]   freeze and push the newest finished month now (what
+                       06:00 on the 1st does); --retry-refused also sends months the hub
+                       refused for good
+    report-reissue --site ODS --month YYYY-MM --reason "..."
+                       freeze the month again as a correction (the next version) and push it
     hub                serve the programme hub alone (needs RG_HUB_KEYS_FILE); its readers
                        sign in with accounts made by `users add` on the hub's data directory
 
@@ -16,12 +20,16 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from referral_gateway.config import Settings
 from referral_gateway.domain.errors import ReportMonthError
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
+
+if TYPE_CHECKING:
+    from referral_gateway.services.report_push import PushOutcome
 
 
 def add_parsers(
@@ -47,6 +55,22 @@ def add_parsers(
 
     push = sub.add_parser("report-push", help="freeze and push the newest finished month now")
     settings_args(push)
+    push.add_argument(
+        "--retry-refused",
+        action="store_true",
+        help="also send months the hub refused for good (after fixing the hub's side)",
+    )
+
+    reissue = sub.add_parser(
+        "report-reissue",
+        help="re-issue a frozen month as a correction (a new version, with its reason)",
+    )
+    settings_args(reissue)
+    reissue.add_argument("--site", required=True, help="the site's ODS code")
+    reissue.add_argument("--month", required=True, help="calendar month, YYYY-MM (London)")
+    reissue.add_argument(
+        "--reason", required=True, help="what the correction corrects (shown at the hub)"
+    )
 
     hub = sub.add_parser("hub", help="serve the programme hub alone (signed site reports)")
     settings_args(hub)
@@ -59,7 +83,7 @@ def commands(settings_for: SettingsFor) -> dict[str, Command]:
     def run(args: argparse.Namespace) -> int:
         return run_report_command(args, settings_for(args))
 
-    return {"report": run, "report-push": run, "hub": run}
+    return {"report": run, "report-push": run, "report-reissue": run, "hub": run}
 
 
 def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,7 +92,9 @@ def run_report_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "report":
         return _report(args, settings)
     if args.command == "report-push":
-        return _push(settings)
+        return _push(settings, retry_refused=args.retry_refused)
+    if args.command == "report-reissue":
+        return _reissue(args, settings)
     return _hub(settings)
 
 
@@ -131,7 +157,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _push(settings: Settings) -> int:
+def _push(settings: Settings, *, retry_refused: bool = False) -> int:
     from referral_gateway.wiring.database import open_database
     from referral_gateway.wiring.reports import build_reports
 
@@ -139,14 +165,43 @@ def _push(settings: Settings) -> int:
     try:
         reports = build_reports(settings, engine, _now)
         outcomes = reports.push.run()
+        if retry_refused:
+            outcomes += reports.push.retry_unsent(force=True)
     finally:
         engine.dispose()
+    return _print_outcomes(outcomes)
+
+
+def _reissue(args: argparse.Namespace, settings: Settings) -> int:
+    from referral_gateway.services.errors import ReissueRefused
+    from referral_gateway.wiring.database import open_database
+    from referral_gateway.wiring.reports import build_reports
+
+    try:
+        month = ReportMonth.parse(args.month)
+    except ReportMonthError as exc:
+        print(f"--month: {exc}", file=sys.stderr)
+        return 2
+    engine = open_database(settings)
+    try:
+        reports = build_reports(settings, engine, _now)
+        outcome = reports.push.reissue(args.site.strip().upper(), month, reason=args.reason)
+    except ReissueRefused as exc:
+        print(f"not re-issued: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return _print_outcomes([outcome])
+
+
+def _print_outcomes(outcomes: list[PushOutcome]) -> int:
     print(
         json.dumps(
             [
                 {
                     "site": o.site,
                     "month": str(o.month),
+                    "version": o.version,
                     "result": o.result.value,
                     "report_id": o.report_id,
                     "detail": o.detail,
@@ -156,7 +211,7 @@ def _push(settings: Settings) -> int:
             indent=2,
         )
     )
-    return 0 if all(o.result.value != "failed" for o in outcomes) else 1
+    return 0 if all(o.result.value not in ("failed", "refused") for o in outcomes) else 1
 
 
 def _hub(settings: Settings) -> int:

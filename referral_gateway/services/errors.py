@@ -7,6 +7,7 @@
     ├── NotFound           no such referral for this user (404)
     ├── IntakeClosed       the intake writer has stopped: nothing more can be stored
     ├── HubConfigError     the hub keys file is missing or malformed (also a ValueError)
+    ├── ReissueRefused     a month's report cannot be re-issued as asked (the message says why)
     └── DeliveryFailed     an alert channel could not deliver (raised by the channels in
                            adapters/alerts; `permanent` when retrying cannot help)
 
@@ -39,6 +40,11 @@ class IntakeClosed(ServiceError):
 
 class HubConfigError(ServiceError, ValueError):
     """The hub keys file is missing or malformed. Names the key, never the secret."""
+
+
+class ReissueRefused(ServiceError):
+    """A month's report cannot be re-issued as asked: not frozen yet, no reason, or nothing
+    changed. The message says which, naming site and month only."""
 
 
 class DeliveryFailed(ServiceError):

@@ -12,8 +12,11 @@ to report each month (optional: without it, every site that has a key is expecte
 
 A request is refused (a value, with an HTTP status) when its signature is bad or stale
 (401), its envelope is malformed or its checksum does not match (400), its key belongs to
-another site (403), or the report id was received before (409 replay; 409 conflict if the
-content differs).
+another site (403), the report id was received before (409 replay; 409 conflict if the
+content differs), or the hub already holds a report for the site and month and this one
+gives no reason (409 `month_already_received`: a staging gateway cannot overwrite the
+programme's figures). A report with a reason for a month already held is a correction: the
+next version, kept beside the earlier ones (`ReportStore.receipt_history`).
 
 What it is sent is checked as the sites check what they send (422, naming the rule, never a
 figure): the month must have ended (London time, by the hub's clock: `month_not_ended`),
@@ -43,6 +46,7 @@ from referral_gateway.report_formats.signing import (
     verify,
 )
 from referral_gateway.services.errors import HubConfigError
+from referral_gateway.storage.errors import VersionRace
 from referral_gateway.storage.reports import ReceiptOutcome, ReportStore
 
 log = logging.getLogger(__name__)
@@ -137,18 +141,31 @@ class HubReceiver:
             answer = self._refuse(422, "disclosure_control", verdict.key_id, rule=breach.rule)
             answer.body["figures"] = list(breach.cells[:20])  # names only, never values
             return answer
-        outcome = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
-        body_out = {
-            "outcome": outcome.value,
+        try:
+            result = self.store.receive(snapshot, key_id=verdict.key_id, now=now)
+        except VersionRace:  # other versions of the month kept arriving: the site retries
+            log.warning("hub: report %s %s met a concurrent version", snapshot.site, snapshot.month)
+            return HubAnswer(503, {"outcome": "busy", "reason": "concurrent_version"})
+        if result.outcome is ReceiptOutcome.ALREADY_HELD:
+            return self._refuse(409, result.outcome.value, verdict.key_id)
+        body_out: dict[str, Any] = {
+            "outcome": result.outcome.value,
             "report_id": snapshot.report_id,
             "checksum": snapshot.checksum,
         }
-        if outcome is ReceiptOutcome.ACCEPTED:
+        if result.outcome is ReceiptOutcome.ACCEPTED:
+            body_out["version"] = result.version
             log.info(
-                "hub: report %s %s accepted (key %s)", snapshot.site, snapshot.month, verdict.key_id
+                "hub: report %s %s accepted as version %s (key %s)",
+                snapshot.site,
+                snapshot.month,
+                result.version,
+                verdict.key_id,
             )
             return HubAnswer(202, body_out)
-        log.warning("hub: report %s %s refused as %s", snapshot.site, snapshot.month, outcome.value)
+        log.warning(
+            "hub: report %s %s refused as %s", snapshot.site, snapshot.month, result.outcome.value
+        )
         return HubAnswer(409, body_out)
 
     def _refuse(

@@ -10,26 +10,42 @@ programme, remember that it went.
 A restarted process finds the snapshot and the push state in the database: a sent month is
 never sent again, an interrupted send is taken over when its lease runs out, and the hub
 answers a repeat of a report it already holds with "replay", which counts as delivered.
+
+Each site's month is signed with that site's key (`ReportSender.site_keys`, from
+`[sites.X.programme]`), else the gateway's default key. An answer that asking again cannot
+change (any 4xx but a replay, or no key for the site) marks the month failed *for good
+under this configuration*: the push state keeps a fingerprint of the site's endpoint and
+key, and scheduled retries skip the month until that changes (a new key, a new endpoint) or
+an administrator pushes it by hand. Connection errors, timeouts, 408/425/429 and 5xx keep
+being retried hourly.
+
+`reissue` freezes the month again as the next version with a reason (a correction) and
+pushes it; `drift` says whether the live figures still match what was frozen.
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
 
 from referral_gateway.domain.clock import Clock, system_clock
+from referral_gateway.domain.errors import ReportFormatError
+from referral_gateway.domain.report_drift import FigureChange, changed_figures
 from referral_gateway.domain.report_period import ReportMonth, latest_due_month
 from referral_gateway.domain.report_published import PublishedReport
-from referral_gateway.domain.report_snapshot import ReportSnapshot
+from referral_gateway.domain.report_snapshot import ReportSnapshot, correction_reason
 from referral_gateway.report_formats.signing import SigningKey, sign
-from referral_gateway.storage.reports import ReportStore
+from referral_gateway.services.errors import ReissueRefused
+from referral_gateway.storage.errors import VersionRace
+from referral_gateway.storage.reports import PushStatus, ReportStore
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +59,7 @@ class SendResult:
     status_code: int | None
     error: str | None = None
     already_received: bool = False
+    permanent: bool = False  # asking again under the same configuration cannot help
 
 
 class ReportSender:
@@ -51,13 +68,18 @@ class ReportSender:
     Retries connection errors, timeouts, 408/425/429 and 5xx with exponential backoff
     (`first_backoff_s`, doubling, capped at `max_backoff_s`; a Retry-After in seconds is
     honoured up to the cap). Any other 4xx is final: a bad key or a refused report will not
-    get better by asking again."""
+    get better by asking again.
+
+    A snapshot is signed with its site's key from `site_keys`, else with `key` (the
+    gateway's default); a site with neither is not sent at all (a final failure that says
+    which site needs a key)."""
 
     def __init__(
         self,
         endpoint: str,
-        key: SigningKey,
+        key: SigningKey | None,
         *,
+        site_keys: Mapping[str, SigningKey] | None = None,
         client: httpx.Client | None = None,
         clock: Clock = system_clock,
         sleep: Callable[[float], None] = time.sleep,
@@ -70,6 +92,7 @@ class ReportSender:
             raise ValueError("attempts must be at least 1")
         self.endpoint = endpoint
         self.key = key
+        self.site_keys = {site.upper(): k for site, k in (site_keys or {}).items()}
         self.client = client or httpx.Client(timeout=timeout_s)
         self.clock = clock
         self.sleep = sleep
@@ -78,12 +101,34 @@ class ReportSender:
         self.max_backoff_s = max_backoff_s
         self.timeout_s = timeout_s
 
+    def key_for(self, site: str) -> SigningKey | None:
+        return self.site_keys.get(site.upper(), self.key)
+
+    def configuration_of(self, site: str) -> str:
+        """A fingerprint of what a push for `site` depends on here (endpoint, key id and
+        secret), kept with a refused month so its retries wait for this to change. One-way:
+        the secret cannot be read back from it."""
+        key = self.key_for(site)
+        parts = [self.endpoint]
+        if key is not None:
+            parts += [key.key_id, hashlib.sha256(key.secret).hexdigest()]
+        return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:32]
+
     def send(self, snapshot: ReportSnapshot) -> SendResult:
+        key = self.key_for(snapshot.site)
+        if key is None:
+            return SendResult(
+                False,
+                0,
+                None,
+                f"no programme key for site {snapshot.site}: add [sites.{snapshot.site}.programme]",
+                permanent=True,
+            )
         body = snapshot.envelope()
         status: int | None = None
         error: str | None = None
         for attempt in range(1, self.attempts + 1):
-            headers = sign(body, self.key, now=self.clock())
+            headers = sign(body, key, now=self.clock())
             headers["Content-Type"] = "application/json"
             retry_after: float | None = None
             try:
@@ -103,7 +148,7 @@ class ReportSender:
                     f" ({outcome})" if outcome else ""
                 )
                 if status not in RETRYABLE:
-                    return SendResult(False, attempt, status, error)
+                    return SendResult(False, attempt, status, error, permanent=True)
                 retry_after = _retry_after(response)
             if attempt < self.attempts:
                 self.sleep(self._backoff(attempt, retry_after))
@@ -121,6 +166,7 @@ class PushResult(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # already sent, or another process is sending it
     FROZEN = "frozen"  # no programme endpoint configured: snapshot kept, nothing sent
+    REFUSED = "refused"  # refused for good before, and the configuration has not changed
 
 
 @dataclass(frozen=True)
@@ -130,6 +176,19 @@ class PushOutcome:
     result: PushResult
     report_id: str
     detail: str | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class MonthDrift:
+    """The live figures of a frozen month no longer match its newest version."""
+
+    site: str
+    month: ReportMonth
+    version: int
+    frozen_at: datetime
+    sent_at: datetime | None  # None: not (yet) sent to the programme
+    changes: tuple[FigureChange, ...]
 
 
 class MonthlyPush:
@@ -161,13 +220,19 @@ class MonthlyPush:
         return outcomes
 
     def retry_unsent(
-        self, *, now: datetime | None = None, skip_month: ReportMonth | None = None
+        self,
+        *,
+        now: datetime | None = None,
+        skip_month: ReportMonth | None = None,
+        force: bool = False,
     ) -> list[PushOutcome]:
+        """Send the unsent months again. A month refused for good is left alone until the
+        site's push configuration changes, unless `force` (an administrator asking)."""
         now = now or self.clock()
         if self.sender is None:
             return []
         return [
-            self.push(site, month, now=now)
+            self.push(site, month, now=now, force=force)
             for site, month in self.store.unsent_months()
             if month != skip_month
         ]
@@ -185,12 +250,25 @@ class MonthlyPush:
         snapshot = ReportSnapshot.freeze(report, report_id=self.new_report_id(), created_at=now)
         return self.store.freeze(snapshot, track_push=self.sender is not None)
 
-    def push(self, site: str, month: ReportMonth, *, now: datetime) -> PushOutcome:
+    def push(
+        self, site: str, month: ReportMonth, *, now: datetime, force: bool = False
+    ) -> PushOutcome:
         snapshot = self.freeze(site, month, now=now)
+        version = snapshot.version
         if self.sender is None:
-            return PushOutcome(site, month, PushResult.FROZEN, snapshot.report_id)
+            return PushOutcome(site, month, PushResult.FROZEN, snapshot.report_id, None, version)
+        state = self.store.push_state(site, month)
+        if (
+            not force
+            and state is not None
+            and state.status is PushStatus.FAILED
+            and state.refused_under == self.sender.configuration_of(site)
+        ):
+            return PushOutcome(
+                site, month, PushResult.REFUSED, snapshot.report_id, state.last_error, version
+            )
         if not self.store.claim_push(site, month, now=now, lease=self.lease):
-            return PushOutcome(site, month, PushResult.SKIPPED, snapshot.report_id)
+            return PushOutcome(site, month, PushResult.SKIPPED, snapshot.report_id, None, version)
         try:
             result = self.sender.send(snapshot)
         except Exception as exc:  # the state must not stay "sending" until the lease ends
@@ -203,12 +281,66 @@ class MonthlyPush:
             attempts=result.attempts,
             status_code=result.status_code,
             error=result.error,
+            refused_under=self.sender.configuration_of(site) if result.permanent else None,
         )
         if result.delivered:
-            log.info("report %s %s sent to the programme", site, month)
-            return PushOutcome(site, month, PushResult.SENT, snapshot.report_id)
+            log.info("report %s %s version %s sent to the programme", site, month, version)
+            return PushOutcome(site, month, PushResult.SENT, snapshot.report_id, None, version)
         log.warning("report %s %s not sent: %s", site, month, result.error)
-        return PushOutcome(site, month, PushResult.FAILED, snapshot.report_id, result.error)
+        return PushOutcome(
+            site, month, PushResult.FAILED, snapshot.report_id, result.error, version
+        )
+
+    def reissue(
+        self, site: str, month: ReportMonth, *, reason: str, now: datetime | None = None
+    ) -> PushOutcome:
+        """Freeze the month's report again, as built now, as the next version with `reason`
+        (a correction), and push it. Refused (ReissueRefused) when the month has no frozen
+        version yet, the reason is empty, or the figures are the same as the newest
+        version's: a correction must correct something."""
+        now = now or self.clock()
+        try:
+            reason = correction_reason(reason)
+        except ReportFormatError as exc:
+            raise ReissueRefused(str(exc)) from None
+        current = self.store.snapshot(site, month)
+        if current is None:
+            raise ReissueRefused(
+                f"{site} {month} has not been frozen yet: the monthly push freezes it first"
+            )
+        report = self.build_report(site, month)
+        snapshot = ReportSnapshot.freeze(
+            report,
+            report_id=self.new_report_id(),
+            created_at=now,
+            version=current.version + 1,
+            reason=reason,
+        )
+        if snapshot.checksum == current.checksum:
+            raise ReissueRefused(
+                f"{site} {month}: the figures are the same as version {current.version}'s"
+            )
+        try:
+            self.store.reissue(snapshot, track_push=self.sender is not None)
+        except VersionRace:
+            raise ReissueRefused(
+                f"{site} {month}: another re-issue stored version {snapshot.version} first"
+            ) from None
+        log.info("report %s %s re-issued as version %s", site, month, snapshot.version)
+        return self.push(site, month, now=now, force=True)
+
+    def drift(self, site: str, month: ReportMonth) -> MonthDrift | None:
+        """How the month's live figures differ from its newest frozen version (None: it
+        is not frozen, or they match)."""
+        current = self.store.snapshot(site, month)
+        if current is None:
+            return None
+        changes = changed_figures(current.report(), self.build_report(site, month))
+        if not changes:
+            return None
+        state = self.store.push_state(site, month)
+        sent_at = state.sent_at if state is not None and state.status is PushStatus.SENT else None
+        return MonthDrift(site, month, current.version, current.created_at, sent_at, changes)
 
 
 def _outcome(response: httpx.Response) -> str | None:

@@ -4,6 +4,7 @@
     ├── ConcurrentWrite     another writer stored a version of a FHIR resource first
     ├── ConcurrentChange    a referral changed between reading and writing it: read again
     ├── ApiClientError      a FHIR API client cannot be created or changed as asked
+    ├── VersionRace         another process stored the same report version first
     └── AuditAnchorError    the audit anchor file cannot be read (says what to do)
 
 Database driver errors (sqlalchemy's) pass through unchanged: the services and the edges
@@ -28,6 +29,10 @@ class ConcurrentChange(StorageError):
 
 class ApiClientError(StorageError):
     """A client cannot be created or changed as asked; the message says why."""
+
+
+class VersionRace(StorageError):
+    """Another process stored this version of a month's report first; read and try again."""
 
 
 class AuditAnchorError(StorageError):

@@ -1,7 +1,9 @@
 """Programme hub over HTTP: sites push signed reports here; leads see cross-site totals.
 
     POST /api/hub/reports          signed envelope (see report_formats.signing)
-    GET  /hub?month=YYYY-MM        one row per site, totals, missing sites, funnel, trend
+    GET  /hub?month=YYYY-MM        one row per site (its current version; a correction shows
+                                   "version 2: <reason>" and the versions before it),
+                                   totals, missing sites, funnel, 12-month trend
     GET  /hub/download.csv         totals; /hub/sites.csv: every site's report;
     GET  /hub/totals.json          totals as JSON
 
@@ -47,6 +49,9 @@ class ReceivedRow:
     report: PublishedReport
     received_at: datetime
     checksum: str
+    version: int = 1
+    reason: str | None = None
+    key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,14 @@ def build_hub_router(
             month_choices=report_pages.month_choices(m, ReportMonth.of(clock())),
             headline=report_pages.headline(),
             receipts=[
-                {"report": r.report, "received_at": r.received_at, "checksum": r.checksum}
+                {
+                    "report": r.report,
+                    "received_at": r.received_at,
+                    "checksum": r.checksum,
+                    "version": r.version,
+                    "reason": r.reason,
+                    "history": (store.receipt_history(r.report.site, m) if r.version > 1 else []),
+                }
                 for r in rows
             ],
             totals={
@@ -150,6 +162,16 @@ def build_hub_router(
         return {
             "month": str(m),
             "sites": [r.report.site for r in rows],
+            "versions": [
+                {
+                    "site": r.report.site,
+                    "version": r.version,
+                    "reason": r.reason,
+                    "received_at": r.received_at.isoformat(),
+                    "key_id": r.key_id,
+                }
+                for r in rows
+            ],
             "totals": [
                 {
                     "measure": t.cell.measure,
@@ -214,7 +236,14 @@ def _signed_in(request: Request) -> dict[str, Any]:
 
 
 def _row(receipt: Receipt) -> ReceivedRow:
-    return ReceivedRow(receipt.snapshot.report(), receipt.received_at, receipt.snapshot.checksum)
+    return ReceivedRow(
+        receipt.snapshot.report(),
+        receipt.received_at,
+        receipt.snapshot.checksum,
+        receipt.version,
+        receipt.reason,
+        receipt.key_id,
+    )
 
 
 def _lead(actor: Actor) -> None:

@@ -98,6 +98,16 @@ def detail_rows(report: PublishedReport) -> list[Row]:
     return rows
 
 
+def cell_label(cell: Cell) -> str:
+    """A figure's name for a list of changes: "Candidates", "Candidates, by age: 16-17"."""
+    if not cell.breakdown:
+        return measure_label(cell.measure)
+    return (
+        f"{measure_label(cell.measure)}, {breakdown_label(cell.breakdown)}: "
+        f"{category_label(cell.category)}"
+    )
+
+
 def rate_rows(report: PublishedReport) -> list[tuple[str, Shown | None]]:
     labels = {r.key: r.label for r in RATES}
     return [(labels.get(r.key, r.key), r.value) for r in report.rates]
@@ -227,7 +237,12 @@ def site_page(
     trend: Sequence[PublishedReport],
     raw: bool,
     session: Any = None,
+    drift: Any = None,
+    may_reissue: bool = False,
 ) -> str:
+    """One site's month; with `drift` (services.report_push.MonthDrift), a notice that the
+    live figures differ from the version frozen (and sent), and for `may_reissue` the form
+    that re-issues the month as a correction."""
     return render(
         templates,
         "reports_site.html",
@@ -237,6 +252,12 @@ def site_page(
         rows=detail_rows(report),
         rates=rate_rows(report),
         raw=raw,
+        drift=drift,
+        drift_rows=[
+            (cell_label(c.cell), c.frozen, c.live)
+            for c in (drift.changes if drift is not None else ())
+        ],
+        may_reissue=may_reissue,
         **site_charts(report, trend),
         **_page(session),
     )

@@ -7,6 +7,7 @@
     GET  /reports/admin                           snapshots, sent / failed   (administrators)
     GET  /reports/admin/pushes                    the same as JSON            (administrators)
     POST /reports/admin/retry                     retry unsent pushes now     (administrators)
+    POST /reports/admin/reissue                   re-issue a month as a correction (admins)
 
 Who is asking is the web queue's signed-in member of staff (`web.security`): programme
 leads see disclosure-controlled figures for their sites, administrators see every site and
@@ -25,7 +26,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from consent.policy import Actor, Role
@@ -34,6 +35,7 @@ from referral_gateway.domain.errors import ReportMonthError
 from referral_gateway.domain.report_period import ReportMonth, latest_finished_month
 from referral_gateway.domain.report_published import PublishedReport
 from referral_gateway.report_formats.files import istv_csv, reports_csv, reports_json
+from referral_gateway.services.errors import ReissueRefused
 from referral_gateway.services.report_push import MonthlyPush
 from referral_gateway.services.reporting import ReportService
 from referral_gateway.storage.reports import ReportStore
@@ -45,7 +47,10 @@ from referral_gateway.web.security import SESSION, CsrfDep, SessionDep, SignInCt
 
 REPORT_ROLES = frozenset({Role.PROGRAMME_LEAD, Role.ADMINISTRATOR})
 MACHINE = "ops-token"  # the Actor.user_id of a request signed with the ops token
-DONE = {"retried": "Unsent months were pushed again; their status is below."}
+DONE = {
+    "retried": "Unsent months were pushed again; their status is below.",
+    "reissued": "The month was re-issued as a correction; its push status is below.",
+}
 
 
 # no report reaches back before this: the trend of a month looks back 12 months
@@ -203,6 +208,8 @@ def build_reports_router(
                 trend=trend,
                 raw=raw,
                 session=session_of(request),
+                drift=push.drift(site, m) if push is not None else None,
+                may_reissue=actor.role is Role.ADMINISTRATOR,
             ),
         )
 
@@ -273,16 +280,20 @@ def build_reports_router(
     def pushes(actor: SessionActor) -> list[dict[str, Any]]:
         if actor.role is not Role.ADMINISTRATOR:
             raise HTTPException(status_code=403, detail="administrators only")
+        versions = {(s.site, s.month): s.version for s in store.snapshots()}
         return [
             {
                 "site": p.site,
                 "month": str(p.month),
+                "version": versions.get((p.site, p.month), 1),
                 "status": p.status.value,
                 "attempts": p.attempts,
                 "report_id": p.report_id,
                 "sent_at": p.sent_at.isoformat() if p.sent_at else None,
                 "last_status_code": p.last_status_code,
                 "last_error": p.last_error,
+                # refused for good: not retried until the push configuration changes
+                "refused": p.refused_under is not None,
             }
             for p in store.push_states()
         ]
@@ -299,8 +310,36 @@ def build_reports_router(
                 "Set RG_PROGRAMME_ENDPOINT, RG_PROGRAMME_KEY_ID and RG_PROGRAMME_SECRET to push "
                 "the monthly reports.",
             )
-        push.retry_unsent()
+        push.retry_unsent(force=True)  # an administrator asking: months refused for good too
         return RedirectResponse(f"{prefix}/admin?done=retried", status_code=303)
+
+    @router.post(
+        "/admin/reissue",
+        status_code=303,
+        responses={303: {"description": "Back to the push status"}},
+    )
+    def reissue(
+        actor: PageActor,
+        _: CsrfDep,
+        site: Annotated[str, Form()] = "",
+        month: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:
+        _admin(actor)
+        if push is None:
+            raise PageError(409, "No monthly push", "This gateway does not freeze reports.")
+        if not site or not month or not reason.strip():
+            raise PageError(
+                422, "Not re-issued", "Give the site, the month and the reason for the correction."
+            )
+        m = month_of(month, page=True)
+        if site not in service.sites():
+            raise PageError(404, "No such site", "Choose a site from the reports.")
+        try:
+            push.reissue(site, m, reason=reason)
+        except ReissueRefused as exc:
+            raise PageError(409, "Not re-issued", str(exc)) from None
+        return RedirectResponse(f"{prefix}/admin?done=reissued", status_code=303)
 
     return router
 

@@ -7,6 +7,7 @@ starts `reports.jobs`. Nothing reads the environment here.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from sqlalchemy.engine import Engine
 
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.domain.clock import Clock
+from referral_gateway.domain.errors import SiteConfigError
+from referral_gateway.domain.programme_keys import programme_key_refs
 from referral_gateway.report_formats.signing import SigningKey, SigningKeyError
 from referral_gateway.services.errors import HubConfigError
 from referral_gateway.services.hub import HubConfig, load_hub_config
@@ -37,21 +40,60 @@ class Reports:
 
 
 def push_sender(settings: Settings, clock: Clock) -> ReportSender | None:
-    """The sender for RG_PROGRAMME_ENDPOINT, or None when no endpoint is set. A half-set
-    configuration is an error, not a silent "not pushed"."""
+    """The sender for RG_PROGRAMME_ENDPOINT, or None when no endpoint is set. Each site's
+    month is signed with its `[sites.X.programme]` key, else the default key
+    (RG_PROGRAMME_KEY_ID and RG_PROGRAMME_SECRET). A half-set configuration is an error, not
+    a silent "not pushed"."""
     if not settings.programme_endpoint:
         if settings.programme_key_id or settings.programme_secret:
             raise ConfigError("RG_PROGRAMME_ENDPOINT is needed with RG_PROGRAMME_KEY_ID")
         return None
     if not settings.programme_endpoint.startswith(("https://", "http://")):
         raise ConfigError("RG_PROGRAMME_ENDPOINT must be an http(s) URL")
-    if not settings.programme_key_id or not settings.programme_secret:
-        raise ConfigError("RG_PROGRAMME_KEY_ID and RG_PROGRAMME_SECRET are needed to sign the push")
+    site_keys = programme_site_keys(settings.config_file)
+    default: SigningKey | None = None
+    if settings.programme_key_id or settings.programme_secret or not site_keys:
+        if not settings.programme_key_id or not settings.programme_secret:
+            raise ConfigError(
+                "RG_PROGRAMME_KEY_ID and RG_PROGRAMME_SECRET are needed to sign the push "
+                "(or a [sites.X.programme] key per site in the site file)"
+            )
+        try:
+            default = SigningKey(
+                settings.programme_key_id, settings.programme_secret.encode("utf-8")
+            )
+        except SigningKeyError as exc:
+            raise ConfigError(f"RG_PROGRAMME_SECRET: {exc}") from None
+    return ReportSender(settings.programme_endpoint, default, site_keys=site_keys, clock=clock)
+
+
+def programme_site_keys(config_file: str) -> dict[str, SigningKey]:
+    """Each site's signing key from `[sites.X.programme]` (the secret read from its
+    `key_file`, relative to the site file's folder). Errors name the site and the file,
+    never the secret."""
+    if not config_file:
+        return {}
+    path = Path(config_file)
     try:
-        key = SigningKey(settings.programme_key_id, settings.programme_secret.encode("utf-8"))
-    except SigningKeyError as exc:
-        raise ConfigError(f"RG_PROGRAMME_SECRET: {exc}") from None
-    return ReportSender(settings.programme_endpoint, key, clock=clock)
+        data = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}  # the site configuration's own loader reports an unreadable file
+    try:
+        refs = programme_key_refs(data)
+    except SiteConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    keys: dict[str, SigningKey] = {}
+    for site, ref in refs.items():
+        key_file = path.parent / ref.key_file
+        try:
+            secret = key_file.read_text("utf-8").strip()
+        except OSError:
+            raise ConfigError(f"sites.{site}.programme.key_file: cannot read {key_file}") from None
+        try:
+            keys[site] = SigningKey(ref.key_id, secret.encode("utf-8"))
+        except SigningKeyError as exc:
+            raise ConfigError(f"sites.{site}.programme.key_file {key_file}: {exc}") from None
+    return keys
 
 
 def hub_config(settings: Settings) -> HubConfig | None:

@@ -87,3 +87,12 @@ def test_the_standalone_page_gives_its_time_in_the_configured_zone(tmp_path, mon
     page = run(tmp_path, "--format", "html").decode()
     generated = page.split("Generated ", 1)[1].split("<", 1)[0].split(".", 1)[0]
     assert generated.endswith("+09:00")
+
+
+def test_report_reissue_refuses_a_month_never_frozen_and_says_why(tmp_path, capsys, monkeypatch):
+    for name in ("RG_PROGRAMME_ENDPOINT", "RG_PROGRAMME_KEY_ID", "RG_PROGRAMME_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    args = ["--data-dir", database(tmp_path), "--site", SITE, "--month", "2024-10"]
+    assert main(["report-reissue", *args, "--reason", "late A08 updates"]) == 1
+    assert "has not been frozen yet" in capsys.readouterr().err
+    assert main(["report-reissue", *args[:-1], "2024-13", "--reason", "x"]) == 2

@@ -209,6 +209,8 @@ MATRIX = [
     Row("GET", "/reports/admin/pushes",                 "401 403 403 403 403 200 401 401"),
     Row("POST", "/reports/admin/retry",                 "303 403 403 403 403 409 303 303",
         body="form"),
+    Row("POST", "/reports/admin/reissue",               "303 403 403 403 403 422 303 303",
+        body="form"),
     # -- the programme hub: sites' signed pushes; report readers (aggregates only) -------------
     Row("POST", "/api/hub/reports",                     "401 401 401 401 401 401 401 401",
         body="json"),
