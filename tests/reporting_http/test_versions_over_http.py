@@ -22,6 +22,7 @@ import pytest
 from referral_gateway.domain.report_period import latest_due_month
 from referral_gateway.storage.database import make_engine, migrate
 from tests.reporting.spine_rows import Visit, assault, write
+from tests.reporting_http.test_hub_alone import Hub, add_account, first_sign_in
 from tests.reporting_http.test_hub_over_http import ROOT, cli, environment, free_port
 
 SITE_A, SITE_B, SITE_C = "RXA01", "RXB02", "RXC03"
@@ -31,6 +32,8 @@ SECRETS = {
     "c-1": "c-secret-of-at-least-32-characters!",
 }
 SITE_OF = {"a-1": SITE_A, "b-1": SITE_B, "c-1": SITE_C}
+OPS_TOKEN = "versions-over-http-ops-token-0123456789"
+READER = {"Authorization": f"Bearer {OPS_TOKEN}"}  # a script reading the hub's downloads
 
 
 @pytest.fixture
@@ -42,6 +45,7 @@ def hub(tmp_path):
             for k, s in SECRETS.items()
         )
     )
+    add_account(tmp_path / "hub", "pat", "programme_lead", (SITE_A,))
     port = free_port()
     proc = subprocess.Popen(
         cli(
@@ -54,7 +58,7 @@ def hub(tmp_path):
             str(keys),
         ),
         cwd=ROOT,
-        env=environment(),
+        env=environment(RG_OPS_TOKEN=OPS_TOKEN),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -144,7 +148,7 @@ def test_every_sites_month_arrives_and_a_correction_is_version_2_with_its_reason
         [(SITE_B, month, "sent")],
     ]
 
-    totals = httpx.get(f"{hub}/hub/totals.json", params={"month": month}).json()
+    totals = httpx.get(f"{hub}/hub/totals.json", params={"month": month}, headers=READER).json()
     assert totals["sites"] == [SITE_A, SITE_B, SITE_C]
     assert [(v["site"], v["version"], v["key_id"]) for v in totals["versions"]] == [
         (SITE_A, 1, "a-1"),
@@ -172,7 +176,7 @@ def test_every_sites_month_arrives_and_a_correction_is_version_2_with_its_reason
     assert code == 0, err[-2000:]
     assert [(r["site"], r["version"], r["result"]) for r in out] == [(SITE_A, 2, "sent")]
 
-    after = httpx.get(f"{hub}/hub/totals.json", params={"month": month}).json()
+    after = httpx.get(f"{hub}/hub/totals.json", params={"month": month}, headers=READER).json()
     assert [(v["site"], v["version"], v["reason"]) for v in after["versions"]] == [
         (SITE_A, 2, "late A08 updates from the ED system"),
         (SITE_B, 1, None),
@@ -180,7 +184,9 @@ def test_every_sites_month_arrives_and_a_correction_is_version_2_with_its_reason
     ]
     candidates = {(t["measure"], t["breakdown"]): t for t in after["totals"]}[("candidates", "")]
     assert candidates["known_total"] == 55  # 35 + 10 + 10: the current version counts
-    page = httpx.get(f"{hub}/hub", params={"month": month}).text
+    lead = first_sign_in(Hub(hub, tmp_path / "hub", tmp_path / "hub-keys.toml"), "pat")
+    page = lead.get("/hub", params={"month": month}).text
+    lead.close()
     assert "version 2: late A08 updates from the ED system" in page
     assert f"{SITE_A}: 2 versions of" in page and "first report" in page
 
@@ -199,5 +205,5 @@ def test_every_sites_month_arrives_and_a_correction_is_version_2_with_its_reason
     ]
     code, out, err = run("report-push", "--data-dir", str(staging), **env_b)  # an hour on
     assert [(r["site"], r["result"]) for r in out] == [(SITE_B, "refused")]  # not sent again
-    final = httpx.get(f"{hub}/hub/totals.json", params={"month": month}).json()
+    final = httpx.get(f"{hub}/hub/totals.json", params={"month": month}, headers=READER).json()
     assert final == after
