@@ -22,9 +22,18 @@ from tests.web.live import LiveServer
 class Site:
     """The whole app on a real HTTP server, with an ED feeding it."""
 
-    def __init__(self, data_dir: Path, database_url: str = "") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str = "",
+        *,
+        ops_token: str | None = None,
+        hub_keys_file: str = "",
+    ) -> None:
         self.clock = FixedClock()
-        settings = Settings(data_dir=data_dir, database_url=database_url)
+        settings = Settings(
+            data_dir=data_dir, database_url=database_url, hub_keys_file=hub_keys_file
+        )
         # not started: the FakeEd below drives the pipeline itself, message by message, and
         # the gateway's own worker would race it for each message (on PostgreSQL it sometimes
         # won, and the ED's `stab_wound` found no new referral); alerts run as in `serve`
@@ -32,6 +41,7 @@ class Site:
         self.running.alerts.start()
         app = build_app(
             self.running,
+            ops_token=ops_token,
             reports=build_reports(settings, self.running.engine, self.clock),
             web=web_options(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1),
         )

@@ -25,16 +25,12 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from consent.policy import Role
-from referral_gateway.config import Settings
 from referral_gateway.storage.fhir_store import ApiClientStore
-from referral_gateway.wiring.gateway import build_gateway
-from referral_gateway.wiring.reports import build_reports
-from referral_gateway.wiring.web import build_app
-from tests.conftest import FixedClock
 from tests.fhir import builders as fhir
-from tests.web.builders import SITE_A, SITE_B, FakeEd
-from tests.web.conftest import Web, web_options
+from tests.web.builders import SITE_A, SITE_B
+from tests.web.conftest import Web
 from tests.web.live import LiveServer
+from tests.web.live_site import Site
 
 OPS_TOKEN = "ops-token-for-the-matrix"
 HUB_SECRET = "hub-secret-for-the-matrix-0123456789abcdef"
@@ -270,19 +266,8 @@ def matrix(tmp_path_factory) -> Iterator[Matrix]:
     data_dir: Path = tmp_path_factory.mktemp("matrix")
     keys = data_dir / "hub-keys.toml"
     keys.write_text(f'[[key]]\nid = "k-a"\nsite = "{SITE_A}"\nsecret = "{HUB_SECRET}"\n')
-    settings = Settings(data_dir=data_dir, hub_keys_file=str(keys))
-    clock = FixedClock()
-    running = build_gateway(settings, clock=clock).start()
-    reports = build_reports(settings, running.engine, clock)
-    app = build_app(
-        running,
-        ops_token=OPS_TOKEN,
-        reports=reports,
-        web=web_options(argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1),
-    )
-    ed = FakeEd(running.engine, running.keyring, clock, on_referral=running.announce)
-    web = Web(app, app.state.web, ed, clock)
-    live = LiveServer(app).start()
+    site = Site(data_dir, ops_token=OPS_TOKEN, hub_keys_file=str(keys))
+    web, live, ed, clock = site.web, site.live, site.web.ed, site.clock
     http = httpx.Client(base_url=live.url, timeout=10)
     gw = Matrix(web, live, http)
     try:
@@ -291,14 +276,13 @@ def matrix(tmp_path_factory) -> Iterator[Matrix]:
             gw.sessions[caller] = sign_in(gw, caller)
         gw.referral = ed.stab_wound(site=SITE_A)
         ed.stab_wound(site=SITE_B)
-        _, gw.fhir_token = ApiClientStore(running.engine).create(
+        _, gw.fhir_token = ApiClientStore(site.running.engine).create(
             name="site-b-epr", site=SITE_B, now=clock()
         )
         yield gw
     finally:
         http.close()
-        live.stop()
-        running.stop()
+        site.stop()
 
 
 def ask(gw: Matrix, row: Row, caller: str) -> int:
