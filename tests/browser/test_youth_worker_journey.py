@@ -80,17 +80,30 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     assert "Locked." in page.inner_text("#identity")
     assert_accessible(page, "a claimed referral, details locked")
 
-    # a mistake first: the form says what to do, next to the field
+    case_url = page.url.split("?")[0]
+    # a mistake first: the browser comes back to the case page, onto the error summary
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
     page.get_by_role("button", name="Record the outcome").click()
-    summary = page.locator(".error-summary")
+    page.wait_for_url(case_url + "#error-summary")
+    summary = page.locator("#error-summary")
     assert "Choose the outcome of the approach." in summary.inner_text()
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    assert in_viewport(page, "#error-summary")
+    assert page.url.split("#")[0] == case_url  # the case page's own address, not the POST's
+    no_sideways_scroll(page)
+    assert_accessible(page, "the consent form with an error")
     summary.get_by_role("link", name="Choose the outcome of the approach.").click()
     assert page.evaluate("document.activeElement.id") == "consent-outcome"
-    assert_accessible(page, "the consent form with an error")
 
+    # only the chosen outcome's fields show
+    override_reason = page.get_by_label("Safeguarding reason")
+    giver = page.get_by_label("The young person (aged 16 or over)")
+    assert not giver.is_visible() and not override_reason.is_visible()
     page.get_by_label("Consent given").check()
-    page.get_by_label("The young person (aged 16 or over)").check()
+    assert giver.is_visible() and not override_reason.is_visible()
+    giver.check()
     assert page.get_by_label("Young person's age in years").input_value() == "16"
+    assert_accessible(page, "the consent form, consent given chosen")
     page.get_by_role("button", name="Record the outcome").click()
     page.wait_for_url("**?done=consent")
     identity = page.inner_text("#identity")
@@ -99,14 +112,16 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     assert "Testington" not in page.title() and "Testington" not in page.url
     assert_accessible(page, "a consented referral, details unlocked")
 
+    page.get_by_text("Log a contact attempt").click()  # folded away until wanted
     page.get_by_label("Face to face").check()
     page.get_by_label("What happened").select_option("engaged")
     page.get_by_role("button", name="Log the contact attempt").click()
     page.wait_for_url("**?done=contact")
     assert "face to face, spoke, and they engaged" in page.inner_text("main").lower()
 
+    page.locator("#close summary").click()
     page.get_by_label("Outcome").select_option("support_completed")
-    page.get_by_role("button", name="Close the referral").click()
+    page.locator("#close-action").click()
     page.wait_for_url("**?done=closed")
     main = page.inner_text("main")
     assert "Referral closed." in main and "Six-month follow-up due" in main
@@ -117,6 +132,16 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     with stack.web.engine.connect() as conn:
         actions = [e.action.value for e in stack.running.gateway.audit.entries(conn)]
     assert "unlock" in actions and "view_identifiable" in actions
+
+
+def in_viewport(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    box = page.evaluate(
+        "(s) => { const r = document.querySelector(s).getBoundingClientRect();"
+        " return [r.top, r.bottom, window.innerHeight]; }",
+        selector,
+    )
+    top, bottom, height = box
+    return top >= 0 and top < height and bottom > 0
 
 
 def no_sideways_scroll(page) -> None:  # type: ignore[no-untyped-def]

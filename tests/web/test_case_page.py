@@ -1,0 +1,191 @@
+"""A youth worker's case page, through HTTP: a refused form comes back to the case page's own
+address (post/redirect/get) with its error summary and what was typed, kept server-side for
+that session only; the consent form in steps; reasons, NHS numbers and phone numbers as a
+person reads them; closing with a confirmation; a team lead reopening."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from consent.policy import Role
+from tests.web.builders import SITE_A, Patient
+from tests.web.conftest import Web, csrf_of
+
+YOUNG = Patient(given="Skyler", family="Madeup", nhs_number="9990000026", age=17)
+
+
+@pytest.fixture
+def ash(web: Web):  # type: ignore[no-untyped-def]
+    web.account("ash", Role.YOUTH_WORKER, (SITE_A,))
+    return web.signed_in("ash")
+
+
+def send(client, rid: str, action: str, **data: str):  # type: ignore[no-untyped-def]
+    """Post one of the case page's forms, as the page would (with its CSRF token)."""
+    token = csrf_of(client.get(f"/referrals/{rid}").text)
+    return client.post(
+        f"/referrals/{rid}/{action}", data=data | {"csrf_token": token}, follow_redirects=False
+    )
+
+
+def claimed_and_consented(web: Web, client, patient: Patient | None = None) -> str:  # type: ignore[no-untyped-def]
+    rid = web.ed.stab_wound(patient=patient)
+    assert send(client, rid, "claim").status_code == 303
+    reply = send(
+        client,
+        rid,
+        "consent",
+        outcome="given",
+        giver="young_person_16_plus",
+        young_person_age="16",
+        fields_for="given",
+    )
+    assert reply.headers["location"].endswith("?done=consent"), reply.headers["location"]
+    return rid
+
+
+# -- 1. a refused form: back to the case page, onto its error summary ---------------------------
+
+
+def test_a_refused_consent_form_sends_the_browser_back_to_the_case_page_error_summary(
+    web: Web, ash
+):
+    rid = web.ed.stab_wound()
+    reply = send(ash, rid, "consent", giver="young_person_16_plus")
+    assert reply.status_code == 303
+    assert reply.headers["location"] == f"/referrals/{rid}#error-summary"
+    page = ash.get(f"/referrals/{rid}")
+    assert page.status_code == 200
+    summary = re.search(r'<div class="nhsuk-error-summary[^>]*id="error-summary"[^>]*>', page.text)
+    assert summary and 'tabindex="-1"' in summary.group(0)
+    assert '<a href="#consent-outcome">Choose the outcome of the approach.</a>' in page.text
+    assert 'id="consent-outcome-error"' in page.text
+    assert 'aria-describedby="consent-outcome-error"' in page.text
+    assert page.text.count('id="error-summary"') == 1
+
+
+def test_every_refused_case_form_redirects_instead_of_rendering_at_its_post_address(web: Web, ash):
+    rid = claimed_and_consented(web, ash)
+    for action in ("contacts", "support", "onward", "notes", "close", "release", "follow-up"):
+        reply = send(ash, rid, action)
+        assert reply.status_code == 303, action
+        assert reply.headers["location"] == f"/referrals/{rid}#error-summary", action
+        assert 'id="error-summary"' in ash.get(f"/referrals/{rid}").text, action
+
+
+def test_what_was_typed_comes_back_once_and_never_in_the_url(web: Web, ash):
+    rid = web.ed.stab_wound()
+    reply = send(
+        ash,
+        rid,
+        "consent",
+        outcome="safeguarding_override",
+        fields_for="safeguarding_override",
+        authoriser_name="Dr Imaginary Fictionperson",
+        authoriser_role="Named nurse",
+    )
+    assert "Fictionperson" not in reply.headers["location"]
+    page = ash.get(f"/referrals/{rid}").text
+    assert 'value="Dr Imaginary Fictionperson"' in page
+    assert "Enter the safeguarding reason for sharing without consent." in page
+    again = ash.get(f"/referrals/{rid}").text  # a reload: the form starts afresh
+    assert "Fictionperson" not in again and 'id="error-summary"' not in again
+
+
+def test_a_refused_form_is_kept_for_its_own_session_only_and_for_minutes(web: Web, ash):
+    web.account("birch", Role.YOUTH_WORKER, (SITE_A,))
+    birch = web.signed_in("birch")
+    rid = web.ed.stab_wound()
+    override = {"outcome": "safeguarding_override", "fields_for": "safeguarding_override"}
+    send(ash, rid, "consent", **override, authoriser_name="Dr Imaginary")
+    assert "Dr Imaginary" not in birch.get(f"/referrals/{rid}").text
+    assert "Dr Imaginary" in ash.get(f"/referrals/{rid}").text
+
+    send(ash, rid, "consent", **override, authoriser_name="Dr Imaginary")
+    web.clock.advance(minutes=6)  # the session is still open (30 minutes idle)
+    page = ash.get(f"/referrals/{rid}").text
+    assert "Dr Imaginary" not in page and 'id="error-summary"' not in page
+
+
+# -- 2. the consent form shows only the chosen outcome's fields ---------------------------------
+
+HIDDEN = "nhsuk-radios__conditional--hidden"
+
+
+def shown_blocks(page: str) -> set[str]:
+    """The consent outcomes whose own fields are on screen."""
+    blocks = re.findall(
+        r'<div class="nhsuk-radios__conditional([^"]*)" id="consent-when-(\w+)"', page
+    )
+    return {outcome for classes, outcome in blocks if HIDDEN not in classes}
+
+
+def test_before_an_outcome_is_chosen_no_outcome_fields_show_and_the_button_continues(web: Web, ash):
+    rid = web.ed.stab_wound()
+    page = ash.get(f"/referrals/{rid}").text
+    assert shown_blocks(page) == set()
+    assert 'id="consent-when-given"' in page  # there for the script to reveal
+    assert re.search(r'id="consent-action"[^>]*>Continue</button>', page)
+
+
+def test_without_javascript_choosing_an_outcome_first_brings_its_fields_only(web: Web, ash):
+    rid = web.ed.stab_wound()
+    step = send(ash, rid, "consent", outcome="given", fields_for="")  # none on screen
+    assert step.status_code == 303
+    assert step.headers["location"] == f"/referrals/{rid}?outcome=given#consent"
+    page = ash.get(step.headers["location"]).text
+    assert shown_blocks(page) == {"given"}
+    assert 'name="fields_for" value="given"' in page
+    assert re.search(r'id="consent-action"[^>]*>Record the outcome</button>', page)
+    done = send(
+        ash,
+        rid,
+        "consent",
+        outcome="given",
+        fields_for="given",
+        giver="young_person_16_plus",
+        young_person_age="16",
+    )
+    assert done.headers["location"] == f"/referrals/{rid}?done=consent"
+
+
+def test_a_refused_outcome_comes_back_with_only_its_own_fields(web: Web, ash):
+    rid = web.ed.stab_wound()
+    send(ash, rid, "consent", outcome="not_approached", fields_for="not_approached")
+    page = ash.get(f"/referrals/{rid}").text
+    assert shown_blocks(page) == {"not_approached"}
+    assert "Choose why the young person was not approached." in page
+    assert shown_blocks(ash.get(f"/referrals/{rid}?outcome=nonsense").text) == set()
+
+
+def test_fields_of_an_outcome_not_chosen_are_not_recorded(web: Web, ash):
+    rid = web.ed.stab_wound()
+    reply = send(
+        ash,
+        rid,
+        "consent",
+        outcome="declined",
+        giver="parent_guardian",  # typed under "consent given", then the worker changed their mind
+        override_reason="typed under the override, then hidden",
+    )
+    assert reply.headers["location"] == f"/referrals/{rid}?done=consent"
+    page = ash.get(f"/referrals/{rid}").text
+    assert "<strong>Declined</strong>, recorded by" in page
+
+
+def test_the_case_page_comes_in_the_sections_a_worker_needs(web: Web, ash):
+    rid = claimed_and_consented(web, ash)
+    page = ash.get(f"/referrals/{rid}").text
+    nav = page[page.index('aria-label="Sections of this referral"') :].split("</nav>")[0]
+    links = re.findall(r'href="#(\w+)"', nav)
+    assert links == ["approach", "consent", "contacts", "support", "notes", "close"]
+    for section in links:
+        assert f'<section aria-labelledby="{section}' in page or f'id="{section}"' in page
+    # the forms after the approach are folded away until wanted
+    assert re.search(
+        r'<details class="nhsuk-details case-form">\s*<summary[^>]*>'
+        r"<span[^>]*>Log a contact attempt",
+        page,
+    )
