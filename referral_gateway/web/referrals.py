@@ -39,6 +39,9 @@ from referral_gateway.domain.casework import (
     may_act,
     may_record_consent,
 )
+from referral_gateway.domain.nhs_number import spaced_nhs_number
+from referral_gateway.domain.phone_numbers import dial_string
+from referral_gateway.domain.reason_words import plain_reasons
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.services.errors import NotFound
 from referral_gateway.storage.queue import follow_ups_due
@@ -184,6 +187,9 @@ def referral_page(
         detail=detail,
         card=detail.card,
         case=case,
+        reasons=plain_reasons(detail.card.reasons, fallback=detail.card.detection_rule),
+        spaced_nhs_number=spaced_nhs_number,
+        dial_string=dial_string,
         escalated=is_escalated(case, now=now, after=ctx.options.escalate_after),
         can_claim=case.assigned_to is None and case.status not in TERMINAL_STATUSES,
         can_release=can_act and case.status is ReferralStatus.CLAIMED,

@@ -107,7 +107,13 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     page.get_by_role("button", name="Record the outcome").click()
     page.wait_for_url("**?done=consent")
     identity = page.inner_text("#identity")
-    for detail in ("Sam", "Testington", "9990000026", "1 Example Street", "stabbed in left thigh"):
+    for detail in (
+        "Sam",
+        "Testington",
+        "999 000 0026",
+        "1 Example Street",
+        "stabbed in left thigh",
+    ):
         assert detail in identity, detail
     assert "Testington" not in page.title() and "Testington" not in page.url
     assert_accessible(page, "a consented referral, details unlocked")

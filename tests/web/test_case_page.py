@@ -189,3 +189,28 @@ def test_the_case_page_comes_in_the_sections_a_worker_needs(web: Web, ash):
         r"<span[^>]*>Log a contact attempt",
         page,
     )
+
+
+# -- 3. reasons, NHS numbers and phone numbers as a person reads them --------------------------
+
+
+def test_the_case_page_says_why_in_plain_words(web: Web, ash):
+    rid = web.ed.stab_wound(codes=("425322008",), text=("punched to face",))
+    page = ash.get(f"/referrals/{rid}").text
+    why = page[page.index("Why on the queue") :].split("</dd>")[0]
+    assert "The ED coded it as stab wound (SNOMED CT 425322008)" in why
+    assert "The triage note says &#39;punched&#39;" in why
+    assert "(implied code)" not in why and "body_part" not in why
+
+
+def test_once_unlocked_the_nhs_number_is_spaced_and_the_phone_dials(web: Web, ash):
+    rid = claimed_and_consented(web, ash, YOUNG)
+    page = ash.get(f"/referrals/{rid}").text
+    assert '<dd class="pii">999 000 0026</dd>' in page
+    assert '<a href="tel:07700900123">07700 900123</a>' in page
+
+
+def test_before_consent_neither_number_is_on_the_page(web: Web, ash):
+    rid = web.ed.stab_wound(patient=YOUNG)
+    page = ash.get(f"/referrals/{rid}").text
+    assert "tel:" not in page and "999 000 0026" not in page and "9990000026" not in page
