@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Annotated, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -34,7 +35,9 @@ from referral_gateway.domain.casework import (
     CONTACT_STATUSES,
     TERMINAL_STATUSES,
     CaseRefusal,
-    follow_up_due,
+    ClosureOutcome,
+    close,
+    follow_up_pending,
     is_escalated,
     may_act,
     may_record_consent,
@@ -44,7 +47,7 @@ from referral_gateway.domain.phone_numbers import dial_string
 from referral_gateway.domain.reason_words import plain_reasons
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.services.errors import NotFound
-from referral_gateway.storage.queue import follow_ups_due
+from referral_gateway.storage.queue import ApproachCard, follow_ups_due
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.errors import PageError
 from referral_gateway.web.flash import FormFlash
@@ -204,8 +207,10 @@ def referral_page(
         can_note=can_act and detail.unlocked.notes is not None,
         notes_message=detail.unlocked.message,
         can_close=can_act,
-        can_follow_up=follow_up_due(case, today=ctx.casework.today())
-        and (user.assigns or case.assigned_to == user.id),
+        can_follow_up=follow_up_pending(case) and (user.assigns or case.assigned_to == user.id),
+        can_reopen=user.assigns
+        and case.status is ReferralStatus.CLOSED
+        and case.follow_up_done_at is None,
         form_name=flash.form_name if flash else "",
         problems=dict(flash.problems) if flash else {},
         values=dict(flash.values) if flash else {},
@@ -297,13 +302,32 @@ def referral(referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDe
 def follow_ups(request: Request, ctx: CtxDep, user: CaseworkerDep) -> Response:
     today = ctx.casework.today()
     with ctx.engine.connect() as conn:
-        cards = follow_ups_due(
-            conn,
-            user.sites,
-            ctx.casework.attendances.keyring,
-            due_by=today + (date.resolution * 14),
+        cards = follow_ups_due(  # every pending one: each is due within six months of closing
+            conn, user.sites, ctx.casework.attendances.keyring, due_by=today + FOLLOW_UPS_AHEAD
         )
-    return render(ctx, request, "follow_ups.html", cards=cards, today=today)
+    soon = today + FOLLOW_UP_SOON
+    due = [c for c in cards if c.case.follow_up_due_on and c.case.follow_up_due_on <= today]
+    coming = [c for c in cards if c not in due]
+    return render(
+        ctx,
+        request,
+        "follow_ups.html",
+        groups=[
+            ("overdue", "Due now or overdue", due),
+            ("soon", "Due in the next two weeks", [c for c in coming if _due_by(c, soon)]),
+            ("later", "Coming later", [c for c in coming if not _due_by(c, soon)]),
+        ],
+        count=len(cards),
+        today=today,
+    )
+
+
+FOLLOW_UPS_AHEAD = timedelta(days=7 * 31)
+FOLLOW_UP_SOON = timedelta(days=14)
+
+
+def _due_by(card: ApproachCard, day: date) -> bool:
+    return card.case.follow_up_due_on is not None and card.case.follow_up_due_on <= day
 
 
 # -- claiming and assigning --------------------------------------------------------------------
@@ -474,13 +498,48 @@ def note(case: CaseFormDep) -> Response:
     )
 
 
+@router.get("/referrals/{referral_id}/close")
+def close_confirmation(
+    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep
+) -> Response:
+    """The confirm step before closing (the case page's close form asks here, by GET)."""
+    rid = referral_id_or_404(referral_id)
+    with _found():
+        card = ctx.casework.card(user, rid)
+    outcome = request.query_params.get("outcome", "")
+    closed = close(card.case, user, outcome=outcome, now=ctx.clock(), today=ctx.casework.today())
+    if isinstance(closed, CaseRefusal):
+        flash = FormFlash("close", dict(closed.problems), {"outcome": outcome})
+        return back_with_problems(ctx, request, rid, flash)
+    return render(
+        ctx,
+        request,
+        "close_confirm.html",
+        card=card,
+        case=card.case,
+        outcome=ClosureOutcome(outcome),
+        follow_up_due_on=closed.follow_up_due_on,
+    )
+
+
 @router.post("/referrals/{referral_id}/close")
-def close(case: CaseFormDep) -> Response:
+def close_referral(case: CaseFormDep) -> Response:
     outcome = case.text("outcome")
+    if case.text("confirmed") != "yes":  # not from the confirm step: ask there first
+        case.act(lambda rid: case.casework.card(case.user, rid))
+        query = urlencode({"outcome": outcome})
+        return RedirectResponse(f"{case_page(case.referral_id)}/close?{query}", status_code=303)
     return case.answer(
         lambda rid: case.casework.close(case.user, rid, outcome=outcome),
         done="closed",
         form_name="close",
+    )
+
+
+@router.post("/referrals/{referral_id}/reopen")
+def reopen_referral(case: CaseFormDep) -> Response:
+    return case.answer(
+        lambda rid: case.casework.reopen(case.user, rid), done="reopened", form_name="reopen"
     )
 
 

@@ -127,7 +127,12 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
 
     page.locator("#close summary").click()
     page.get_by_label("Outcome").select_option("support_completed")
-    page.locator("#close-action").click()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/close?outcome=support_completed")  # asked to confirm first
+    assert "Support completed" in page.inner_text("main")
+    no_sideways_scroll(page)
+    assert_accessible(page, "the confirm step before closing")
+    page.get_by_role("button", name="Yes, close the referral").click()
     page.wait_for_url("**?done=closed")
     main = page.inner_text("main")
     assert "Referral closed." in main and "Six-month follow-up due" in main

@@ -176,6 +176,9 @@ MATRIX = [
         body="form", fresh="referral"),
     Row("POST", R + "/close",                           "303 303 404 303 403 403 303 303",
         body="form", fresh="referral"),
+    Row("GET", R + "/close",                            "303 303 404 303 403 403 303 303"),
+    Row("POST", R + "/reopen",                          "303 303 404 303 403 403 303 303",
+        body="form", fresh="referral"),
     Row("POST", R + "/follow-up",                       "303 303 404 303 403 403 303 303",
         body="form", fresh="referral"),
     # -- each caseworker's alert choices and devices ------------------------------------------

@@ -6,12 +6,19 @@ person reads them; closing with a confirmation; a team lead reopening."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import httpx
 import pytest
+from sqlalchemy import select
 
+from consent.audit import AuditAction
 from consent.policy import Role
+from referral_gateway.storage.audit_store import AUDIT
+from referral_gateway.storage.casework import CASES
 from tests.web.builders import SITE_A, Patient
 from tests.web.conftest import Web, csrf_of
+from tests.web.live import LiveServer
 
 YOUNG = Patient(given="Skyler", family="Madeup", nhs_number="9990000026", age=17)
 
@@ -69,7 +76,8 @@ def test_a_refused_consent_form_sends_the_browser_back_to_the_case_page_error_su
 def test_every_refused_case_form_redirects_instead_of_rendering_at_its_post_address(web: Web, ash):
     rid = claimed_and_consented(web, ash)
     for action in ("contacts", "support", "onward", "notes", "close", "release", "follow-up"):
-        reply = send(ash, rid, action)
+        confirmed = {"confirmed": "yes"} if action == "close" else {}  # past the confirm step
+        reply = send(ash, rid, action, **confirmed)
         assert reply.status_code == 303, action
         assert reply.headers["location"] == f"/referrals/{rid}#error-summary", action
         assert 'id="error-summary"' in ash.get(f"/referrals/{rid}").text, action
@@ -214,3 +222,114 @@ def test_before_consent_neither_number_is_on_the_page(web: Web, ash):
     rid = web.ed.stab_wound(patient=YOUNG)
     page = ash.get(f"/referrals/{rid}").text
     assert "tel:" not in page and "999 000 0026" not in page and "9990000026" not in page
+
+
+# -- 4. closing asks first; a team lead reopens; follow-ups ahead and early ---------------------
+
+
+def closed_case(web: Web, client) -> str:  # type: ignore[no-untyped-def]
+    rid = claimed_and_consented(web, client)
+    reply = send(client, rid, "close", outcome="support_completed", confirmed="yes")
+    assert reply.headers["location"] == f"/referrals/{rid}?done=closed"
+    return rid
+
+
+def reopens_audited(web: Web, rid: str) -> list[str]:
+    with web.ctx.engine.connect() as conn:
+        return list(
+            conn.execute(
+                select(AUDIT.c.actor).where(
+                    AUDIT.c.subject == rid, AUDIT.c.action == AuditAction.CASE_REOPENED.value
+                )
+            ).scalars()
+        )
+
+
+def closed_at(web: Web, rid: str) -> object:
+    with web.ctx.engine.connect() as conn:
+        return conn.execute(
+            select(CASES.c.closed_at).where(CASES.c.referral_id == rid)
+        ).scalar_one()
+
+
+def test_the_close_form_asks_for_confirmation_before_anything_closes(web: Web, ash):
+    rid = claimed_and_consented(web, ash)
+    page = ash.get(f"/referrals/{rid}").text
+    assert f'<form method="get" action="/referrals/{rid}/close"' in page
+    confirm = ash.get(f"/referrals/{rid}/close?outcome=support_completed")
+    assert confirm.status_code == 200
+    assert "Close this referral?" in confirm.text and "Support completed" in confirm.text
+    assert 'name="confirmed" value="yes"' in confirm.text
+    assert closed_at(web, rid) is None  # asking closed nothing
+    unconfirmed = send(ash, rid, "close", outcome="support_completed")
+    assert unconfirmed.headers["location"] == f"/referrals/{rid}/close?outcome=support_completed"
+    assert closed_at(web, rid) is None
+    done = send(ash, rid, "close", outcome="support_completed", confirmed="yes")
+    assert done.headers["location"] == f"/referrals/{rid}?done=closed"
+    assert closed_at(web, rid) is not None
+
+
+def test_the_confirm_step_without_an_outcome_returns_to_the_case_page_error(web: Web, ash):
+    rid = claimed_and_consented(web, ash)
+    reply = ash.get(f"/referrals/{rid}/close?outcome=", follow_redirects=False)
+    assert reply.headers["location"] == f"/referrals/{rid}#error-summary"
+    page = ash.get(f"/referrals/{rid}").text
+    assert '<a href="#close-outcome">Choose the outcome of the referral before closing it.</a>' in (
+        page
+    )
+    assert re.search(
+        r"<details class=\"nhsuk-details case-form\" open>\s*<summary[^>]*>"
+        r"<span[^>]*>Close the referral",
+        page,
+    )
+
+
+def test_a_team_lead_reopens_a_closed_referral_and_the_reopening_is_audited(web: Web, ash):
+    lead_user = web.account("lead", Role.TEAM_LEAD, (SITE_A,))
+    lead = web.signed_in("lead")
+    rid = closed_case(web, ash)
+    assert "Reopen the referral" not in ash.get(f"/referrals/{rid}").text
+    assert "Reopen the referral" in lead.get(f"/referrals/{rid}").text
+    reply = send(lead, rid, "reopen")
+    assert reply.headers["location"] == f"/referrals/{rid}?done=reopened"
+    page = ash.get(f"/referrals/{rid}").text
+    assert "Consented" in page and "Log a contact attempt" in page
+    assert closed_at(web, rid) is None
+    assert reopens_audited(web, rid) == [lead_user.id]
+    again = send(lead, rid, "reopen")  # it is open now
+    assert again.headers["location"] == f"/referrals/{rid}#error-summary"
+    assert "Only a closed referral can be reopened." in lead.get(f"/referrals/{rid}").text
+
+
+@pytest.fixture
+def live(web: Web) -> Iterator[LiveServer]:
+    server = LiveServer(web.app).start()
+    yield server
+    server.stop()
+
+
+def test_a_youth_worker_posting_reopen_over_http_is_refused_by_the_server(
+    web: Web, ash, live: LiveServer
+):
+    rid = closed_case(web, ash)
+    token = csrf_of(ash.get(f"/referrals/{rid}").text)
+    cookie = ash.cookies.get("rg_session")
+    with httpx.Client(base_url=live.url, cookies={"rg_session": cookie}, timeout=5) as http:
+        reply = http.post(f"/referrals/{rid}/reopen", data={"csrf_token": token})
+        assert reply.status_code == 303
+        assert reply.headers["location"] == f"/referrals/{rid}#error-summary"
+        page = http.get(f"/referrals/{rid}").text
+    assert "Only a team lead can reopen a closed referral." in page
+    assert closed_at(web, rid) is not None and reopens_audited(web, rid) == []
+
+
+def test_follow_ups_list_the_coming_ones_and_one_is_recorded_early(web: Web, ash):
+    rid = closed_case(web, ash)
+    listing = ash.get("/follow-ups").text
+    assert rid in listing[listing.index('id="follow-ups-later"') :]
+    assert f'href="/referrals/{rid}#close"' in listing
+    page = ash.get(f"/referrals/{rid}").text
+    assert "Record the follow-up" in page  # months before it is due
+    done = send(ash, rid, "follow-up", outcome="reached_no_further_need")
+    assert done.headers["location"] == f"/referrals/{rid}?done=follow_up"
+    assert rid not in ash.get("/follow-ups").text

@@ -246,7 +246,10 @@ def test_contact_support_onward_and_closure_take_the_referral_to_its_follow_up(w
     assert "Choose the outcome of the referral before closing it." in (
         ash.get(no_outcome.headers["location"]).text
     )
-    assert post(ash, f"/referrals/{rid}/close", outcome="support_completed").status_code == 303
+    asked = post(ash, f"/referrals/{rid}/close", outcome="support_completed")
+    assert asked.headers["location"] == f"/referrals/{rid}/close?outcome=support_completed"
+    closed = post(ash, f"/referrals/{rid}/close", outcome="support_completed", confirmed="yes")
+    assert closed.headers["location"] == f"/referrals/{rid}?done=closed"
     page = ash.get(f"/referrals/{rid}").text
     for fact in (
         "Face to face, spoke, and they engaged",
@@ -256,11 +259,13 @@ def test_contact_support_onward_and_closure_take_the_referral_to_its_follow_up(w
         "Support completed",
     ):
         assert fact.lower() in page.lower(), fact
-    assert rid not in ash.get("/follow-ups").text
-    web.clock.advance(days=170)  # due in 14 days: listed
+    later = ash.get("/follow-ups").text  # listed from the start, as coming later
+    assert rid in later[later.index('id="follow-ups-later"') :]
+    web.clock.advance(days=170)  # due in 14 days: listed as due soon
     ash = web.signed_in("ash")
     ash.token = lambda page="/queue": web.token(ash, page)
-    assert rid in ash.get("/follow-ups").text
+    soon = ash.get("/follow-ups").text
+    assert rid in soon[soon.index('id="follow-ups-soon"') :]
     assert (
         post(ash, f"/referrals/{rid}/follow-up", outcome="reached_no_further_need").status_code
         == 303
