@@ -77,15 +77,21 @@ GIVER_LABELS = {
     ),
     ConsentGiver.PARENT_GUARDIAN: "A parent or guardian (young person under 18)",
 }
-# the outcomes that ask for more than the outcome itself: their fields show only once chosen
-OUTCOME_FIELDS = frozenset(
-    o.value
-    for o in (
-        ConsentOutcome.GIVEN,
-        ConsentOutcome.NOT_APPROACHED,
-        ConsentOutcome.SAFEGUARDING_OVERRIDE,
-    )
-)
+# each outcome's own fields: those of another outcome (typed, then hidden by choosing a
+# different one) do not count
+FIELDS_OF = {
+    ConsentOutcome.GIVEN: ("giver", "young_person_age", "gillick_assessment", "onward_sharing"),
+    ConsentOutcome.NOT_APPROACHED: ("not_approached_reason", "not_approached_detail"),
+    ConsentOutcome.SAFEGUARDING_OVERRIDE: (
+        "override_reason",
+        "authoriser_name",
+        "authoriser_role",
+        "override_at",
+        "override_onward_sharing",
+    ),
+}
+# the outcomes that ask for more than the outcome itself: their fields show once chosen
+OUTCOME_FIELDS = frozenset(o.value for o in FIELDS_OF)
 NOT_APPROACHED_LABELS = {
     NotApproachedReason.DISCHARGED_BEFORE_APPROACH: "Discharged before we could approach",
     NotApproachedReason.TOO_UNWELL: "Too unwell",
@@ -357,21 +363,6 @@ def assign(case: CaseFormDep) -> Response:
 
 
 # -- the approach ------------------------------------------------------------------------------
-
-
-# each outcome's own fields: those of another outcome (typed, then hidden by choosing a
-# different one) do not count
-FIELDS_OF = {
-    ConsentOutcome.GIVEN: ("giver", "young_person_age", "gillick_assessment", "onward_sharing"),
-    ConsentOutcome.NOT_APPROACHED: ("not_approached_reason", "not_approached_detail"),
-    ConsentOutcome.SAFEGUARDING_OVERRIDE: (
-        "override_reason",
-        "authoriser_name",
-        "authoriser_role",
-        "override_at",
-        "override_onward_sharing",
-    ),
-}
 
 
 def consent_proposal(

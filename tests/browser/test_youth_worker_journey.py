@@ -6,6 +6,8 @@ contact, close with an outcome. Each page passes axe-core's WCAG A/AA checks."""
 
 from __future__ import annotations
 
+import re
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -140,6 +142,12 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     page.screenshot(path=str(ARTIFACTS / "referral-phone-360.png"), full_page=True)
     assert_accessible(page, "a closed referral")
 
+    page.get_by_role("link", name="Follow-ups").click()  # coming in six months: listed already
+    page.wait_for_url("**/follow-ups")
+    assert "Coming later (1)" in page.inner_text("main")
+    no_sideways_scroll(page)
+    assert_accessible(page, "the follow-ups page")
+
     with stack.web.engine.connect() as conn:
         actions = [e.action.value for e in stack.running.gateway.audit.entries(conn)]
     assert "unlock" in actions and "view_identifiable" in actions
@@ -158,3 +166,81 @@ def in_viewport(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
 def no_sideways_scroll(page) -> None:  # type: ignore[no-untyped-def]
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page is {width}px wide on a 360px screen"
+
+
+@pytest.fixture
+def phone_without_javascript(browser):  # type: ignore[no-untyped-def]
+    context = browser.new_context(
+        viewport={"width": 360, "height": 740}, is_mobile=True, java_script_enabled=False
+    )
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def checker(phone, stack: Stack):  # type: ignore[no-untyped-def]
+    """A 360 px page with JavaScript, to run axe and measure a page served to a browser
+    without it (Playwright cannot evaluate scripts where JavaScript is off)."""
+
+    def check(page, what: str) -> None:  # type: ignore[no-untyped-def]
+        html = re.sub(r"<script[^>]*>.*?</script>", "", page.content(), flags=re.S)
+        phone.goto(stack.url + "/sign-in")  # the gateway's origin, for its style sheet
+        phone.set_content(html)
+        no_sideways_scroll(phone)
+        assert_accessible(phone, what)
+
+    return check
+
+
+def on_screen(page, selector: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the element's top is within the 740 px viewport (no script needed)."""
+    box = page.locator(selector).bounding_box()
+    return box is not None and 0 <= box["y"] < 740
+
+
+def test_without_javascript_the_consent_form_comes_in_steps_and_lands_on_its_errors(
+    stack: Stack, phone_without_javascript, checker
+):
+    page = phone_without_javascript
+    sign_in(page, stack.url)
+    now = datetime.now(UTC).replace(microsecond=0)
+    ack = MllpClient("127.0.0.1", stack.mllp_port).send(
+        adt("A01", stabbed_sixteen_year_old(now), "CTRL-NOJS-1", sent=now)
+    )
+    assert msa(ack) == ("AA", "CTRL-NOJS-1")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # no live updates without JavaScript: reloads
+        page.goto(stack.url + "/queue")
+        if page.locator("article.card").count():
+            break
+        time.sleep(0.25)
+    page.locator("article.card").get_by_role("button", name="Claim").click()
+    page.wait_for_url("**/referrals/*?done=claimed")
+    case_url = page.url.split("?")[0]
+
+    giver = page.get_by_label("The young person (aged 16 or over)")
+    reason = page.get_by_label("Safeguarding reason")
+    assert not giver.is_visible() and not reason.is_visible()  # no outcome chosen yet
+    page.get_by_label("Consent given").check()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url(case_url + "?outcome=given#consent")
+    assert giver.is_visible() and not reason.is_visible()  # that outcome's fields only
+    checker(page, "the consent form's second step, without JavaScript")
+
+    page.get_by_label("Young person's age in years").fill("")
+    page.get_by_role("button", name="Record the outcome").click()  # who, and the age, missing
+    page.wait_for_url(case_url + "#error-summary")
+    assert on_screen(page, "#error-summary")  # the fragment brings it into view
+    summary = page.inner_text("#error-summary")
+    assert "Choose who gave consent." in summary
+    assert "Enter the young person's age in years." in summary
+    assert giver.is_visible()  # still the chosen outcome's fields, with their messages
+    checker(page, "the consent form with errors, without JavaScript")
+
+    giver.check()
+    page.get_by_label("Young person's age in years").fill("16")
+    page.get_by_role("button", name="Record the outcome").click()
+    page.wait_for_url("**?done=consent")
+    assert "999 000 0026" in page.inner_text("#identity")
