@@ -30,11 +30,11 @@ class WebContext:
     casework: Casework
     events: Broadcaster
     templates: jinja2.Environment
+    flash: FlashStore  # refused forms, for the page's next GET
     onward: OnwardReferrals | None = field(default=None)  # sending to outside services
     alert_store: AlertStore | None = None  # each worker's alert choices and devices
     vapid_public_key: str = ""  # what browsers subscribe to Web Push with
     sites: SiteDirectory = field(default_factory=SiteDirectory)  # the site configuration
-    flash: FlashStore = field(default_factory=FlashStore)  # refused forms, for the next GET
 
     def known_sites(self) -> frozenset[str]:
         """The sites of the site configuration and those attendances came from."""

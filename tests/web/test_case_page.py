@@ -16,8 +16,9 @@ from consent.audit import AuditAction
 from consent.policy import Role
 from referral_gateway.storage.audit_store import AUDIT
 from referral_gateway.storage.casework import CASES
+from referral_gateway.storage.form_flash import FORM_FLASH
 from tests.web.builders import SITE_A, Patient
-from tests.web.conftest import Web, csrf_of
+from tests.web.conftest import Web, build_web, csrf_of
 from tests.web.live import LiveServer
 
 YOUNG = Patient(given="Skyler", family="Madeup", nhs_number="9990000026", age=17)
@@ -115,6 +116,21 @@ def test_a_refused_form_is_kept_for_its_own_session_only_and_for_minutes(web: We
     web.clock.advance(minutes=6)  # the session is still open (30 minutes idle)
     page = ash.get(f"/referrals/{rid}").text
     assert "Dr Imaginary" not in page and 'id="error-summary"' not in page
+
+
+def test_a_refused_form_waits_encrypted_and_another_gateway_instance_can_answer_the_get(
+    web: Web, ash, keyring
+):
+    rid = web.ed.stab_wound()
+    override = {"outcome": "safeguarding_override", "fields_for": "safeguarding_override"}
+    send(ash, rid, "consent", **override, authoriser_name="Dr Imaginary Fictionperson")
+    with web.ctx.engine.connect() as conn:
+        stored = conn.execute(select(FORM_FLASH.c.payload_enc)).scalars().all()
+    assert len(stored) == 1 and b"Fictionperson" not in stored[0]
+    other = build_web(web.ctx.engine, keyring, web.clock)  # a second gateway, same database
+    other_client = other.client(cookies={"rg_session": ash.cookies.get("rg_session")})
+    page = other_client.get(f"/referrals/{rid}").text
+    assert 'value="Dr Imaginary Fictionperson"' in page and 'id="error-summary"' in page
 
 
 # -- 2. the consent form shows only the chosen outcome's fields ---------------------------------
