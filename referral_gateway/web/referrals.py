@@ -41,6 +41,7 @@ from referral_gateway.domain.casework import (
     is_escalated,
     may_act,
     may_record_consent,
+    reopen,
 )
 from referral_gateway.domain.nhs_number import spaced_nhs_number
 from referral_gateway.domain.phone_numbers import dial_string
@@ -214,9 +215,8 @@ def referral_page(
         notes_message=detail.unlocked.message,
         can_close=can_act,
         can_follow_up=follow_up_pending(case) and (user.assigns or case.assigned_to == user.id),
-        can_reopen=user.assigns
-        and case.status is ReferralStatus.CLOSED
-        and case.follow_up_done_at is None,
+        # the rule itself answers whether the button shows (the status it gives is unused)
+        can_reopen=not isinstance(reopen(case, user, last_consent=None), CaseRefusal),
         form_name=flash.form_name if flash else "",
         problems=dict(flash.problems) if flash else {},
         values=dict(flash.values) if flash else {},
