@@ -14,9 +14,11 @@ import pytest
 
 from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import Person, Visit, adt
+from consent.policy import Role
 from tests.browser.axe import assert_accessible
 from tests.browser.conftest import ARTIFACTS, SITE, Stack, sign_in
 from tests.spine.harness import msa
+from tests.web.builders import add_account
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +43,7 @@ def stabbed_sixteen_year_old(now: datetime) -> Visit:
     )
 
 
-def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Stack, phone):
+def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Stack, phone, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page = phone
     sign_in(page, stack.url)
@@ -142,9 +144,31 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     page.screenshot(path=str(ARTIFACTS / "referral-phone-360.png"), full_page=True)
     assert_accessible(page, "a closed referral")
 
-    page.get_by_role("link", name="Follow-ups").click()  # coming in six months: listed already
+    # a team lead, on their own phone, reopens it (the worker sees no such button)
+    assert page.get_by_role("button", name="Reopen the referral").count() == 0
+    add_account(
+        stack.web.accounts,
+        "lee",
+        Role.TEAM_LEAD,
+        (SITE,),
+        display_name="Lee",
+        now=stack.running.gateway.clock(),
+    )
+    lead_context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    lead = lead_context.new_page()
+    lead.set_default_timeout(10_000)
+    sign_in(lead, stack.url, "lee")
+    lead.goto(case_url)
+    lead.get_by_role("button", name="Reopen the referral").click()
+    lead.wait_for_url("**?done=reopened")
+    assert "Consented" in lead.inner_text(".badges")
+    no_sideways_scroll(lead)
+    assert_accessible(lead, "a reopened referral, as its team lead")
+    lead_context.close()
+
+    page.get_by_role("link", name="Follow-ups").click()  # nothing due now it is open again
     page.wait_for_url("**/follow-ups")
-    assert "Coming later (1)" in page.inner_text("main")
+    assert "No follow-ups to do." in page.inner_text("main")
     no_sideways_scroll(page)
     assert_accessible(page, "the follow-ups page")
 
