@@ -44,6 +44,7 @@ class AuditAction(enum.StrEnum):
     KEY_ROTATION = "key_rotation"
     RETENTION_ERASE = "retention_erase"
     ACCOUNT_CHANGE = "account_change"  # a staff account created or changed; `why` says how
+    CASE_REOPENED = "case_reopened"  # a team lead reopened a closed referral
 
 
 @dataclass(frozen=True, slots=True)

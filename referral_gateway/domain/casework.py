@@ -15,7 +15,9 @@
 - Contact attempts and support need a consent outcome that allows contact (given consent or
   a safeguarding override): the referral is `consented` or `in_support`.
 - A referral nobody has claimed within the configured time is escalated to the team lead.
-- A closure after consent sets a follow-up due six calendar months after the closure date.
+- A closure after consent sets a follow-up due six calendar months after the closure date;
+  it may be recorded early. A team lead may reopen a closed referral (until its follow-up is
+  recorded): it goes back to where the approach left it.
 
 Every refusal is a `CaseRefusal` naming the form field and what to do; exceptions are for
 programming errors only.
@@ -30,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
+from consent.records import ConsentOutcome
 from referral_gateway.domain.accounts import StaffUser
 from referral_gateway.domain.referral import ReferralStatus
 
@@ -459,12 +462,58 @@ def record_follow_up(
     return replace(case, follow_up_done_at=now, follow_up_outcome=chosen)
 
 
-def follow_up_due(case: Case, *, today: date, within: timedelta = timedelta(days=14)) -> bool:
-    """Closed, follow-up not recorded, and due by `today + within`."""
+def reopen(
+    case: Case, user: StaffUser, *, last_consent: ConsentOutcome | None
+) -> Case | CaseRefusal:
+    """A team lead takes a closed referral back into casework: it returns to where the
+    approach left it (`last_consent`, the latest consent outcome recorded), its closure and
+    the follow-up it set are cleared. A recorded follow-up ends the case for good."""
+    if not may_see(user, case.site):
+        return _refuse("You do not work for this referral's site.")
+    if not user.assigns:
+        return _refuse("Only a team lead can reopen a closed referral.")
+    if case.status is not ReferralStatus.CLOSED:
+        return _refuse("Only a closed referral can be reopened.")
+    if case.follow_up_done_at is not None:
+        return _refuse(
+            "The six-month follow-up is recorded, so this referral stays closed. Make a new "
+            "manual referral for new work."
+        )
+    return replace(
+        case,
+        status=_status_before_closing(case, last_consent),
+        closed_at=None,
+        closure_outcome=None,
+        follow_up_due_on=None,
+    )
+
+
+def _status_before_closing(case: Case, last_consent: ConsentOutcome | None) -> ReferralStatus:
+    if last_consent in (ConsentOutcome.GIVEN, ConsentOutcome.SAFEGUARDING_OVERRIDE):
+        return ReferralStatus.IN_SUPPORT if case.support_tier else ReferralStatus.CONSENTED
+    if last_consent is not None:
+        return {
+            ConsentOutcome.DECLINED: ReferralStatus.DECLINED,
+            ConsentOutcome.NOT_APPROACHED: ReferralStatus.NOT_APPROACHED,
+            ConsentOutcome.WITHDRAWN: ReferralStatus.WITHDRAWN,
+        }[last_consent]
+    return ReferralStatus.CLAIMED if case.assigned_to else ReferralStatus.NEW
+
+
+def follow_up_pending(case: Case) -> bool:
+    """Closed with a follow-up set and not yet recorded (it may be recorded early)."""
     return (
         case.status is ReferralStatus.CLOSED
         and case.follow_up_due_on is not None
         and case.follow_up_done_at is None
+    )
+
+
+def follow_up_due(case: Case, *, today: date, within: timedelta = timedelta(days=14)) -> bool:
+    """Closed, follow-up not recorded, and due by `today + within`."""
+    return (
+        follow_up_pending(case)
+        and case.follow_up_due_on is not None
         and case.follow_up_due_on <= today + within
     )
 

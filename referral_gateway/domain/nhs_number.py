@@ -37,3 +37,14 @@ def _check_digit(first_nine: str) -> int | None:
     if check == 10:
         return None
     return check
+
+
+def spaced_nhs_number(value: str | None) -> str:
+    """An NHS number as people read it, 3 3 4 ("999 000 0026"); anything that is not ten
+    digits is shown as stored."""
+    if value is None:
+        return ""
+    digits = value.strip().translate(_SEPARATORS)
+    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
+        return value
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}"

@@ -27,6 +27,7 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from consent.audit import AuditAction
 from consent.keyring import KeyRing
 from consent.policy import ConsentDecision, FieldGroup, Purpose, ReferralView, decide
 from consent.records import ConsentProposal, ConsentRecord, Refusal
@@ -45,6 +46,7 @@ from referral_gateway.domain.casework import (
     may_see,
     record_follow_up,
     release,
+    reopen,
     start_support,
 )
 from referral_gateway.domain.clock import Clock
@@ -408,6 +410,35 @@ class Casework:
             referral_id,
             lambda _c, loaded: close(loaded.case, user, outcome=outcome, now=now, today=today),
         )
+
+    def reopen(self, user: StaffUser, referral_id: str) -> CaseRefusal | None:
+        """A team lead reopens a closed referral; audited (who, which referral, the closure
+        it undid) in the same transaction."""
+        now = self.clock()
+
+        def work(uow: UnitOfWork) -> tuple[CaseRefusal | None, str]:
+            loaded = self._visible(uow.conn, user, referral_id)
+            history = self.sharing.consents.history(uow.conn, referral_id)
+            last = history[-1].outcome if history else None
+            result = reopen(loaded.case, user, last_consent=last)
+            if isinstance(result, CaseRefusal):
+                return result, loaded.case.site
+            self.cases.save(uow.conn, loaded, result, by=user.id, now=now)
+            undone = loaded.case.closure_outcome
+            self.sharing.audit.append(
+                uow,
+                at=now,
+                actor=user.id,
+                action=AuditAction.CASE_REOPENED,
+                subject=referral_id,
+                why=f"closed:{undone.value if undone else 'unknown'}->{result.status.value}",
+            )
+            return None, loaded.case.site
+
+        refusal, site = run_unit(self.engine, work)
+        if refusal is None:
+            self.publish(QueueEvent("changed", referral_id, site))
+        return refusal
 
     def record_follow_up(
         self, user: StaffUser, referral_id: str, *, outcome: str

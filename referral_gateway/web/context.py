@@ -20,6 +20,7 @@ from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.storage.attendances import sites_seen
 from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.flash import FlashStore
 from referral_gateway.web.options import WebOptions
 
 
@@ -39,6 +40,7 @@ class SignInContext:
 class WebContext(SignInContext):
     casework: Casework
     events: Broadcaster
+    flash: FlashStore  # refused forms, for the page's next GET
     onward: OnwardReferrals | None = field(default=None)  # sending to outside services
     alert_store: AlertStore | None = None  # each worker's alert choices and devices
     vapid_public_key: str = ""  # what browsers subscribe to Web Push with

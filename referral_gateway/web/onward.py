@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from consent.policy import ConsentDecision, Role
+from referral_gateway.domain.casework import CaseRefusal
 from referral_gateway.services.onward import OnwardReferrals, OnwardRefusal
 from referral_gateway.storage.onward import OutboxState
 from referral_gateway.web.context import WebContext
@@ -36,9 +37,12 @@ def send_onward(case: CaseFormDep) -> Response:
     result = case.act(
         lambda rid: onward.refer(case.user.as_actor(), rid, service_id, now=case.ctx.clock())
     )
-    if isinstance(result, ConsentDecision | OnwardRefusal):
-        raise PageError(422, "Not sent", result.message)
-    return RedirectResponse(f"/referrals/{case.referral_id}?done=sent_onward", status_code=303)
+    refusal = (
+        CaseRefusal({"service": result.message})
+        if isinstance(result, ConsentDecision | OnwardRefusal)
+        else None
+    )
+    return case.reply(refusal, done="sent_onward", form_name="send")
 
 
 def _admin(session: SessionDep) -> None:

@@ -2,16 +2,19 @@
 (consent), identifiable details once the consent policy allows them, and the casework after:
 contact attempts, support, onward referrals and signposting, notes, closure, follow-up.
 
-Every form posts to its own address and comes back here: on success with a redirect (and a
-`done` code for the message), on a refusal re-rendered with the problems next to the fields.
+Every form posts to its own address and is answered with a 303 back here (post/redirect/get):
+on success with a `done` code for the message; on a refusal with the problems and what was
+typed left in the flash store (`web.flash`, memory only, never the URL) and the page landing on
+its error summary (`#error-summary`), each message linking to its field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Annotated, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -32,16 +35,23 @@ from referral_gateway.domain.casework import (
     CONTACT_STATUSES,
     TERMINAL_STATUSES,
     CaseRefusal,
-    follow_up_due,
+    ClosureOutcome,
+    close,
+    follow_up_pending,
     is_escalated,
     may_act,
     may_record_consent,
+    reopen,
 )
+from referral_gateway.domain.nhs_number import spaced_nhs_number
+from referral_gateway.domain.phone_numbers import dial_string
+from referral_gateway.domain.reason_words import plain_reasons
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.services.errors import NotFound
-from referral_gateway.storage.queue import follow_ups_due
+from referral_gateway.storage.queue import ApproachCard, follow_ups_due
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.errors import PageError
+from referral_gateway.web.flash import FormFlash
 from referral_gateway.web.render import render
 from referral_gateway.web.security import (
     CaseworkerDep,
@@ -68,6 +78,21 @@ GIVER_LABELS = {
     ),
     ConsentGiver.PARENT_GUARDIAN: "A parent or guardian (young person under 18)",
 }
+# each outcome's own fields: those of another outcome (typed, then hidden by choosing a
+# different one) do not count
+FIELDS_OF = {
+    ConsentOutcome.GIVEN: ("giver", "young_person_age", "gillick_assessment", "onward_sharing"),
+    ConsentOutcome.NOT_APPROACHED: ("not_approached_reason", "not_approached_detail"),
+    ConsentOutcome.SAFEGUARDING_OVERRIDE: (
+        "override_reason",
+        "authoriser_name",
+        "authoriser_role",
+        "override_at",
+        "override_onward_sharing",
+    ),
+}
+# the outcomes that ask for more than the outcome itself: their fields show once chosen
+OUTCOME_FIELDS = frozenset(o.value for o in FIELDS_OF)
 NOT_APPROACHED_LABELS = {
     NotApproachedReason.DISCHARGED_BEFORE_APPROACH: "Discharged before we could approach",
     NotApproachedReason.TOO_UNWELL: "Too unwell",
@@ -105,6 +130,25 @@ def _go(referral_id: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"/referrals/{referral_id}?done={done}", status_code=303)
 
 
+def case_page(referral_id: str) -> str:
+    return f"/referrals/{referral_id}"
+
+
+def _session_key(request: Request) -> str:
+    session = getattr(request.state, "session", None)
+    return session.id_hash if session is not None else ""
+
+
+def back_with_problems(
+    ctx: WebContext, request: Request, referral_id: str, flash: FormFlash
+) -> RedirectResponse:
+    """Leave the refused form for the case page's next GET and send the browser there, onto
+    its error summary."""
+    page = case_page(referral_id)
+    ctx.flash.keep(_session_key(request), page, flash, now=ctx.clock())
+    return RedirectResponse(f"{page}#error-summary", status_code=303)
+
+
 def _allowed_outcomes(
     ctx: WebContext, user: StaffUser, detail_history: Sequence[ConsentRecord], rid: str
 ) -> list[ConsentOutcome]:
@@ -126,10 +170,7 @@ def referral_page(
     user: StaffUser,
     referral_id: str,
     *,
-    status: int = 200,
-    form_name: str = "",
-    problems: Mapping[str, str] | None = None,
-    values: Mapping[str, str] | None = None,
+    flash: FormFlash | None = None,
 ) -> HTMLResponse:
     try:
         detail = ctx.casework.detail(user, referral_id)
@@ -140,31 +181,45 @@ def referral_page(
     can_act = may_act(user, case) is None
     can_consent = may_record_consent(case, user) is None
     assignable = ctx.accounts.caseworkers_of(case.site) if user.assigns else []
+    outcomes = _allowed_outcomes(ctx, user, detail.history, referral_id) if can_consent else []
+    # the consent outcome whose fields show: the one just refused, or the one chosen first
+    # (`?outcome=`, the step that makes the form work without JavaScript)
+    wanted = (
+        flash.values.get("outcome", "")
+        if flash and flash.form_name == "consent"
+        else request.query_params.get("outcome", "")
+    )
+    chosen_outcome = wanted if wanted in {o.value for o in outcomes} else ""
     return render(
         ctx,
         request,
         "referral.html",
-        status=status,
         detail=detail,
         card=detail.card,
         case=case,
+        reasons=plain_reasons(detail.card.reasons, fallback=detail.card.detection_rule),
+        spaced_nhs_number=spaced_nhs_number,
+        dial_string=dial_string,
         escalated=is_escalated(case, now=now, after=ctx.options.escalate_after),
         can_claim=case.assigned_to is None and case.status not in TERMINAL_STATUSES,
         can_release=can_act and case.status is ReferralStatus.CLAIMED,
         can_assign=user.assigns and case.status not in TERMINAL_STATUSES,
         assignable=assignable,
         can_consent=can_consent,
-        outcomes=(_allowed_outcomes(ctx, user, detail.history, referral_id) if can_consent else []),
+        outcomes=outcomes,
+        chosen_outcome=chosen_outcome,
+        OUTCOME_FIELDS=OUTCOME_FIELDS,
         can_contact=can_act and case.status in CONTACT_STATUSES,
         can_onward=can_act and case.status is not ReferralStatus.NEW,
         can_note=can_act and detail.unlocked.notes is not None,
         notes_message=detail.unlocked.message,
         can_close=can_act,
-        can_follow_up=follow_up_due(case, today=ctx.casework.today())
-        and (user.assigns or case.assigned_to == user.id),
-        form_name=form_name,
-        problems=dict(problems or {}),
-        values=dict(values or {}),
+        can_follow_up=follow_up_pending(case) and (user.assigns or case.assigned_to == user.id),
+        # the rule itself answers whether the button shows (the status it gives is unused)
+        can_reopen=not isinstance(reopen(case, user, last_consent=None), CaseRefusal),
+        form_name=flash.form_name if flash else "",
+        problems=dict(flash.problems) if flash else {},
+        values=dict(flash.values) if flash else {},
         OUTCOME_LABELS=OUTCOME_LABELS,
         GIVER_LABELS=GIVER_LABELS,
         NOT_APPROACHED_LABELS=NOT_APPROACHED_LABELS,
@@ -206,21 +261,15 @@ class CaseForm:
     def reply(
         self, refusal: CaseRefusal | Refusal | None, *, done: str, form_name: str | None = None
     ) -> Response:
-        """The referral again (with a `done` message), or the form (`form_name`, by default
-        `done`) with its problems and what was typed."""
+        """Back to the referral: with a `done` message, or onto the error summary of the form
+        (`form_name`, by default `done`) with its problems and what was typed."""
         if refusal is None:
             return _go(self.referral_id, done)
+        # a form refused before the referral was read must not tell whether it exists
+        self.act(lambda rid: self.casework.card(self.user, rid))
         values = {k: v for k, v in self.form.items() if isinstance(v, str) and k != "csrf_token"}
-        return referral_page(
-            self.ctx,
-            self.request,
-            self.user,
-            self.referral_id,
-            status=422,
-            form_name=form_name or done,
-            problems=refusal.problems,
-            values=values,
-        )
+        flash = FormFlash(form_name or done, dict(refusal.problems), values)
+        return back_with_problems(self.ctx, self.request, self.referral_id, flash)
 
     def answer(
         self,
@@ -250,20 +299,41 @@ def _found() -> Iterator[None]:
 
 @router.get("/referrals/{referral_id}")
 def referral(referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep) -> Response:
-    return referral_page(ctx, request, user, referral_id_or_404(referral_id))
+    rid = referral_id_or_404(referral_id)
+    flash = ctx.flash.take(_session_key(request), case_page(rid), now=ctx.clock())
+    return referral_page(ctx, request, user, rid, flash=flash)
 
 
 @router.get("/follow-ups")
 def follow_ups(request: Request, ctx: CtxDep, user: CaseworkerDep) -> Response:
     today = ctx.casework.today()
     with ctx.engine.connect() as conn:
-        cards = follow_ups_due(
-            conn,
-            user.sites,
-            ctx.casework.attendances.keyring,
-            due_by=today + (date.resolution * 14),
+        cards = follow_ups_due(  # every pending one: each is due within six months of closing
+            conn, user.sites, ctx.casework.attendances.keyring, due_by=today + FOLLOW_UPS_AHEAD
         )
-    return render(ctx, request, "follow_ups.html", cards=cards, today=today)
+    soon = today + FOLLOW_UP_SOON
+    due = [c for c in cards if c.case.follow_up_due_on and c.case.follow_up_due_on <= today]
+    coming = [c for c in cards if c not in due]
+    return render(
+        ctx,
+        request,
+        "follow_ups.html",
+        groups=[
+            ("overdue", "Due now or overdue", due),
+            ("soon", "Due in the next two weeks", [c for c in coming if _due_by(c, soon)]),
+            ("later", "Coming later", [c for c in coming if not _due_by(c, soon)]),
+        ],
+        count=len(cards),
+        today=today,
+    )
+
+
+FOLLOW_UPS_AHEAD = timedelta(days=7 * 31)
+FOLLOW_UP_SOON = timedelta(days=14)
+
+
+def _due_by(card: ApproachCard, day: date) -> bool:
+    return card.case.follow_up_due_on is not None and card.case.follow_up_due_on <= day
 
 
 # -- claiming and assigning --------------------------------------------------------------------
@@ -304,50 +374,62 @@ def consent_proposal(
         outcome = ConsentOutcome(_text(form, "outcome"))
     except ValueError:
         return {"outcome": "Choose the outcome of the approach."}
+    own = FIELDS_OF.get(outcome, ())
+
+    def read(name: str) -> str:
+        return _text(form, name).strip() if name in own else ""
+
     giver = None
-    if _text(form, "giver"):
+    if read("giver"):
         try:
-            giver = ConsentGiver(_text(form, "giver"))
+            giver = ConsentGiver(read("giver"))
         except ValueError:
             problems["giver"] = "Choose who gave consent."
     age = None
-    raw_age = _text(form, "young_person_age").strip()
+    raw_age = read("young_person_age")
     if raw_age:
         if raw_age.isdigit() and len(raw_age) <= 3:
             age = int(raw_age)
         else:
             problems["young_person_age"] = "Enter the age as a whole number of years, like 16."
     reason = None
-    if _text(form, "not_approached_reason"):
+    if read("not_approached_reason"):
         try:
-            reason = NotApproachedReason(_text(form, "not_approached_reason"))
+            reason = NotApproachedReason(read("not_approached_reason"))
         except ValueError:
             problems["not_approached_reason"] = "Choose why the young person was not approached."
-    override_at = _local_datetime(form.get("override_at"), zone)
-    if _text(form, "override_at").strip() and override_at is None:
+    override_at = _local_datetime(read("override_at"), zone)
+    if read("override_at") and override_at is None:
         problems["override_at"] = "Enter the date and time the override was authorised."
     if problems:
         return problems
-    only = outcome is ConsentOutcome.SAFEGUARDING_OVERRIDE
     return ConsentProposal(
         referral_id=referral_id,
         outcome=outcome,
         recorded_by=user.id,
         giver=giver,
         young_person_age=age,
-        gillick_assessment=_text(form, "gillick_assessment") or None,
+        gillick_assessment=read("gillick_assessment") or None,
         not_approached_reason=reason,
-        not_approached_detail=_text(form, "not_approached_detail") or None,
-        override_reason=_text(form, "override_reason") or None if only else None,
-        authoriser_name=_text(form, "authoriser_name") or None if only else None,
-        authoriser_role=_text(form, "authoriser_role") or None if only else None,
-        override_at=override_at if only else None,
-        onward_sharing=_text(form, "onward_sharing") == "yes",
+        not_approached_detail=read("not_approached_detail") or None,
+        override_reason=read("override_reason") or None,
+        authoriser_name=read("authoriser_name") or None,
+        authoriser_role=read("authoriser_role") or None,
+        override_at=override_at,
+        onward_sharing="yes" in (read("onward_sharing"), read("override_onward_sharing")),
     )
 
 
 @router.post("/referrals/{referral_id}/consent")
 def consent(case: CaseFormDep) -> Response:
+    outcome = case.text("outcome")
+    shown = case.form.get("fields_for")  # the page's form says whose fields were on screen
+    if outcome in OUTCOME_FIELDS and shown is not None and shown != outcome:
+        # the outcome was chosen without its fields on screen (no JavaScript): show them
+        case.act(lambda rid: case.casework.card(case.user, rid))
+        return RedirectResponse(
+            f"{case_page(case.referral_id)}?outcome={outcome}#consent", status_code=303
+        )
     proposal = consent_proposal(case.referral_id, case.user, case.form, case.ctx.options.zone)
     refusal: CaseRefusal | Refusal | None
     if isinstance(proposal, dict):
@@ -407,13 +489,48 @@ def note(case: CaseFormDep) -> Response:
     )
 
 
+@router.get("/referrals/{referral_id}/close")
+def close_confirmation(
+    referral_id: str, request: Request, ctx: CtxDep, user: CaseworkerDep
+) -> Response:
+    """The confirm step before closing (the case page's close form asks here, by GET)."""
+    rid = referral_id_or_404(referral_id)
+    with _found():
+        card = ctx.casework.card(user, rid)
+    outcome = request.query_params.get("outcome", "")
+    closed = close(card.case, user, outcome=outcome, now=ctx.clock(), today=ctx.casework.today())
+    if isinstance(closed, CaseRefusal):
+        flash = FormFlash("close", dict(closed.problems), {"outcome": outcome})
+        return back_with_problems(ctx, request, rid, flash)
+    return render(
+        ctx,
+        request,
+        "close_confirm.html",
+        card=card,
+        case=card.case,
+        outcome=ClosureOutcome(outcome),
+        follow_up_due_on=closed.follow_up_due_on,
+    )
+
+
 @router.post("/referrals/{referral_id}/close")
-def close(case: CaseFormDep) -> Response:
+def close_referral(case: CaseFormDep) -> Response:
     outcome = case.text("outcome")
+    if case.text("confirmed") != "yes":  # not from the confirm step: ask there first
+        case.act(lambda rid: case.casework.card(case.user, rid))
+        query = urlencode({"outcome": outcome})
+        return RedirectResponse(f"{case_page(case.referral_id)}/close?{query}", status_code=303)
     return case.answer(
         lambda rid: case.casework.close(case.user, rid, outcome=outcome),
         done="closed",
         form_name="close",
+    )
+
+
+@router.post("/referrals/{referral_id}/reopen")
+def reopen_referral(case: CaseFormDep) -> Response:
+    return case.answer(
+        lambda rid: case.casework.reopen(case.user, rid), done="reopened", form_name="reopen"
     )
 
 

@@ -59,6 +59,7 @@ DONE_MESSAGES = {
     "onward": "Onward referral or signposting recorded.",
     "note": "Note saved.",
     "closed": "Referral closed.",
+    "reopened": "Referral reopened: it is back in casework.",
     "alerts_saved": "Your alert settings are saved.",
     "devices_forgotten": "Alerts are off on all your devices.",
     "follow_up": "Follow-up recorded.",

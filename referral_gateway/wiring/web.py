@@ -22,8 +22,10 @@ from referral_gateway.services.casework import Casework
 from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.alerts import AlertStore
+from referral_gateway.storage.form_flash import FormFlashStore
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.flash import FlashStore
 from referral_gateway.web.monitoring import monitoring_router
 from referral_gateway.web.ops import ops_router, unexpected_error
 from referral_gateway.web.options import WebOptions
@@ -138,6 +140,7 @@ def install_web(
         casework=casework,
         events=events,
         templates=make_templates(options.zone),
+        flash=FlashStore(FormFlashStore(engine, keyring)),
         onward=onward,
         alert_store=alert_store,
         vapid_public_key=vapid_public_key,

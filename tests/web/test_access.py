@@ -68,6 +68,8 @@ def post_routes(web: Web) -> list[str]:
 def no_identifiers(body: str) -> None:
     for secret in ("Fictionby", "Quinn", "9990001235", "Exampleton", "9990000026"):
         assert secret not in body
+    for spaced in ("999 000 1235", "999 000 0026"):  # as the case page shows NHS numbers
+        assert spaced not in body
 
 
 def test_a_youth_worker_of_site_a_finds_no_page_or_form_of_a_site_b_referral(sites: TwoSites):
