@@ -57,6 +57,7 @@ class ReferralNews:
     referral_id: str
     site: str
     update: ReferralUpdate
+    possible: bool = False  # a new candidate on suspicion only (alerts say "possible")
 
 
 def referral_change(

@@ -39,7 +39,12 @@ from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.attendance import AttendanceStatus
 from referral_gateway.domain.casework import ContactOutcome
-from referral_gateway.domain.detection import DecidingRule, ReasonKind
+from referral_gateway.domain.detection import (
+    POSSIBLE,
+    DecidingRule,
+    ReasonKind,
+    candidate_certainty,
+)
 from referral_gateway.domain.report_facts import AssaultDetail, ReportFacts
 from referral_gateway.domain.report_history import (
     NO_APPROACH,
@@ -189,6 +194,7 @@ class SqlFacts:
                     age_at_arrival=age,
                     sex=sex,
                     candidate_rule=_signal_kind(reasons),
+                    possible=_certainty(reasons) == POSSIBLE,
                     injury_category=injury_category_of(injury),
                     approached_at=approached_at(consent, work),
                     consent_outcome=consent.outcome,
@@ -430,6 +436,12 @@ def _by_referral(conn: Any, stmt: Any) -> dict[str, list[Any]]:
     for row in conn.execute(stmt).all():
         grouped[row[0]].append(row)
     return grouped
+
+
+@functools.lru_cache(maxsize=4096)
+def _certainty(reasons_json: str) -> str:
+    """`candidate_certainty` of a referral's stored reasons."""
+    return candidate_certainty(json.loads(reasons_json or "[]"))
 
 
 @functools.lru_cache(maxsize=4096)
