@@ -44,6 +44,7 @@ class AuditAction(enum.StrEnum):
     KEY_ROTATION = "key_rotation"
     RETENTION_ERASE = "retention_erase"
     ACCOUNT_CHANGE = "account_change"  # a staff account created or changed; `why` says how
+    NOT_ASSAULT_MARK = "not_assault_mark"  # a candidate marked not an assault; `why`: the reason
 
 
 @dataclass(frozen=True, slots=True)

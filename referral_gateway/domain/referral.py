@@ -18,6 +18,7 @@ class ReferralStatus(enum.StrEnum):
     IN_SUPPORT = "in_support"
     CLOSED = "closed"
     VOIDED = "voided"  # the arrival was cancelled or entered in error
+    NOT_ASSAULT = "not_assault"  # a youth worker marked it not an assault (domain.dismissal)
 
 
 OPEN_STATUSES = frozenset({ReferralStatus.NEW, ReferralStatus.CLAIMED})

@@ -33,6 +33,7 @@ from referral_gateway.web import (
     admin,
     alerts,
     auth,
+    dismissals,
     manual,
     onward,
     overview,
@@ -50,7 +51,19 @@ STATIC = Path(__file__).with_name("static")
 # /referrals/new before /referrals/{referral_id}
 ROUTERS = tuple(
     m.router
-    for m in (auth, account, manual, queue, referrals, onward, overview, team, admin, alerts)
+    for m in (
+        auth,
+        account,
+        manual,
+        queue,
+        referrals,
+        dismissals,
+        onward,
+        overview,
+        team,
+        admin,
+        alerts,
+    )
 )
 
 

@@ -176,6 +176,8 @@ MATRIX = [
         body="form", fresh="referral"),
     Row("POST", R + "/close",                           "303 422 404 422 403 403 303 303",
         body="form", fresh="referral"),
+    Row("POST", R + "/not-assault",                     "303 422 404 422 403 403 303 303",
+        body="form", fresh="referral"),
     Row("POST", R + "/follow-up",                       "303 422 404 422 403 403 303 303",
         body="form", fresh="referral"),
     # -- each caseworker's alert choices and devices ------------------------------------------
