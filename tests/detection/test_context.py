@@ -149,3 +149,10 @@ def test_fighting_off_an_illness_is_not_a_fight(field: str) -> None:
     detection = detect_text("fighting off a nasty throat infection, unable to swallow", field)
 
     assert not detection.is_candidate
+
+
+@fields
+def test_a_player_who_hits_after_the_match_is_an_assault_not_sport(field: str) -> None:
+    detection = detect_text("kicked in the face by an opponent once the game was over", field)
+
+    assert detection.is_candidate

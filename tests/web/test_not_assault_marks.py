@@ -27,7 +27,7 @@ def ash(web: Web):  # type: ignore[no-untyped-def]
     return client
 
 
-TRIAGE = "Skyler hurt hand punching another lad in a fight, tel 07700 900123, NHS 999 000 0026"
+TRIAGE = "Skyler punched by mate messing about at home, tel 07700 900123, NHS 999 000 0026"
 
 
 def test_a_youth_worker_marks_a_candidate_not_an_assault_and_it_leaves_the_new_list(web: Web, ash):
@@ -35,9 +35,7 @@ def test_a_youth_worker_marks_a_candidate_not_an_assault_and_it_leaves_the_new_l
     page = ash.get(f"/referrals/{rid}").text
     assert 'action="/referrals/' + rid + '/not-assault"' in page
 
-    reply = post(
-        ash, f"/referrals/{rid}/not-assault", reason="patient_was_the_aggressor", note="Madeup"
-    )
+    reply = post(ash, f"/referrals/{rid}/not-assault", reason="accident", note="Madeup")
 
     assert reply.status_code == 303
     assert reply.headers["location"] == f"/referrals/{rid}?done=not_assault"
@@ -51,7 +49,7 @@ def test_a_youth_worker_marks_a_candidate_not_an_assault_and_it_leaves_the_new_l
             )
         ).one()
         mark = conn.execute(select(MARKS).where(MARKS.c.referral_id == rid)).one()
-    assert (entry.why, mark.reason) == ("patient_was_the_aggressor", "patient_was_the_aggressor")
+    assert (entry.why, mark.reason) == ("accident", "accident")
     assert entry.actor == mark.marked_by
     assert b"Madeup" not in (mark.note_enc or b"")  # the note is stored encrypted
 
@@ -82,15 +80,15 @@ def test_a_worker_of_another_site_cannot_mark_it(web: Web):
 
 def test_marks_export_as_not_rows_without_identifiers_or_the_note(web: Web, ash):
     rid = web.ed.stab_wound(patient=YOUNG, codes=(), text=(TRIAGE, "obs stable"))
-    post(ash, f"/referrals/{rid}/not-assault", reason="patient_was_the_aggressor", note="SECRET")
+    post(ash, f"/referrals/{rid}/not-assault", reason="accident", note="SECRET")
 
     lines = marked_corpus_rows(web.ctx.engine, web.ctx.casework.marks.keyring, first_id=7)
 
     corpus = "\n".join(lines)
     (case,) = read_corpus(corpus, source="export")
-    assert (case.id, case.label.value, case.context) == ("m007", "not", "perpetrator")
+    assert (case.id, case.label.value, case.context) == ("m007", "not", "accidental")
     assert case.text == (
-        "[identifier] hurt hand punching another lad in a fight, tel [identifier], NHS [number]"
+        "[identifier] punched by mate messing about at home, tel [identifier], NHS [number]"
     )
     for identifier in ("Skyler", "Madeup", "9990000026", "07700", "900123", "SECRET"):
         assert identifier not in corpus
