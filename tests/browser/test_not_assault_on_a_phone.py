@@ -37,9 +37,7 @@ def suspected(now: datetime) -> Visit:
     )
 
 
-def test_a_possible_candidate_is_tagged_and_marked_not_an_assault_on_a_phone(
-    stack: Stack, phone
-):
+def test_a_possible_candidate_is_tagged_and_marked_not_an_assault_on_a_phone(stack: Stack, phone):
     page = phone
     sign_in(page, stack.url)
     page.wait_for_selector("#queue[data-live='on']")
