@@ -45,6 +45,7 @@ from referral_gateway.domain.detection import (
     ReasonKind,
     candidate_certainty,
 )
+from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.domain.report_facts import AssaultDetail, ReportFacts
 from referral_gateway.domain.report_history import (
     NO_APPROACH,
@@ -143,7 +144,9 @@ class SqlFacts:
         arrival: Any = ATTENDANCE.c.arrival_at
         if self.engine.dialect.name == "sqlite":
             arrival = func.coalesce(ATTENDANCE.c.arrival_at, ATTENDANCE.c.arrival_at)
-        of_site = (REFERRAL.c.site == site, REFERRAL.c.status != "voided")
+        # a cancelled arrival and a candidate a youth worker marked not an assault are not
+        # candidates of the report (the attendance still counts as screened)
+        of_site = (REFERRAL.c.site == site, REFERRAL.c.status.not_in(_NOT_CANDIDATES))
         with self.engine.connect() as conn:
             window = conn.execute(
                 select(*_CANDIDATE, _MADE)
@@ -289,6 +292,7 @@ class SqlFacts:
         return found
 
 
+_NOT_CANDIDATES = (ReferralStatus.VOIDED.value, ReferralStatus.NOT_ASSAULT.value)
 _WITH_ATTENDANCE = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
 _CANDIDATE = (
     REFERRAL.c.id,

@@ -29,15 +29,16 @@ def test_screened_candidates_and_breakdowns_come_from_the_database(engine):
             *[Visit(SITE, at("2024-10-20T08:00") + timedelta(minutes=i)) for i in range(18)],
             Visit(SITE, at("2024-10-21T08:00"), rule="not_emergency"),
             Visit(SITE, at("2024-10-21T09:00"), status="cancelled"),
-            # a voided referral does not count as a candidate
+            # a voided referral does not count as a candidate, nor one marked not an assault
             assault(SITE, at("2024-10-22T09:00"), referral_status="voided"),
+            assault(SITE, at("2024-10-22T10:00"), referral_status="not_assault"),
             # outside the month, and another site
             assault(SITE, at("2024-09-30T22:30")),
             assault(OTHER, at("2024-10-10T10:00")),
         ],
     )
     report = ReportService(SqlFacts(engine)).monthly_report(SITE, OCTOBER)
-    assert report.count("screened") == 8 + 1 + 1 + 18 + 1  # the voided one was screened
+    assert report.count("screened") == 8 + 1 + 1 + 18 + 2  # voided and marked were screened
     assert report.count("candidates") == 9
     assert report.breakdown("candidates", "rule") == {"snomed": 8, "text": 1}
     assert report.count("candidates", "injury", "body_part") == 1
