@@ -126,7 +126,7 @@ def marked_corpus_rows(engine: Engine, keyring: KeyRing, *, first_id: int = 1) -
         for marked in MarkStore(keyring).marked_texts(conn):
             fired = [t for t in marked.free_text if any(x.pattern.search(t) for x in terms)]
             field = EXPORT_FIELD.get(marked.source, "fhir_reason")
-            for text in fired or marked.free_text[:1]:
+            for text in fired:  # a mark on a coded signal alone has no text to export
                 row = corpus_row(f"m{number:03d}", marked.mark, field, text, marked.identifiers)
                 if row is not None:
                     lines.append(row.tsv())

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from consent.audit import AuditAction
 from consent.policy import Role
-from referral_gateway.domain.evaluation import read_corpus
+from referral_gateway.domain.evaluation import HEADER, read_corpus
 from referral_gateway.entrypoints.detection_commands import marked_corpus_rows
 from referral_gateway.storage.audit_store import AUDIT
 from referral_gateway.storage.dismissal_tables import MARKS
@@ -92,3 +92,12 @@ def test_marks_export_as_not_rows_without_identifiers_or_the_note(web: Web, ash)
     )
     for identifier in ("Skyler", "Madeup", "9990000026", "07700", "900123", "SECRET"):
         assert identifier not in corpus
+
+
+def test_a_mark_on_a_code_alone_exports_no_row(web: Web, ash):
+    rid = web.ed.stab_wound(codes=("425322008",), text=("seen in majors, obs stable",))
+    post(ash, f"/referrals/{rid}/not-assault", reason="accident", note="")
+
+    lines = marked_corpus_rows(web.ctx.engine, web.ctx.casework.marks.keyring)
+
+    assert lines == ["\t".join(HEADER)]
