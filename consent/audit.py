@@ -45,6 +45,7 @@ class AuditAction(enum.StrEnum):
     RETENTION_ERASE = "retention_erase"
     ACCOUNT_CHANGE = "account_change"  # a staff account created or changed; `why` says how
     CASE_REOPENED = "case_reopened"  # a team lead reopened a closed referral
+    NOT_ASSAULT_MARK = "not_assault_mark"  # a candidate marked not an assault; `why`: the reason
 
 
 @dataclass(frozen=True, slots=True)

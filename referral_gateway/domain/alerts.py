@@ -10,6 +10,8 @@ number, date of birth, address, phone or visit number therefore has no way in.
 
 What triggers one (`alert_event`, `recipients`):
 - a new candidate at a site: the youth workers and team leads of that site who are on shift;
+  a candidate on suspicion only ("?assault") is its own kind, so the words say "possible
+  assault" where a definite one says "assault", and the two are never batched together;
 - a referral assigned to someone: that person (on shift or not: it is now theirs);
 - an escalation (nobody claimed it in time): the team leads of the site who are on shift;
 - a candidate still unclaimed when the young person is discharged: the site's youth workers
@@ -50,7 +52,8 @@ QUEUE_LINK = "/queue"
 
 
 class AlertKind(enum.StrEnum):
-    NEW_CANDIDATE = "new_candidate"
+    NEW_CANDIDATE = "new_candidate"  # a definite assault candidate
+    NEW_POSSIBLE_CANDIDATE = "new_possible_candidate"  # a suspected one ("?assault")
     ASSIGNED = "assigned"
     ESCALATED = "escalated"
     DISCHARGED_UNCLAIMED = "discharged_unclaimed"
@@ -85,7 +88,14 @@ class DeliveryStatus(enum.StrEnum):
 
 
 _PHRASES = {
-    AlertKind.NEW_CANDIDATE: ("new candidate on the queue", "new candidates on the queue"),
+    AlertKind.NEW_CANDIDATE: (
+        "new assault candidate on the queue",
+        "new assault candidates on the queue",
+    ),
+    AlertKind.NEW_POSSIBLE_CANDIDATE: (
+        "new possible assault candidate on the queue",
+        "new possible assault candidates on the queue",
+    ),
     AlertKind.ASSIGNED: ("referral assigned to you", "referrals assigned to you"),
     AlertKind.ESCALATED: ("referral unclaimed: escalated", "referrals unclaimed: escalated"),
     AlertKind.DISCHARGED_UNCLAIMED: (
@@ -130,7 +140,8 @@ def alert_for(site: str, kind: AlertKind, referral_ids: Sequence[str]) -> Alert:
 
 
 def alert_text(alert: Alert) -> str:
-    """The words of an alert, from fixed phrases: "RXX01: 2 new candidates on the queue"."""
+    """The words of an alert, from fixed phrases: "RXX01: 2 new assault candidates on the
+    queue", "RXX01: 1 new possible assault candidate on the queue"."""
     one, many = _PHRASES[alert.kind]
     return f"{alert.site}: {alert.count} {one if alert.count == 1 else many}"
 
@@ -166,7 +177,8 @@ def alert_event(
             return None
         return AlertEvent(_ONWARD[news.update], news.site, news.referral_id, assignee)
     if news.update is ReferralUpdate.NEW:
-        return AlertEvent(AlertKind.NEW_CANDIDATE, news.site, news.referral_id)
+        kind = AlertKind.NEW_POSSIBLE_CANDIDATE if news.possible else AlertKind.NEW_CANDIDATE
+        return AlertEvent(kind, news.site, news.referral_id)
     if news.update is ReferralUpdate.ESCALATED:
         return AlertEvent(AlertKind.ESCALATED, news.site, news.referral_id)
     if news.update is ReferralUpdate.DISCHARGED and unclaimed:

@@ -42,7 +42,9 @@ FOLLOW_UP_MONTHS = 6
 CLOCK_SKEW = timedelta(minutes=5)  # a phone's clock may run a little ahead of the server's
 MAX_NOTE_LENGTH = 5000
 
-TERMINAL_STATUSES = frozenset({ReferralStatus.CLOSED, ReferralStatus.VOIDED})
+TERMINAL_STATUSES = frozenset(
+    {ReferralStatus.CLOSED, ReferralStatus.VOIDED, ReferralStatus.NOT_ASSAULT}
+)
 CONTACT_STATUSES = frozenset({ReferralStatus.CONSENTED, ReferralStatus.IN_SUPPORT})
 
 STATUS_LABELS: dict[ReferralStatus, str] = {
@@ -55,6 +57,7 @@ STATUS_LABELS: dict[ReferralStatus, str] = {
     ReferralStatus.IN_SUPPORT: "In support",
     ReferralStatus.CLOSED: "Closed",
     ReferralStatus.VOIDED: "Cancelled by the ED",
+    ReferralStatus.NOT_ASSAULT: "Not an assault",
 }
 
 

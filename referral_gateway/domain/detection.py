@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -85,18 +86,30 @@ from referral_gateway.domain.valuesets import (
 )
 
 __all__ = [
+    "CERTAINTIES",
+    "DEFINITE",
     "LONDON",
+    "POSSIBLE",
+    "POSSIBLE_PREFIX",
     "DecidingRule",
     "Detection",
     "DetectionReason",
     "InjuryCategory",
     "ReasonKind",
     "age_on",
+    "candidate_certainty",
     "detect",
     "local_arrival_date",
 ]
 
 LONDON = ZoneInfo("Europe/London")
+
+# How a possible signal's description starts. Stored reasons are read back through
+# `candidate_certainty`, so referrals stored before certainty was shown still tell.
+POSSIBLE_PREFIX = "possible assault (suspected: "
+# a candidate's certainty: on suspicion only ("?assault", "query NAI"), or not
+DEFINITE, POSSIBLE = "definite", "possible"
+CERTAINTIES = (DEFINITE, POSSIBLE)
 
 
 class DecidingRule(enum.StrEnum):
@@ -201,6 +214,17 @@ def detect(attendance: Attendance, rules: SiteRules, valueset: ValueSet) -> Dete
         valueset_version=valueset.version,
         possible=is_candidate and all(s.possible for s in counted),
     )
+
+
+def candidate_certainty(reasons: Iterable[Mapping[str, str]]) -> str:
+    """ "possible" or "definite" for a candidate, from its stored reasons (each with its
+    "kind" and "description"): possible when it has assault signals and every one is a
+    suspicion, as `Detection.possible` says. A candidate with no assault signal (a manual
+    referral) is definite: a person judged it."""
+    assault = [r for r in reasons if r.get("kind") == ReasonKind.ASSAULT]
+    if assault and all(str(r.get("description", "")).startswith(POSSIBLE_PREFIX) for r in assault):
+        return POSSIBLE
+    return DEFINITE
 
 
 # --- gates ---------------------------------------------------------------------------------
@@ -312,7 +336,7 @@ def _find_signals(attendance: Attendance, valueset: ValueSet) -> _Signals:
             signals.assault.append(
                 _Signal(
                     f"text:{term.id}",
-                    (f"possible assault (suspected: {suspected}): " if possible else "")
+                    (f"{POSSIBLE_PREFIX}{suspected}): " if possible else "")
                     + f"free text mentions {term.label!r} "
                     f"({_value(term.category)}, {_value(term.strength)})",
                     term.category,

@@ -18,6 +18,7 @@ class ReferralStatus(enum.StrEnum):
     IN_SUPPORT = "in_support"
     CLOSED = "closed"
     VOIDED = "voided"  # the arrival was cancelled or entered in error
+    NOT_ASSAULT = "not_assault"  # a youth worker marked it not an assault (domain.dismissal)
 
 
 OPEN_STATUSES = frozenset({ReferralStatus.NEW, ReferralStatus.CLAIMED})
@@ -57,6 +58,7 @@ class ReferralNews:
     referral_id: str
     site: str
     update: ReferralUpdate
+    possible: bool = False  # a new candidate on suspicion only (alerts say "possible")
 
 
 def referral_change(

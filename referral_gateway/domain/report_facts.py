@@ -73,6 +73,7 @@ class ReportFacts:
     sex: str = "unknown"  # domain.attendance.Sex value
     screened: bool = True  # an ED attendance the detector looked at
     candidate_rule: str | None = None  # the detection rule that made it a candidate
+    possible: bool = False  # a candidate on suspicion only ("?assault"): not definite
     injury_category: InjuryCategory | None = None
     approached_at: datetime | None = None
     consent_outcome: ConsentOutcome | None = None

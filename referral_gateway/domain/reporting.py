@@ -1,6 +1,6 @@
 """The monthly throughput report: one site, one calendar month (Europe/London).
 
-    screened ─► candidates (by rule, age band, sex, injury)
+    screened ─► candidates (by certainty: definite or possible, by rule, age band, sex, injury)
                   = consent given + safeguarding override without consent + declined
                     + not approached + awaiting an outcome
                 approached, consent given (by whom), declined, not approached (by reason),
@@ -90,6 +90,7 @@ MEASURE_LABELS: dict[str, str] = {
 }
 
 # -- breakdowns ---------------------------------------------------------------------------
+BY_CERTAINTY = "certainty"  # definite, or possible: on suspicion only ("?assault")
 BY_RULE = "rule"
 BY_AGE = "age_band"
 BY_SEX = "sex"
@@ -104,6 +105,7 @@ BY_DIRECTORY_SERVICE = "service"  # a service of the directory (domain.onward)
 BY_TASK_STATUS = "task_status"  # where its onward referral stands (TaskStatus)
 
 BREAKDOWN_LABELS: dict[str, str] = {
+    BY_CERTAINTY: "by certainty",
     BY_RULE: "by detection rule",
     BY_AGE: "by age band",
     BY_SEX: "by sex",
@@ -129,6 +131,7 @@ AGE_BANDS: tuple[tuple[str, int, int], ...] = (
 AGE_OTHER = "other_or_unknown"
 SEXES = ("male", "female", "other", "unknown")
 ENGAGED_YES, ENGAGED_NO = "engaged", "not_engaged"
+DEFINITE, POSSIBLE = "definite", "possible"  # as domain.detection.CERTAINTIES
 
 CATEGORY_LABELS: dict[str, str] = {
     "10_to_15": "10 to 15",
@@ -144,9 +147,12 @@ CATEGORY_LABELS: dict[str, str] = {
     "phone": "phone",
     ENGAGED_YES: "engaged",
     ENGAGED_NO: "not engaged",
+    DEFINITE: "definite assault",
+    POSSIBLE: "possible assault (suspected)",
 }
 
 _FIXED_CATEGORIES: dict[str, tuple[str, ...]] = {
+    BY_CERTAINTY: (DEFINITE, POSSIBLE),
     BY_AGE: (*(band for band, _, _ in AGE_BANDS), AGE_OTHER),
     BY_SEX: SEXES,
     BY_INJURY: tuple(c.value for c in InjuryCategory),
@@ -397,6 +403,7 @@ class _Tally:
         assert fact.candidate_rule is not None
         self.add_people(CANDIDATES, fact)
         self.add((CANDIDATES, BY_RULE, fact.candidate_rule))
+        self.add((CANDIDATES, BY_CERTAINTY, POSSIBLE if fact.possible else DEFINITE))
         outcome = fact.consent_outcome  # given, declined, not approached or None
         given = outcome is ConsentOutcome.GIVEN
         override = fact.safeguarding_override
@@ -454,7 +461,7 @@ class _Tally:
 
 _LAYOUT: tuple[tuple[str, tuple[str, ...]], ...] = (
     (SCREENED, ()),
-    (CANDIDATES, (BY_RULE, BY_AGE, BY_SEX, BY_INJURY)),
+    (CANDIDATES, (BY_CERTAINTY, BY_RULE, BY_AGE, BY_SEX, BY_INJURY)),
     (APPROACHED, _PEOPLE_BREAKDOWNS),
     (CONSENT_GIVEN, (BY_GIVER, *_PEOPLE_BREAKDOWNS)),
     (OVERRIDE_WITHOUT_CONSENT, ()),

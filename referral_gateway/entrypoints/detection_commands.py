@@ -21,13 +21,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Engine
+
 from adapters.fhir.mapping import EncounterRecord, attendance_event
 from adapters.hl7.er7 import Er7Message
 from adapters.hl7.mapping import to_attendance_event
+from consent.keyring import KeyRing
+from referral_gateway.config import Settings
 from referral_gateway.domain.attendance import Attendance, EventKind
 from referral_gateway.domain.detection import Detection, detect
+from referral_gateway.domain.dismissal import corpus_row
 from referral_gateway.domain.errors import ValueSetError
 from referral_gateway.domain.evaluation import (
+    HEADER,
     Case,
     CorpusError,
     Evaluation,
@@ -38,6 +44,8 @@ from referral_gateway.domain.evaluation import (
 from referral_gateway.domain.sites import SiteRules
 from referral_gateway.domain.valuesets import ValueSet, bundled_valuesets
 from referral_gateway.entrypoints.commands import Command, SettingsArgs, SettingsFor
+from referral_gateway.storage.dismissals import MarkStore
+from referral_gateway.wiring.database import open_database_and_keyring
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "eval" / "corpus"
 HL7_FIELDS = frozenset({"pv2_3", "obx_cc", "dg1_desc", "nte"})
@@ -69,10 +77,61 @@ def add_parsers(
     run.add_argument("--no-errors", action="store_true", help="figures only, no error list")
     run.add_argument("--min-precision", type=float, help="exit 1 if a file falls below this")
     run.add_argument("--min-recall", type=float, help="exit 1 if a file falls below this")
+    export = actions.add_parser(
+        "export-marks",
+        help="youth workers' 'not an assault' marks as new corpus rows (no identifiers)",
+    )
+    export.add_argument("--out", type=Path, help="write the rows here (default: standard output)")
+    export.add_argument("--first-id", type=int, default=1, help="number of the first row id (m...)")
+    settings_args(export)
 
 
 def commands(settings_for: SettingsFor) -> dict[str, Command]:
-    return {"detection": run_detection_command}
+    def run(args: argparse.Namespace) -> int:
+        if args.detection_command == "export-marks":
+            return export_marks(settings_for(args), args)
+        return run_detection_command(args)
+
+    return {"detection": run}
+
+
+# a mark's text is replayed in its channel's main free-text field: the feed does not keep
+# which field a text arrived in, so whoever adds the row to the corpus may correct it
+EXPORT_FIELD = {"hl7v2": "pv2_3", "fhir": "fhir_reason", "manual": "fhir_reason"}
+
+
+def export_marks(settings: Settings, args: argparse.Namespace) -> int:
+    engine, keyring = open_database_and_keyring(settings)
+    try:
+        lines = marked_corpus_rows(engine, keyring, first_id=args.first_id)
+    finally:
+        engine.dispose()
+    out = "\n".join(lines) + "\n"
+    if args.out is not None:
+        args.out.write_text(out, encoding="utf-8")
+        print(f"{len(lines) - 1} rows written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(out)
+    return 0
+
+
+def marked_corpus_rows(engine: Engine, keyring: KeyRing, *, first_id: int = 1) -> list[str]:
+    """The corpus header, then each mark's ED text that fired (holding an assault phrase
+    of the latest value set), scrubbed, as a row labelled `not`. The youth worker's note
+    is never read."""
+    terms = bundled_valuesets().get(None).assault_terms
+    lines = ["\t".join(HEADER)]
+    number = first_id
+    with engine.connect() as conn:
+        for marked in MarkStore(keyring).marked_texts(conn):
+            fired = [t for t in marked.free_text if any(x.pattern.search(t) for x in terms)]
+            field = EXPORT_FIELD.get(marked.source, "fhir_reason")
+            for text in fired:  # a mark on a coded signal alone has no text to export
+                row = corpus_row(f"m{number:03d}", marked.mark, field, text, marked.identifiers)
+                if row is not None:
+                    lines.append(row.tsv())
+                    number += 1
+    return lines
 
 
 def run_detection_command(args: argparse.Namespace) -> int:

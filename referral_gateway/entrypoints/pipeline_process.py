@@ -42,7 +42,7 @@ name)."""
 
 log = logging.getLogger(__name__)
 
-News = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str, str], ...]]
+News = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str, str, bool], ...]]
 """(message states, (referral id, site, ReferralUpdate value) in order) for one batch."""
 
 
@@ -160,8 +160,10 @@ class PipelineProcess:
             try:
                 if states:
                     self.on_processed(states)
-                for referral_id, site, word in updates:
-                    self.on_referral(ReferralNews(referral_id, site, ReferralUpdate(word)))
+                for referral_id, site, word, possible in updates:
+                    self.on_referral(
+                        ReferralNews(referral_id, site, ReferralUpdate(word), possible=possible)
+                    )
             except Exception as exc:  # a listener must never stop the relay
                 log.warning("relaying pipeline news failed: %s", type(exc).__name__)
 
@@ -195,7 +197,8 @@ def run_pipeline_process(
                     result = pipeline.process_pending()
                     if result.processed:
                         words = tuple(
-                            (n.referral_id, n.site, n.update.value) for n in result.updates
+                            (n.referral_id, n.site, n.update.value, n.possible)
+                            for n in result.updates
                         )
                         batch: News = (result.states, words)
                         news.send(batch)

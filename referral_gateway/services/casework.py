@@ -50,6 +50,7 @@ from referral_gateway.domain.casework import (
     start_support,
 )
 from referral_gateway.domain.clock import Clock
+from referral_gateway.domain.dismissal import mark_not_assault
 from referral_gateway.domain.manual import MANUAL_RULE, ManualReferral
 from referral_gateway.services.errors import NotFound
 from referral_gateway.services.sharing import ConsentHistoryView, RevealedIdentity, Sharing
@@ -63,6 +64,7 @@ from referral_gateway.storage.casework import (
     StoredOnward,
     mark_escalations,
 )
+from referral_gateway.storage.dismissals import MarkStore
 from referral_gateway.storage.errors import ConcurrentChange
 from referral_gateway.storage.queue import ApproachCard, approach_card
 from referral_gateway.storage.unit_of_work import UnitOfWork, unit_of_work
@@ -101,6 +103,7 @@ class Change:
 
     case: Case
     write: Callable[[Connection], None] | None = None
+    in_unit: Callable[[UnitOfWork], None] | None = None  # e.g. an audit entry
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class Casework:
         self.zone = local_zone
         self.cases = CaseStore(keyring)
         self.attendances = AttendanceStore(keyring)
+        self.marks = MarkStore(keyring)
 
     def today(self) -> date:
         return self.clock().astimezone(self.zone).date()
@@ -265,6 +269,8 @@ class Casework:
                 self.cases.save(uow.conn, loaded, change.case, by=user.id, now=now)
             if change.write is not None:
                 change.write(uow.conn)
+            if change.in_unit is not None:
+                change.in_unit(uow)
             return None, loaded.case.site
 
         refusal, site = run_unit(self.engine, work)
@@ -449,6 +455,35 @@ class Casework:
             referral_id,
             lambda _c, loaded: record_follow_up(loaded.case, user, outcome=outcome, now=now),
         )
+
+    # -- not an assault ----------------------------------------------------------------------
+    def mark_not_assault(
+        self, user: StaffUser, referral_id: str, *, reason: str, note: str
+    ) -> CaseRefusal | None:
+        """A youth worker's "not an assault" (domain.dismissal): the referral leaves the open
+        list, the mark is kept (its note encrypted), and the audit trail records who and
+        the reason, in one transaction."""
+        now = self.clock()
+
+        def decide_change(_conn: Connection, loaded: LoadedCase) -> Change | CaseRefusal:
+            result = mark_not_assault(loaded.case, user, reason=reason, note=note, now=now)
+            if isinstance(result, CaseRefusal):
+                return result
+            case, mark = result
+
+            def audit(uow: UnitOfWork) -> None:
+                self.sharing.audit.append(
+                    uow,
+                    at=now,
+                    actor=user.id,
+                    action=AuditAction.NOT_ASSAULT_MARK,
+                    subject=referral_id,
+                    why=mark.reason.value,
+                )
+
+            return Change(case, write=lambda conn: self.marks.add(conn, mark), in_unit=audit)
+
+        return self._change(user, referral_id, decide_change)
 
     # -- manual referrals ------------------------------------------------------------------
     def create_manual(self, user: StaffUser, manual: ManualReferral) -> str:

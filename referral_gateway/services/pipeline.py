@@ -258,7 +258,10 @@ class Pipeline:
         if change.action is ReferralAction.CREATE:
             visit.referral_id, visit.status = str(uuid.uuid4()), ReferralStatus.NEW
             plan.new_referrals.append((key, visit.referral_id, detection))
-            return "candidate", ReferralNews(visit.referral_id, key[0], ReferralUpdate.NEW)
+            created = ReferralNews(
+                visit.referral_id, key[0], ReferralUpdate.NEW, possible=detection.possible
+            )
+            return "candidate", created
         update = None
         if before and before.referral_id:
             news = referral_update(before.attendance, attendance, change.action)
@@ -425,6 +428,7 @@ def _reasons(detection: Detection) -> list[dict[str, str]]:
 def _detection_json(detection: Detection) -> dict[str, Any]:
     return {
         "candidate": detection.is_candidate,
+        "possible": detection.possible,
         "rule": detection.rule,
         "reasons": _reasons(detection),
         "injury_category": detection.injury_category.value if detection.injury_category else None,

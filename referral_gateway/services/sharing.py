@@ -435,7 +435,7 @@ class Sharing:
 
 
 def _status_after(current: ReferralStatus, outcome: ConsentOutcome) -> ReferralStatus:
-    if current in (ReferralStatus.CLOSED, ReferralStatus.VOIDED):
+    if current in (ReferralStatus.CLOSED, ReferralStatus.VOIDED, ReferralStatus.NOT_ASSAULT):
         return current
     if outcome in (ConsentOutcome.GIVEN, ConsentOutcome.SAFEGUARDING_OVERRIDE):
         if current is ReferralStatus.IN_SUPPORT:

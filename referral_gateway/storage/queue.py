@@ -17,6 +17,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from consent.keyring import KeyRing
 from referral_gateway.domain.casework import Case
+from referral_gateway.domain.detection import candidate_certainty
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.storage.accounts import USERS
 from referral_gateway.storage.attendances import ATTENDANCE, REFERRAL, AttendanceStore
@@ -44,6 +45,11 @@ class ApproachCard:
     @property
     def referral_id(self) -> str:
         return self.case.referral_id
+
+    @property
+    def certainty(self) -> str:
+        """ "possible" (a candidate on suspicion only) or "definite"."""
+        return candidate_certainty(self.reasons)
 
 
 @dataclass(frozen=True)

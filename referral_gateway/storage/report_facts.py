@@ -39,7 +39,13 @@ from sqlalchemy.engine import Engine
 
 from referral_gateway.domain.attendance import AttendanceStatus
 from referral_gateway.domain.casework import ContactOutcome
-from referral_gateway.domain.detection import DecidingRule, ReasonKind
+from referral_gateway.domain.detection import (
+    POSSIBLE,
+    DecidingRule,
+    ReasonKind,
+    candidate_certainty,
+)
+from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.domain.report_facts import AssaultDetail, ReportFacts
 from referral_gateway.domain.report_history import (
     NO_APPROACH,
@@ -138,7 +144,9 @@ class SqlFacts:
         arrival: Any = ATTENDANCE.c.arrival_at
         if self.engine.dialect.name == "sqlite":
             arrival = func.coalesce(ATTENDANCE.c.arrival_at, ATTENDANCE.c.arrival_at)
-        of_site = (REFERRAL.c.site == site, REFERRAL.c.status != "voided")
+        # a cancelled arrival and a candidate a youth worker marked not an assault are not
+        # candidates of the report (the attendance still counts as screened)
+        of_site = (REFERRAL.c.site == site, REFERRAL.c.status.not_in(_NOT_CANDIDATES))
         with self.engine.connect() as conn:
             window = conn.execute(
                 select(*_CANDIDATE, _MADE)
@@ -189,6 +197,7 @@ class SqlFacts:
                     age_at_arrival=age,
                     sex=sex,
                     candidate_rule=_signal_kind(reasons),
+                    possible=_certainty(reasons) == POSSIBLE,
                     injury_category=injury_category_of(injury),
                     approached_at=approached_at(consent, work),
                     consent_outcome=consent.outcome,
@@ -283,6 +292,7 @@ class SqlFacts:
         return found
 
 
+_NOT_CANDIDATES = (ReferralStatus.VOIDED.value, ReferralStatus.NOT_ASSAULT.value)
 _WITH_ATTENDANCE = REFERRAL.join(ATTENDANCE, ATTENDANCE.c.id == REFERRAL.c.attendance_id)
 _CANDIDATE = (
     REFERRAL.c.id,
@@ -430,6 +440,12 @@ def _by_referral(conn: Any, stmt: Any) -> dict[str, list[Any]]:
     for row in conn.execute(stmt).all():
         grouped[row[0]].append(row)
     return grouped
+
+
+@functools.lru_cache(maxsize=4096)
+def _certainty(reasons_json: str) -> str:
+    """`candidate_certainty` of a referral's stored reasons."""
+    return candidate_certainty(json.loads(reasons_json or "[]"))
 
 
 @functools.lru_cache(maxsize=4096)

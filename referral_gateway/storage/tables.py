@@ -124,6 +124,7 @@ class FeedCount(SQLModel, table=True):
 
 
 # Tables kept in their own modules register here, so migrations and schema checks see them.
+from referral_gateway.storage import dismissal_tables as _dismissal_tables  # noqa: E402, F401
 from referral_gateway.storage import form_flash as _form_flash  # noqa: E402, F401
 from referral_gateway.storage import operations_tables as _operations_tables  # noqa: E402, F401
 from referral_gateway.storage import report_tables as _report_tables  # noqa: E402, F401

@@ -26,6 +26,7 @@ from referral_gateway.domain.casework import (
     ServiceType,
     SupportTier,
 )
+from referral_gateway.domain.dismissal import REASON_LABELS as NOT_ASSAULT_REASON_LABELS
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.report_formats.files import display
 from referral_gateway.storage.accounts import CurrentSession
@@ -60,6 +61,7 @@ DONE_MESSAGES = {
     "note": "Note saved.",
     "closed": "Referral closed.",
     "reopened": "Referral reopened: it is back in casework.",
+    "not_assault": "Marked not an assault: the referral has left the New list.",
     "alerts_saved": "Your alert settings are saved.",
     "devices_forgotten": "Alerts are off on all your devices.",
     "follow_up": "Follow-up recorded.",
@@ -135,6 +137,7 @@ def make_templates(zone: tzinfo) -> jinja2.Environment:
         ClosureOutcome=ClosureOutcome,
         FollowUpOutcome=FollowUpOutcome,
         ReferralStatus=ReferralStatus,
+        NOT_ASSAULT_REASONS=[(r.value, label) for r, label in NOT_ASSAULT_REASON_LABELS.items()],
     )
     return env
 

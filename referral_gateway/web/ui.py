@@ -33,6 +33,7 @@ from referral_gateway.web import (
     admin,
     alerts,
     auth,
+    dismissals,
     manual,
     onward,
     overview,
@@ -49,7 +50,9 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 SIGN_IN_ROUTERS = (auth.router, account.router)
 # /referrals/new before /referrals/{referral_id}
-ROUTERS = tuple(m.router for m in (manual, queue, referrals, onward, overview, team, admin, alerts))
+ROUTERS = tuple(
+    m.router for m in (manual, queue, referrals, dismissals, onward, overview, team, admin, alerts)
+)
 
 
 def mount_pages(

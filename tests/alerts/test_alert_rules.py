@@ -35,7 +35,10 @@ T0 = datetime(2026, 3, 14, 22, 30, tzinfo=UTC)
 
 def test_an_alert_says_site_count_and_kind_in_fixed_words():
     assert alert_text(Alert("RXX01", AlertKind.NEW_CANDIDATE, 1, f"/referrals/{RID}")) == (
-        "RXX01: 1 new candidate on the queue"
+        "RXX01: 1 new assault candidate on the queue"
+    )
+    assert alert_text(Alert("RXX01", AlertKind.NEW_POSSIBLE_CANDIDATE, 2, "/queue")) == (
+        "RXX01: 2 new possible assault candidates on the queue"
     )
     assert alert_text(Alert("RXX01", AlertKind.DISCHARGED_UNCLAIMED, 3, "/queue")) == (
         "RXX01: 3 unclaimed candidates discharged"
@@ -78,6 +81,22 @@ def test_news_that_alerts_arrivals_escalations_and_unclaimed_discharges_only():
     assert kind(ReferralUpdate.DISCHARGED, unclaimed=False) is None
     assert kind(ReferralUpdate.MOVED) is None
     assert kind(ReferralUpdate.CANCELLED) is None
+
+
+def test_a_candidate_on_suspicion_only_alerts_as_a_possible_assault_batched_apart():
+    possible = alert_event(
+        ReferralNews(RID, "RXX01", ReferralUpdate.NEW, possible=True), unclaimed=True
+    )
+    definite = alert_event(ReferralNews(RID2, "RXX01", ReferralUpdate.NEW), unclaimed=True)
+    assert possible is not None and definite is not None
+    batcher = Batcher(window=30)
+    for event in (possible, definite):
+        batcher.add(BatchKey("chat", event.site, event.kind), event.referral_id, now=0)
+    texts = sorted(alert_text(batch.alert) for batch in batcher.due(now=31))
+    assert texts == [
+        "RXX01: 1 new assault candidate on the queue",
+        "RXX01: 1 new possible assault candidate on the queue",
+    ]
 
 
 PUSH = frozenset({AlertChannel.PUSH})

@@ -101,3 +101,58 @@ def test_assault_told_through_the_attacker_is_a_candidate(field: str) -> None:
     detection = detect_text("set upon by a group of lads at the station, facial injuries", field)
 
     assert detection.is_candidate
+
+
+# -- value set 2026.3: the error classes the dev part held open --------------------------------
+
+
+@fields
+def test_the_patient_as_the_one_hitting_is_set_aside(field: str) -> None:
+    detection = detect_text("swollen knuckles from hitting a lad in a fight at the park", field)
+
+    assert not detection.is_candidate
+    assert "experiencer: patient_hit_someone" in set_aside_as(detection)
+
+
+@fields
+def test_hurt_in_a_fight_by_the_other_one_is_still_a_candidate(field: str) -> None:
+    detection = detect_text("sore hand after a fight, then kicked in ribs by the other male", field)
+
+    assert detection.is_candidate
+
+
+@fields
+def test_sport_contact_told_through_the_players_is_set_aside(field: str) -> None:
+    detection = detect_text("went up for a header, kicked in the jaw by the goalie", field)
+
+    assert not detection.is_candidate
+    assert "sport: sport_players" in set_aside_as(detection)
+
+
+@fields
+def test_a_feared_stabbing_that_did_not_happen_is_not_a_candidate(field: str) -> None:
+    detection = detect_text("frightened he will be stabbed at college, palpitations", field)
+
+    assert not detection.is_candidate
+    assert detection.reasons_of(ReasonKind.NEGATED)
+
+
+@fields
+def test_a_suspected_past_stabbing_stays_possible(field: str) -> None:
+    detection = detect_text("worried she may have been stabbed with a needle in club", field)
+
+    assert detection.is_candidate and detection.possible
+
+
+@fields
+def test_fighting_off_an_illness_is_not_a_fight(field: str) -> None:
+    detection = detect_text("fighting off a nasty throat infection, unable to swallow", field)
+
+    assert not detection.is_candidate
+
+
+@fields
+def test_a_player_who_hits_after_the_match_is_an_assault_not_sport(field: str) -> None:
+    detection = detect_text("kicked in the face by an opponent once the game was over", field)
+
+    assert detection.is_candidate

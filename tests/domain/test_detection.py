@@ -541,7 +541,7 @@ def test_most_specific_category_wins(
 def test_detection_records_the_value_set_version_it_used() -> None:
     detection = detect_for(codings=(ASSAULT_EVENT,))
 
-    assert detection.valueset_version == "2026.2"
+    assert detection.valueset_version == "2026.3"
 
 
 def test_arrival_default_is_a_winter_afternoon() -> None:

@@ -27,6 +27,7 @@ class Visit:
     sex: str = "male"
     rule: str = "no_assault_signal"  # the detection's deciding rule
     signal: str | None = None  # e.g. "snomed:425322008" or "text:stabbed": an assault reason
+    signal_words: str = "synthetic"  # the reason's description, as detection writes it
     injury: str | None = None
     candidate: bool = False
     nhs_hash: str | None = None
@@ -121,7 +122,7 @@ def _write(engine: Engine, visits: list[Visit]) -> int:
         candidates = [v for v in visits if v.candidate]
         referrals = []
         for attendance_id, v in zip(ids, candidates, strict=True):
-            reasons = [{"rule": v.signal, "description": "synthetic", "kind": "assault"}]
+            reasons = [{"rule": v.signal, "description": v.signal_words, "kind": "assault"}]
             referrals.append(
                 {
                     "id": str(uuid.uuid4()),

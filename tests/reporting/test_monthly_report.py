@@ -169,3 +169,22 @@ def test_a_year_of_reports_in_one_pass_puts_each_fact_in_its_month():
     assert reports[ReportMonth(2024, 4)].count("candidates") == 13
     assert reports[ReportMonth(2024, 9)].count("screened") == 1  # 23:59 BST on 30 Sep
     assert reports[ReportMonth(2024, 11)].count("screened") == 1  # 00:00 GMT on 1 Nov
+
+
+def test_candidates_are_counted_as_definite_or_possible_and_suppressed_alike():
+    start = at("2024-10-02T10:00")
+    facts = [*many(12, start), *many(3, at("2024-10-10T10:00"), possible=True)]
+    report = build_monthly_report(SITE, OCTOBER, facts)
+    assert report.breakdown("candidates", "certainty") == {"definite": 12, "possible": 3}
+    published = publish(report)
+    assert published.value("candidates") == 15
+    assert published.value("candidates", "certainty", "possible") == "*"  # 3
+    # the 12 alone would give the 3 away (15 - 12), so it is hidden as well
+    assert published.value("candidates", "certainty", "definite") == "*"
+
+
+def test_a_month_of_possible_candidates_only_shows_them_rounded():
+    facts = many(9, at("2024-10-02T10:00"), possible=True)
+    published = publish(build_monthly_report(SITE, OCTOBER, facts))
+    assert published.value("candidates", "certainty", "possible") == 10  # 9
+    assert published.value("candidates", "certainty", "definite") == 0

@@ -144,3 +144,14 @@ def test_istv_rows_carry_times_and_places_but_no_identifiers():
         "location_type",
         "location_description",
     ]
+
+
+def test_csv_tells_possible_from_definite_candidates_suppressed_alike():
+    facts = [*many(12, at("2024-10-02T10:00")), *many(3, at("2024-10-10T10:00"), possible=True)]
+    rows = read_csv(reports_csv([published(facts=facts)]))
+    by_certainty = {
+        r["category"]: r["value"]
+        for r in rows
+        if r["measure"] == "candidates" and r["breakdown"] == "certainty"
+    }
+    assert by_certainty == {"definite": "*", "possible": "*"}  # 12 would give the 3 away

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from referral_gateway.domain.detection import POSSIBLE_PREFIX
 from referral_gateway.domain.istv import istv_rows
 from referral_gateway.domain.report_period import ReportMonth
 from referral_gateway.services.reporting import ReportService
@@ -28,20 +29,34 @@ def test_screened_candidates_and_breakdowns_come_from_the_database(engine):
             *[Visit(SITE, at("2024-10-20T08:00") + timedelta(minutes=i)) for i in range(18)],
             Visit(SITE, at("2024-10-21T08:00"), rule="not_emergency"),
             Visit(SITE, at("2024-10-21T09:00"), status="cancelled"),
-            # a voided referral does not count as a candidate
+            # a voided referral does not count as a candidate, nor one marked not an assault
             assault(SITE, at("2024-10-22T09:00"), referral_status="voided"),
+            assault(SITE, at("2024-10-22T10:00"), referral_status="not_assault"),
             # outside the month, and another site
             assault(SITE, at("2024-09-30T22:30")),
             assault(OTHER, at("2024-10-10T10:00")),
         ],
     )
     report = ReportService(SqlFacts(engine)).monthly_report(SITE, OCTOBER)
-    assert report.count("screened") == 8 + 1 + 1 + 18 + 1  # the voided one was screened
+    assert report.count("screened") == 8 + 1 + 1 + 18 + 2  # voided and marked were screened
     assert report.count("candidates") == 9
     assert report.breakdown("candidates", "rule") == {"snomed": 8, "text": 1}
     assert report.count("candidates", "injury", "body_part") == 1
     assert report.count("candidates", "age_band", "10_to_15") == 1
     assert report.count("awaiting_outcome") == 9  # nobody has recorded an approach yet
+
+
+def test_a_candidate_whose_every_signal_is_a_suspicion_counts_as_possible(engine):
+    suspected = POSSIBLE_PREFIX + "question_mark): free text mentions 'assault' (other, explicit)"
+    write(
+        engine,
+        [
+            assault(SITE, at("2024-10-03T10:00")),
+            assault(SITE, at("2024-10-04T10:00"), signal="text:assault", signal_words=suspected),
+        ],
+    )
+    report = ReportService(SqlFacts(engine)).monthly_report(SITE, OCTOBER)
+    assert report.breakdown("candidates", "certainty") == {"definite": 1, "possible": 1}
 
 
 def test_re_attendance_with_a_violent_injury_within_12_months_is_matched_by_hash(engine):

@@ -161,7 +161,7 @@ def test_an_adt_arrival_reaches_push_email_and_chat_with_no_identifier(
         payload = json.loads(plain)
         referral_id = payload["url"].rsplit("/", 1)[-1]
         assert payload["url"] == f"{PUBLIC_URL}/referrals/{referral_id}"
-        assert payload["body"] == "RXX01: 1 new candidate on the queue"
+        assert payload["body"] == "RXX01: 1 new assault candidate on the queue"
         assert (payload["site"], payload["kind"], payload["count"]) == (
             "RXX01",
             "new_candidate",
@@ -172,7 +172,7 @@ def test_an_adt_arrival_reaches_push_email_and_chat_with_no_identifier(
         # (b) e-mail: to the worker's address, the same words and link
         message = mail[0]
         assert b"X-Sink-Rcpt: alex.worker@example.test" in message
-        assert b"RXX01: 1 new candidate on the queue" in message
+        assert b"RXX01: 1 new assault candidate on the queue" in message
         assert f"{PUBLIC_URL}/referrals/{referral_id}".encode() in message
         assert_no_identifier("the e-mail", message)
 
@@ -183,7 +183,7 @@ def test_an_adt_arrival_reaches_push_email_and_chat_with_no_identifier(
         signed = stamp.encode() + b"." + posted.body
         expected = "v1=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(posted.headers["x-gateway-signature"], expected)
-        assert json.loads(posted.body)["body"] == "RXX01: 1 new candidate on the queue"
+        assert json.loads(posted.body)["body"] == "RXX01: 1 new assault candidate on the queue"
         assert_no_identifier("the webhook", posted.body)
 
         # each delivery is recorded; the chat room's first failure was retried

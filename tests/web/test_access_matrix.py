@@ -175,6 +175,8 @@ MATRIX = [
     Row("GET", R + "/close",                            "303 303 404 303 403 403 303 303"),
     Row("POST", R + "/reopen",                          "303 303 404 303 403 403 303 303",
         body="form", fresh="referral"),
+    Row("POST", R + "/not-assault",                     "303 303 404 303 403 403 303 303",
+        body="form", fresh="referral"),
     Row("POST", R + "/follow-up",                       "303 303 404 303 403 403 303 303",
         body="form", fresh="referral"),
     # -- each caseworker's alert choices and devices ------------------------------------------

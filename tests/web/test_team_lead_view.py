@@ -93,7 +93,9 @@ def test_escalations_failed_alerts_and_silent_feeds_show_for_the_leads_site_only
     failed = words[words.index("Alerts that failed") :]
     assert "E-mail: " + SITE_A + ": 2 referrals unclaimed: escalated" in failed
     assert "given up" in failed and "SMTPAuthenticationError" in failed
-    assert SITE_B not in failed and "new candidate" not in failed  # a sent one is not failed
+    assert (
+        SITE_B not in failed and "new assault candidate" not in failed
+    )  # a sent one is not failed
     assert f"EPR-{SITE_A}" in words and f"EPR-{SITE_B}" not in words
 
 
