@@ -226,6 +226,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         reports=reports,
         metrics=metrics,
         listeners={"mllp": lambda: mllp.serving},
+        share_live_events=True,
     )
     server = uvicorn.Server(http_config(app, settings))
     log.info(
