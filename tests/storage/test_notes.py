@@ -71,8 +71,26 @@ def test_the_listener_hears_again_after_its_connection_is_cut(two_instances, pos
 
 def test_a_note_that_cannot_be_sent_is_dropped_without_raising(caplog):
     nowhere = make_engine("postgresql+psycopg://rg:rg@127.0.0.1:1/rg")  # nothing listens there
+    channel = NoteChannel(nowhere, "rg_test_notes")
     try:
-        NoteChannel(nowhere, "rg_test_notes").send("lost")  # the pages catch up by themselves
+        channel.send("lost")  # returns at once; the pages catch up by themselves
+        channel.stop()  # sends (tries to) what is queued
     finally:
         nowhere.dispose()
-    assert "a note to the other instances was not sent: OperationalError" in caplog.text
+    assert "1 note(s) to the other instances not sent: OperationalError" in caplog.text
+
+
+def test_sending_never_waits_for_the_database(postgres_url):
+    from sqlalchemy import create_engine
+
+    busy = create_engine(postgres_url, pool_size=1, max_overflow=0, pool_timeout=3)
+    channel = NoteChannel(busy, "rg_test_notes")
+    held = busy.connect()  # the engine's only connection: a send must wait for it
+    try:
+        t0 = time.perf_counter()
+        channel.send("queued")
+        assert time.perf_counter() - t0 < 0.5
+    finally:
+        held.close()
+        channel.stop()
+        busy.dispose()
