@@ -174,6 +174,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if os.environ.get("XX_SWITCH"):
+        sys.setswitchinterval(float(os.environ["XX_SWITCH"]))
     limit_malloc_arenas()  # before the listeners start their threads: see allocator.py
     try:
         import uvloop  # part of uvicorn[standard]: a faster event loop for MLLP and HTTP
@@ -208,7 +210,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from referral_gateway.observability.metrics import build_metrics
     from referral_gateway.web.http_server import http_config
     from referral_gateway.wiring.gateway import build_gateway
-    from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
+    from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_listener
     from referral_gateway.wiring.reports import build_reports
     from referral_gateway.wiring.web import build_app
 
@@ -219,8 +221,8 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
     metrics = build_metrics(gateway.engine, gateway.clock)
     hl7 = build_hl7_intake(settings, gateway)
-    mllp = build_mllp_server(settings, hl7, on_replied=metrics.ack_latency.observe)
-    await mllp.start()
+    # its own thread and event loop: FHIR requests on this loop never delay an HL7 ACK
+    mllp = build_mllp_listener(settings, hl7, on_replied=metrics.ack_latency.observe).start()
     ops_token = settings.ops_token or (secrets.token_urlsafe(24) if demo else None)
     app = build_app(
         gateway,
@@ -228,6 +230,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         reports=reports,
         metrics=metrics,
         listeners={"mllp": lambda: mllp.serving},
+        share_live_events=True,
     )
     server = uvicorn.Server(http_config(app, settings))
     log.info(
@@ -269,8 +272,7 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         stop_demo.set()
         for t in tasks[1:]:
             t.cancel()
-        await mllp.stop()
-        await hl7.close()
+        await mllp.stop_async()
         scheduler.shutdown(wait=False)
         gateway.stop()
 

@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -21,6 +21,8 @@ from sqlalchemy.pool import NullPool
 from consent.keyring import KeyRing
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_xact_lock key around schema upgrades (any fixed 64-bit number; "migrate" in ASCII)
+_PG_MIGRATION_LOCK_KEY = 0x6D696772617465
 
 
 def make_engine(
@@ -163,9 +165,15 @@ def migrate(engine: Engine, *, keyring: KeyRing | None = None) -> None:
     """Bring the schema to the newest version. Migrations only add or transform: an upgrade
     never drops data. Steps that encrypt existing rows use `keyring`; without it (or with
     another ring) they stop with a `KeyRingError` saying what to do, before they change
-    anything, if there are rows to encrypt."""
+    anything, if there are rows to encrypt.
+
+    On PostgreSQL the upgrade holds an advisory lock for its transaction: instances starting
+    at once on one database migrate one after another, and the later ones, reading the
+    version only once they hold the lock, find nothing left to do. (SQLite is one instance.)"""
     cfg = _alembic_config()
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("select pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         cfg.attributes["keyring"] = keyring
         command.upgrade(cfg, "heads")

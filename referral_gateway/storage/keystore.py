@@ -17,6 +17,14 @@ meets a ciphertext under a key it does not hold; it then reloads the file and en
 the new active key. A file whose index (HMAC) key differs is a different ring: it is refused
 and the ring in memory kept, with an error in the log.
 
+No instance writes under a key the others have moved on from: rotation re-encrypts the
+canary first, so the canary's key is the newest key in use. Before it encrypts (at most once
+per `interval`, and on every write while it is behind) a running gateway's ring compares it
+with its own keys; a ring that lacks the canary's key reloads its file at once and, if its
+view of the file is still older than the database (a ring bind-mounted as a single file, a
+copy that was not updated), refuses to encrypt (`KeyRingError`: an MLLP sender gets AE and
+resends, nothing is stored) rather than write under a key that is being retired.
+
 Which ciphertexts a key made is read from the ciphertext itself (its first bytes name the key),
 not from the `key_id` columns, so a row whose `key_id` column is stale is still found.
 """
@@ -122,6 +130,9 @@ class WatchedKeyRing(KeyRing):
     _checked: float
     _signature: tuple[int, int, int] | None
     _reload_lock: threading.Lock
+    _database_key: Callable[[], str | None] | None
+    _database_checked: float
+    _behind_database: bool
 
     @classmethod
     def open(
@@ -144,7 +155,16 @@ class WatchedKeyRing(KeyRing):
         ring._checked = clock()
         ring._signature = signature
         ring._reload_lock = threading.Lock()
+        ring._database_key = None
+        ring._database_checked = clock()
+        ring._behind_database = False
         return ring
+
+    def follow_database(self, database_key: Callable[[], str | None]) -> None:
+        """Check before encrypting that this ring holds `database_key()` (the key the
+        database's canary is under: the newest in use)."""
+        self._database_key = database_key
+        self._database_checked = self._clock() - self._interval  # look at the first write
 
     def refresh(self, *, force: bool = False) -> bool:
         """Reload the file if it changed. Returns True when the keys in memory changed."""
@@ -183,7 +203,35 @@ class WatchedKeyRing(KeyRing):
 
     def encrypt(self, plaintext: bytes, *, context: str) -> bytes:
         self.refresh()
+        self._keep_up_with_database()
         return super().encrypt(plaintext, context=context)
+
+    def _keep_up_with_database(self) -> None:
+        if self._database_key is None:
+            return
+        now = self._clock()
+        if not self._behind_database and now - self._database_checked < self._interval:
+            return
+        self._database_checked = now
+        try:
+            newest = self._database_key()
+        except Exception:  # the database is not answering: the write itself will fail
+            return
+        if newest is not None and newest not in self.keys:
+            self.refresh(force=True)
+        self._behind_database = newest is not None and newest not in self.keys
+        if self._behind_database:
+            log.error(
+                "the database is under key %s, which the key ring file here (%s) lacks: "
+                "nothing is encrypted until this instance sees the current ring",
+                newest,
+                self.path,
+            )
+            raise KeyRingError(
+                f"The key ring at {self.path} is older than the database (which is under "
+                f"key {newest}). Share the key ring's directory between the instances, or "
+                "copy the current key ring here."
+            )
 
     def decrypt(self, token: bytes, *, context: str) -> bytes:
         if self.key_id_of(token) not in self.keys:
@@ -249,7 +297,16 @@ def open_keyring(
         KeyRing.generate(path)
     ring = WatchedKeyRing.open(path, interval=interval)
     check_keyring(engine, ring, now=now)
+    ring.follow_database(lambda: canary_key_id(engine))
     return ring
+
+
+def canary_key_id(engine: Engine) -> str | None:
+    """The key the database's canary is under: rotation re-encrypts it first, so it is the
+    newest key in use (None before the canary is made)."""
+    with engine.connect() as conn:
+        token = _canary(conn)
+    return None if token is None else KeyRing.key_id_of(token)
 
 
 def check_keyring(engine: Engine, keyring: KeyRing, *, now: datetime) -> None:

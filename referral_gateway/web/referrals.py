@@ -5,7 +5,8 @@ contact attempts, support, onward referrals and signposting, notes, closure, fol
 Every form posts to its own address and is answered with a 303 back here (post/redirect/get):
 on success with a `done` code for the message; on a refusal with the problems and what was
 typed left in the flash store (`web.flash`: encrypted in the database, read once, never the
-URL) and the page landing on its error summary (`#error-summary`), each message linking to its field.
+URL) and the page landing on its error summary (`#error-summary`), each message linking to
+its field.
 """
 
 from __future__ import annotations

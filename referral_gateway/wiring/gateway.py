@@ -42,6 +42,7 @@ from referral_gateway.storage.database import make_derived_engine, make_engine, 
 from referral_gateway.storage.fhir_store import FhirResourceStore
 from referral_gateway.storage.inbox import InboxStore
 from referral_gateway.storage.keystore import check_keyring, migration_keyring, open_keyring
+from referral_gateway.storage.notes import NoteChannel
 from referral_gateway.wiring.alerts import build_alerts
 from referral_gateway.wiring.fhir import FhirChannel, build_fhir_channel, load_fhir_sources
 from referral_gateway.wiring.onward import build_onward
@@ -98,6 +99,8 @@ class Gateway:
     # its thread
     alerts: Alerts
     vapid_public_key: str  # what browsers subscribe to Web Push with
+    # notes to and from the other instances on one PostgreSQL (the live queue); None on SQLite
+    notes: NoteChannel | None = None
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
     _started: bool = False
@@ -118,6 +121,8 @@ class Gateway:
             self.worker.stop()
             self.alerts.stop()
             self._started = False
+        if self.notes is not None:
+            self.notes.stop()
         self.engine.dispose()
         if self.pipeline is not None:
             self.pipeline.engine.dispose()
@@ -319,6 +324,9 @@ def build_gateway(
         onward=onward,
         alerts=alerts,
         vapid_public_key=vapid_public_key,
+        notes=NoteChannel(engine, "rg_queue_events")
+        if engine.dialect.name == "postgresql"
+        else None,
     )
     gateway.referral_listeners.append(alerts.on_referral)
     holder["gw"] = gateway

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
 from adapters.hl7.errors import SenderConfigError
+from adapters.hl7.listener_thread import MllpListenerThread
 from adapters.hl7.mllp import MllpLimits, MllpServer
 from adapters.hl7.senders import SenderDirectory, parse_senders
 from referral_gateway.config import ConfigError, Settings
@@ -85,4 +86,14 @@ def build_mllp_server(
         ssl_context=mllp_tls(settings),
         on_oversize=hl7.oversize_reply,
         on_replied=on_replied,
+    )
+
+
+def build_mllp_listener(
+    settings: Settings, hl7: Hl7Intake, *, on_replied: Callable[[float], None] | None = None
+) -> MllpListenerThread:
+    """`serve`'s listener on a thread and event loop of its own (not the HTTP one, where FHIR
+    requests commit): an HL7 ACK waits for its inbox commit and nothing else."""
+    return MllpListenerThread(
+        build_mllp_server(settings, hl7, on_replied=on_replied), on_stop=hl7.close
     )

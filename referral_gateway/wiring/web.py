@@ -23,8 +23,9 @@ from referral_gateway.services.onward import OnwardReferrals
 from referral_gateway.services.sharing import Sharing
 from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.storage.form_flash import FormFlashStore
+from referral_gateway.storage.notes import NoteChannel
 from referral_gateway.web.context import WebContext
-from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.events import Broadcaster, decode_queue_event, encode_queue_event
 from referral_gateway.web.flash import FlashStore
 from referral_gateway.web.monitoring import monitoring_router
 from referral_gateway.web.ops import ops_router, unexpected_error
@@ -44,10 +45,12 @@ def build_app(
     reports: Reports | None = None,
     metrics: Metrics | None = None,
     listeners: Mapping[str, Callable[[], bool]] | None = None,
+    share_live_events: bool = False,
 ) -> FastAPI:
     """`metrics`: the registry `/metrics` serves (`serve` builds it first, for the MLLP
     listener's ACK latency); `listeners`: what `/health/ready` waits for besides the
-    database (`serve`: the MLLP listener's "serving")."""
+    database (`serve`: the MLLP listener's "serving"); `share_live_events` (`serve`): on
+    PostgreSQL, the live queue's events go to and come from the other instances."""
     app = FastAPI(
         title="Referral gateway",
         summary="ED feeds to youth-worker referrals, gated by consent",
@@ -95,6 +98,7 @@ def build_app(
         vapid_public_key=gateway.vapid_public_key,
         on_assigned=gateway.alerts.on_assigned,
         sites=gateway.sites,
+        notes=gateway.notes if share_live_events else None,
     )
     return app
 
@@ -114,12 +118,16 @@ def install_web(
     vapid_public_key: str = "",
     on_assigned: Callable[[str, str, str], None] | None = None,
     sites: SiteDirectory | None = None,
+    notes: NoteChannel | None = None,
 ) -> WebContext:
     """Build the youth workers' pages' parts (accounts, casework, live events) and mount the
     pages and the live queue on `app`. `sharing` is the gateway's consent and reveal service
     (with the casework's assignment lookup, `storage.casework.assigned_to`)."""
     options = options or WebOptions()
     events = Broadcaster()
+    if notes is not None:  # several instances: a page on any of them hears every event
+        events.share = lambda event: notes.send(encode_queue_event(event))
+        notes.listen(lambda note: events.deliver(decode_queue_event(note)))
     # account changes join the consent trail (and its anchor)
     accounts = account_store(engine, options, sharing.audit, hasher=hasher)
     casework = Casework(

@@ -350,3 +350,28 @@ def test_no_key_material_is_printed_by_key_status(tmp_path, database_url, capsys
     secrets = key_material(settings.resolved_keyring_file)
     assert not any(s in out for s in secrets)
     assert not any(base64.b64decode(s).hex() in out for s in secrets)
+
+
+def test_a_watched_ring_behind_the_database_refuses_to_encrypt_until_it_has_the_newest_key(
+    tmp_path,
+):
+    shared, stale = tmp_path / "shared.json", tmp_path / "stale.json"
+    KeyRing.generate(shared)
+    stale.write_bytes(shared.read_bytes())
+    ticker = Ticker()
+    running = WatchedKeyRing.open(stale, interval=1.0, clock=ticker)
+    rotator = KeyRing.load(shared)
+    newest = {"key": rotator.active_key_id}
+    running.follow_database(lambda: newest["key"])
+    assert running.encrypt(b"x", context="t")
+
+    newest["key"] = rotator.add_active_key()  # the database moved on; this copy did not
+    ticker.t += 1.5
+    with pytest.raises(KeyRingError, match="older than the database"):
+        running.encrypt(b"x", context="t")
+    with pytest.raises(KeyRingError):  # every write looks again while it is behind
+        running.encrypt(b"x", context="t")
+
+    stale.write_bytes(shared.read_bytes())
+    token = running.encrypt(b"x", context="t")
+    assert KeyRing.key_id_of(token) == newest["key"]

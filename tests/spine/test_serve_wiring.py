@@ -3,10 +3,8 @@ on the gateway's own intake, real sockets."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from sqlalchemy import text
 from adapters.hl7.mllp import MllpServer
 from referral_gateway.config import Settings
 from referral_gateway.wiring.gateway import build_gateway
-from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_server
+from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_listener
 from tests.mllp.fakes import acknowledged_id, adt_a04, framed, read_replies, read_until_closed
 from tests.mllp.test_tls import certificate  # noqa: F401  (the self-signed certificate fixture)
 
@@ -27,20 +25,16 @@ def stored(listening: Listening) -> int:
 
 
 class Listening:
+    """The listener as `serve` runs it: on a thread and event loop of its own."""
+
     def __init__(self, settings: Settings) -> None:
         self.gateway = build_gateway(settings).start()
-        self.server: MllpServer = build_mllp_server(
-            settings, build_hl7_intake(settings, self.gateway)
-        )
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
+        self.listener = build_mllp_listener(settings, build_hl7_intake(settings, self.gateway))
+        self.server: MllpServer = self.listener.server
+        self.listener.start()
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        self.listener.stop()
         self.gateway.stop()
 
 
