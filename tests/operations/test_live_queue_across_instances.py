@@ -23,9 +23,10 @@ from consent.policy import Role
 from referral_gateway.domain.accounts import NewAccount
 from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.database import make_engine
-from tests.operations.gateways import serve, wait_for
+from tests.operations.gateways import serve
 from tests.operations.test_metrics import SITE, visit
 from tests.spine.harness import msa
+from tests.waiting import wait_for
 from tests.web.builders import FAST_HASHER
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

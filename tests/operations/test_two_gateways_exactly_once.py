@@ -21,9 +21,10 @@ from adapters.hl7.synthetic import SyntheticEd
 from referral_gateway.config import Settings
 from referral_gateway.entrypoints.replay import replay_files
 from referral_gateway.storage.database import make_engine
-from tests.operations.gateways import serve, wait_for
+from tests.operations.gateways import serve
 from tests.spine.harness import frame, msa
 from tests.spine.test_crash_recovery import START, control_id, outcome
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
