@@ -81,11 +81,17 @@ def test_a_youth_worker_of_site_a_finds_no_page_or_form_of_a_site_b_referral(sit
         reply = client.post(path.format(referral_id=sites.b), data={"csrf_token": token})
         assert reply.status_code == 404, path
         no_identifiers(reply.text)
-    for query in ("", "?status=active", "?status=consented", f"?site={SITE_B}&status=active"):
+    for query in (
+        "",
+        "?tab=new",
+        "?status=active",
+        "?status=consented",
+        f"?site={SITE_B}&status=active",
+    ):
         assert sites.b not in client.get("/queue" + query).text
         assert sites.b not in client.get("/queue/cards" + query).text
     # and its own site's referral is there
-    assert sites.a in client.get("/queue").text
+    assert sites.a in client.get("/queue?tab=new").text
 
 
 def test_a_team_lead_of_site_b_finds_nothing_of_site_a(sites: TwoSites):
