@@ -2,7 +2,7 @@
 that still needs them, with its next action and day, a consented one included); "New" lists
 unclaimed candidates still in the department first, then the longest wait, with the
 discharge time on the card; the tabs are plain links; a team lead keeps the filters; the
-live fragment follows the tab."""
+live fragment follows the tab. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from datetime import timedelta
 import pytest
 
 from consent.policy import Role
+from referral_gateway.storage.database import make_engine, migrate
 from tests.web.builders import SITE_A
 from tests.web.conftest import Web
 
 CARD = re.compile(r'data-referral="([0-9a-f-]{36})"')
+
+
+@pytest.fixture
+def web_engine(database_url):  # type: ignore[no-untyped-def]
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
