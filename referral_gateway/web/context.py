@@ -17,6 +17,7 @@ from referral_gateway.storage.accounts import AccountStore
 from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.storage.attendances import sites_seen
 from referral_gateway.web.events import Broadcaster
+from referral_gateway.web.kept_forms import KeptForms
 from referral_gateway.web.options import WebOptions
 
 
@@ -33,6 +34,7 @@ class WebContext:
     alert_store: AlertStore | None = None  # each worker's alert choices and devices
     vapid_public_key: str = ""  # what browsers subscribe to Web Push with
     sites: SiteDirectory = field(default_factory=SiteDirectory)  # the site configuration
+    kept_forms: KeptForms = field(default_factory=KeptForms)  # posted after a session ended
 
     def known_sites(self) -> frozenset[str]:
         """The sites of the site configuration and those attendances came from."""

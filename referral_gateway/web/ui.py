@@ -60,6 +60,11 @@ def mount_pages(
     """Mount the pages and the live queue on `app`, for `ctx` (built by the composition
     root's `install_web`), and listen for referral news."""
     app.state.web = ctx
+    # what the idle warning on every signed-in page needs (`_session_timeout.html`)
+    ctx.templates.globals.update(
+        session_idle_seconds=ctx.options.session_idle_minutes * 60,
+        session_warning_seconds=ctx.options.session_warning_seconds,
+    )
     app.add_middleware(SecurityHeaders, hsts=ctx.options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
@@ -69,8 +74,9 @@ def mount_pages(
         if isinstance(exc, SignInRequired | PasswordChangeRequired):
             if request.headers.get(LIVE_UPDATE_HEADER):  # the queue's script handles 401
                 return Response(status_code=401, headers={"Cache-Control": "no-store"})
-            where = CHANGE_PASSWORD if isinstance(exc, PasswordChangeRequired) else "/sign-in"
-            return RedirectResponse(where, status_code=303)
+            if isinstance(exc, PasswordChangeRequired):
+                return RedirectResponse(CHANGE_PASSWORD, status_code=303)
+            return await auth.answer_signed_out(request, ctx)
         assert isinstance(exc, PageError)
         return render(
             ctx, request, "error.html", status=exc.status, title=exc.title, message=exc.message

@@ -162,7 +162,11 @@ def test_signed_out_visitors_go_to_sign_in_for_pages_and_get_401_for_downloads(
     client = reports.web.client()
     for path in ("/reports", f"/reports/site/{SITE}", "/reports/admin", "/hub"):
         reply = client.get(path, follow_redirects=False)
-        assert (reply.status_code, reply.headers.get("location")) == (303, "/sign-in"), path
+        # back to the page after signing in
+        assert (reply.status_code, reply.headers.get("location")) == (
+            303,
+            "/sign-in?next=" + path,
+        ), path
     for path in ("/reports/download.csv", "/reports/download.json", "/reports/admin/pushes"):
         reply = client.get(path, follow_redirects=False)
         assert reply.status_code == 401, path

@@ -168,7 +168,11 @@ def test_signed_out_visitors_are_sent_to_sign_in(sites: TwoSites):
     client = sites.web.client()
     for path in ("/queue", f"/referrals/{sites.a}", "/overview", "/admin/users"):
         reply = client.get(path, follow_redirects=False)
-        assert (reply.status_code, reply.headers["location"]) == (303, "/sign-in"), path
+        # back to the page after signing in
+        assert (reply.status_code, reply.headers["location"]) == (
+            303,
+            "/sign-in?next=" + path,
+        ), path
     assert client.get("/queue/cards", headers={"X-Live-Update": "1"}).status_code == 401
 
 
