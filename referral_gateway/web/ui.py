@@ -44,6 +44,7 @@ from referral_gateway.web.context import WebContext
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CHANGE_PASSWORD, LIVE_UPDATE_HEADER, SecurityHeaders
+from referral_gateway.web.server_errors import UnexpectedErrors
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -64,6 +65,12 @@ def mount_pages(
     ctx.templates.globals.update(
         session_idle_seconds=ctx.options.session_idle_minutes * 60,
         session_warning_seconds=ctx.options.session_warning_seconds,
+    )
+    # inside the security headers, so that the 500 page has them too
+    app.add_middleware(
+        UnexpectedErrors,
+        page=lambda request: server_error_page(ctx, request),
+        wants_page=wants_page,
     )
     app.add_middleware(SecurityHeaders, hsts=ctx.options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -133,8 +140,19 @@ HTTP_ERROR_PAGES = {
     405: ("That cannot be done here", "This address does not take that kind of request."),
     401: ("Sign in needed", "Sign in to see this page."),
     403: ("Not available to you", "Your account cannot open this page."),
+    500: (
+        "Something went wrong",
+        "The page could not be shown because of a fault in the gateway. Try again in a "
+        "moment. If it keeps happening, tell your team lead or the service desk.",
+    ),
 }
 _OTHER_ERROR = ("Something went wrong", "The page could not be shown. Try again, or start again.")
+
+
+def server_error_page(ctx: WebContext, request: Request) -> Response:
+    """The error page for a fault in the gateway: what to do, nothing of the fault."""
+    title, message = HTTP_ERROR_PAGES[500]
+    return render(ctx, request, "error.html", status=500, title=title, message=message)
 
 
 def wants_page(request: Request) -> bool:
