@@ -1,8 +1,13 @@
 """The real gateway (storage, intake, pipeline, MLLP listener, HTTP via uvicorn) in-process on
-free ports, and Debian's Chromium driven by Playwright. Never `playwright install`."""
+free ports, and Debian's Chromium driven by Playwright. Never `playwright install`.
+
+Every document the `phone` loads from the gateway is checked with axe-core as it loads
+(WCAG A/AA; `tests/browser/axe.py`): a serious or critical violation on any of them fails
+the test, naming the page, even when the test itself never asked."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +19,7 @@ from consent.policy import Role
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
 from referral_gateway.wiring.web import build_app
+from tests.browser.axe import BLOCKING, axe_violations
 from tests.spine.harness import RunningGateway, start_gateway
 from tests.web.builders import PASSWORD, add_account
 from tests.web.live import LiveServer
@@ -102,8 +108,69 @@ def phone(browser):  # type: ignore[no-untyped-def]
     )
     page = context.new_page()
     page.set_default_timeout(10_000)
+    checked = AxeOnEveryPage(page)
     yield page
+    checked.finish(page)
     context.close()
+    checked.assert_accessible()
+
+
+class AxeOnEveryPage:
+    """Runs axe on each document `page` loads over http (not `set_content` pages), as it
+    loads. A check that the test outran (it went to the next page before axe finished) is
+    done again at the end by opening that address once more."""
+
+    def __init__(self, page) -> None:  # type: ignore[no-untyped-def]
+        self.pages: list[str] = []
+        self.failures: list[str] = []
+        self.missed: list[str] = []
+        self.running = 0
+        page.on("load", self._check)
+
+    def _check(self, page) -> None:  # type: ignore[no-untyped-def]
+        from playwright.sync_api import Error
+
+        url = page.url
+        if not url.startswith("http"):
+            return
+        self.running += 1
+        try:
+            found = [v for v in axe_violations(page) if v["impact"] in BLOCKING]
+        except Error:  # the test moved on to the next page before axe finished
+            self.missed.append(url)
+            return
+        finally:
+            self.running -= 1
+        self.pages.append(url)
+        self.failures += [
+            f"{url}: {v['id']} ({v['impact']}): {v['help']} at {', '.join(v['targets'])}"
+            for v in found
+        ]
+
+    def finish(self, page) -> None:  # type: ignore[no-untyped-def]
+        """Let the checks under way end, and check again the pages the test outran."""
+        from playwright.sync_api import Error
+
+        self._settle(page)
+        for url in dict.fromkeys(self.missed):
+            if url in self.pages:
+                continue
+            with contextlib.suppress(Error):
+                page.goto(url)
+                self._settle(page)
+
+    def _settle(self, page) -> None:  # type: ignore[no-untyped-def]
+        from playwright.sync_api import Error
+
+        with contextlib.suppress(Error):
+            page.evaluate("0")  # a load that has just happened starts its check
+            for _ in range(600):  # each wait lets the checks under way go on
+                if not self.running:
+                    break
+                page.wait_for_timeout(50)
+
+    def assert_accessible(self) -> None:
+        assert not self.failures, "axe on the pages visited:\n" + "\n".join(self.failures)
 
 
 def sign_in(page, url: str, username: str = "ash") -> None:  # type: ignore[no-untyped-def]
