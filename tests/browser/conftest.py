@@ -18,6 +18,7 @@ import pytest
 from consent.policy import Role
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
+from referral_gateway.wiring.reports import build_reports
 from referral_gateway.wiring.web import build_app
 from tests.browser.axe import BLOCKING, axe_violations
 from tests.spine.harness import RunningGateway, start_gateway
@@ -52,34 +53,44 @@ class Stack:
         return self.running.port
 
 
-@pytest.fixture
-def stack(tmp_path, sqlite_url) -> Iterator[Stack]:
-    running = start_gateway(tmp_path, sqlite_url)
+def start_stack(tmp_path: Path, database_url: str, **web: object) -> Stack:
+    """The gateway on free ports (with its report pages, as `serve` has them) with youth
+    worker "ash" of SITE; `web` overrides the pages' options."""
+    running = start_gateway(tmp_path, database_url)
+    options: dict[str, object] = {
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 1024,
+        "argon2_parallelism": 1,
+        "heartbeat_seconds": 2.0,
+        "prune_seconds": 3600.0,
+    }
+    gateway = running.gateway
     app = build_app(
-        running.gateway,
-        web=WebOptions(
-            argon2_time_cost=1,
-            argon2_memory_kib=1024,
-            argon2_parallelism=1,
-            heartbeat_seconds=2.0,
-            prune_seconds=3600.0,
-        ),
+        gateway,
+        reports=build_reports(gateway.settings, gateway.engine, gateway.clock),
+        web=WebOptions(**(options | web)),  # type: ignore[arg-type]
     )
     http = LiveServer(app).start()
-    web: WebContext = app.state.web
+    ctx: WebContext = app.state.web
     add_account(
-        web.accounts,
+        ctx.accounts,
         "ash",
         Role.YOUTH_WORKER,
         (SITE,),
         display_name="Ash",
         now=running.gateway.clock(),
     )
+    return Stack(running, http, ctx)
+
+
+@pytest.fixture
+def stack(tmp_path, sqlite_url) -> Iterator[Stack]:
+    started = start_stack(tmp_path, sqlite_url)
     try:
-        yield Stack(running, http, web)
+        yield started
     finally:
-        http.stop()
-        running.stop()
+        started.http.stop()
+        started.running.stop()
 
 
 @pytest.fixture
