@@ -206,7 +206,8 @@ async def answer_signed_out(request: Request, ctx: WebContext) -> Response:
     fields = tuple(
         (name, value)
         for name, value in form.multi_items()
-        if isinstance(value, str) and name != "csrf_token"
+        # nor a password: typed again rather than held anywhere
+        if isinstance(value, str) and name != "csrf_token" and "password" not in name
     )
     key = ctx.kept_forms.keep(KeptForm(owner, target, fields, ctx.clock()))
     set_cookie(response, KEPT, key, secure=is_secure(request, ctx), max_age=KEPT_COOKIE_SECONDS)

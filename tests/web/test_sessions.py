@@ -203,3 +203,24 @@ def test_signed_in_pages_carry_the_idle_warning_and_the_sign_in_page_does_not(we
     assert f'data-idle-seconds="{idle}" data-warning-seconds="{warning}"' in page
     assert "Stay signed in" in page and '<script src="/static/session.js"' in page
     assert "session-warning" not in web.client().get("/sign-in").text
+
+
+def test_a_kept_form_holds_no_password(web: Web, ash):
+    token = web.token(ash, "/account/password")
+    expire(web)
+    ash.post(
+        "/account/password",
+        data={
+            "current_password": PASSWORD,
+            "new_password": "a brand new passphrase 42",
+            "confirm_password": "a brand new passphrase 42",
+            "csrf_token": token,
+        },
+        headers=FROM_HERE,
+    )
+    sign_in(ash)
+
+    offer = ash.get("/kept-form").text
+
+    assert 'action="/account/password"' in offer
+    assert PASSWORD not in offer and "brand new passphrase" not in offer
