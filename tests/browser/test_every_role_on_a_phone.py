@@ -225,3 +225,22 @@ def test_the_idle_warning_offers_to_stay_signed_in_and_does(short_idle: Stack, p
     with short_idle.web.engine.connect() as conn:
         after = conn.execute(select(SESSIONS.c.last_seen_at)).scalar_one()
     assert after > before
+
+
+def test_a_case_assigned_to_me_appears_in_my_caseload_without_a_reload(stack: Stack, phone):
+    now = stack.running.gateway.clock()
+    lead = add_account(stack.web.accounts, "lee", Role.TEAM_LEAD, (SITE,), now=now)
+    rid = a_referral(stack)
+    sign_in(phone, stack.url)
+    phone.wait_for_selector("#queue[data-live='on']")  # the live stream is open
+    assert phone.locator("article.card").count() == 0
+    phone.evaluate("window.stillTheSamePage = true")
+
+    ash = stack.web.accounts.by_username("ash")
+    assert ash is not None
+    assert stack.web.casework.assign(lead, rid, ash.id) is None  # the team lead, elsewhere
+
+    card = phone.locator(f"article[data-referral='{rid}']")
+    card.wait_for()
+    assert "Next: Approach and record the outcome" in card.inner_text()
+    assert phone.evaluate("window.stillTheSamePage") is True
