@@ -51,6 +51,7 @@ def test_a_worker_goes_on_shift_with_email_on_a_phone(stack: Stack, phone):
 def test_the_open_queue_counts_a_new_candidate_in_the_title_and_highlights_it(stack, phone):
     page = phone
     sign_in(page, stack.url)
+    page.goto(stack.url + "/queue?tab=new")  # new candidates are listed on the New tab
     page.wait_for_selector("#queue[data-live='on']")
     assert page.title().startswith("Queue")
 

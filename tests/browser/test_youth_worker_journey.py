@@ -47,6 +47,10 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
     ARTIFACTS.mkdir(exist_ok=True)
     page = phone
     sign_in(page, stack.url)
+    assert page.locator("h1").inner_text() == "My caseload"  # nothing of hers yet
+    tabs = page.get_by_role("navigation", name="Queue views")
+    tabs.get_by_role("link", name="New").click()  # the tabs are links
+    page.wait_for_url(stack.url + "/queue?tab=new")
     page.wait_for_selector("#queue[data-live='on']")  # the live stream is open
     assert "0 referrals" in page.inner_text("#queue")
     page.evaluate("window.stillTheSamePage = true")

@@ -162,7 +162,11 @@ def test_signed_out_visitors_go_to_sign_in_for_pages_and_get_401_for_downloads(
     client = reports.web.client()
     for path in ("/reports", f"/reports/site/{SITE}", "/reports/admin", "/hub"):
         reply = client.get(path, follow_redirects=False)
-        assert (reply.status_code, reply.headers.get("location")) == (303, "/sign-in"), path
+        # back to the page after signing in
+        assert (reply.status_code, reply.headers.get("location")) == (
+            303,
+            "/sign-in?next=" + path,
+        ), path
     for path in ("/reports/download.csv", "/reports/download.json", "/reports/admin/pushes"):
         reply = client.get(path, follow_redirects=False)
         assert reply.status_code == 401, path
@@ -356,7 +360,8 @@ def test_the_overview_rounds_counts_by_the_same_disclosure_control(reports: Repo
     for _ in range(8):
         reports.web.ed.stab_wound(site=SITE)
     page = reports.web.signed_in("prog").get("/overview").text
-    rows = dict(re.findall(r'<th scope="row">(\w+)</th>(.*?)</tr>', page, re.S))
-    new_a = re.findall(r"<td>(.*?)</td>", rows[SITE])[0]
-    new_b = re.findall(r"<td>(.*?)</td>", rows[OTHER_SITE])[0]
+    tables = dict(re.findall(r"<caption>(\w+)</caption>(.*?)</table>", page, re.S))
+    new_row = r'<th scope="row">New</th><td>(.*?)</td>'
+    new_a = re.search(new_row, tables[SITE]).group(1)  # type: ignore[union-attr]
+    new_b = re.search(new_row, tables[OTHER_SITE]).group(1)  # type: ignore[union-attr]
     assert (new_a, new_b) == ("10", "0")  # 8 new referrals round to 10; none stays 0

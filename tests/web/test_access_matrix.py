@@ -136,6 +136,11 @@ MATRIX = [
         body="form"),
     Row("POST", "/sign-out",                            "303 303 303 303 303 303 303 303",
         body="form", fresh="session"),
+    # a form kept while its session had ended (nothing kept here: to the start page)
+    Row("GET", "/kept-form",                            "303 303 303 303 303 303 303 303"),
+    # "Stay signed in" on the idle warning: any live session
+    Row("POST", "/session/refresh",                     "401 200 200 200 200 200 401 401",
+        body="form"),
     # -- one's own account: any signed-in staff ------------------------------------------------
     Row("GET", "/account/password",                     "303 200 200 200 200 200 303 303"),
     Row("POST", "/account/password",                    "303 422 422 422 422 422 303 303",

@@ -35,12 +35,12 @@ def post(client, path: str, **data: str):  # type: ignore[no-untyped-def]
     return client.post(path, data=data | {"csrf_token": client.token(page)}, follow_redirects=False)
 
 
-def test_the_queue_shows_approach_cards_newest_first_and_no_name(web: Web, ash):
+def test_new_shows_approach_cards_longest_wait_first_and_no_name(web: Web, ash):
     older = web.ed.stab_wound(patient=YOUNG, area="RESUS", bay="R2")
     web.clock.advance(minutes=7)
     newer = web.ed.stab_wound(area="MAJORS", bay="B4")
-    page = ash.get("/queue").text
-    assert page.index(newer) < page.index(older)
+    page = ash.get("/queue?tab=new").text
+    assert page.index(older) < page.index(newer)
     card = page[page.index(older) :]
     for fact in (
         "RESUS, bay R2",
@@ -58,7 +58,7 @@ def test_the_queue_shows_approach_cards_newest_first_and_no_name(web: Web, ash):
 def test_the_queue_tells_a_possible_assault_from_a_definite_one(web: Web, ash):
     suspected = web.ed.stab_wound(codes=(), text=("head lac, found in street ?assault",))
     stated = web.ed.stab_wound(codes=(), text=("punched to face by unknown male",))
-    page = ash.get("/queue").text
+    page = ash.get("/queue?tab=new").text
     cards = {
         rid: page[page.index(rid) :][: page[page.index(rid) :].index("</article>")]
         for rid in (suspected, stated)
@@ -329,8 +329,9 @@ def test_the_overview_shows_suppressed_counts(web: Web):
     for _ in range(3):
         web.ed.stab_wound()
     page = web.signed_in("prog").get("/overview").text
-    row = re.search(rf"<th scope=\"row\">{SITE_A}</th>(.*?)</tr>", page).group(1)  # type: ignore[union-attr]
-    assert re.findall(r"<td>(.*?)</td>", row)[0] == "*"  # 3 new referrals: shown as *
+    table = re.search(rf"<caption>{SITE_A}</caption>(.*?)</table>", page, re.S).group(1)  # type: ignore[union-attr]
+    new = re.search(r"<th scope=\"row\">New</th><td>(.*?)</td>", table).group(1)  # type: ignore[union-attr]
+    assert new == "*"  # 3 new referrals: shown as *
 
 
 def test_an_administrator_adds_an_account_and_sees_what_was_wrong_first(web: Web):
