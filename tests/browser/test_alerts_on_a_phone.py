@@ -30,7 +30,7 @@ def test_a_worker_goes_on_shift_with_email_on_a_phone(stack: Stack, phone):
     page.get_by_label("I am on shift").check()
     page.get_by_label("E-mail", exact=True).check()
     page.get_by_role("button", name="Save alert settings").click()
-    summary = page.locator(".error-summary")  # e-mail chosen, no address given
+    summary = page.locator(".nhsuk-error-summary")  # e-mail chosen, no address given
     summary.wait_for()
     assert "Enter the e-mail address" in summary.inner_text()
     no_sideways_scroll(page)

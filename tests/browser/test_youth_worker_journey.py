@@ -82,7 +82,7 @@ def test_a_candidate_appears_live_and_is_worked_to_closure_on_a_phone(stack: Sta
 
     # a mistake first: the form says what to do, next to the field
     page.get_by_role("button", name="Record the outcome").click()
-    summary = page.locator(".error-summary")
+    summary = page.locator(".nhsuk-error-summary")
     assert "Choose the outcome of the approach." in summary.inner_text()
     summary.get_by_role("link", name="Choose the outcome of the approach.").click()
     assert page.evaluate("document.activeElement.id") == "consent-outcome"
