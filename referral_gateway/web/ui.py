@@ -43,6 +43,7 @@ from referral_gateway.web import (
 )
 from referral_gateway.web.context import SignInContext, WebContext
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
+from referral_gateway.web.frontend import nhsuk_frontend
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CHANGE_PASSWORD, LIVE_UPDATE_HEADER, SecurityHeaders
 from referral_gateway.web.server_errors import UnexpectedErrors
@@ -91,6 +92,10 @@ def mount_sign_in(app: FastAPI, ctx: SignInContext) -> None:
     )
     app.add_middleware(SecurityHeaders, hsts=ctx.options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    frontend = nhsuk_frontend()  # a ConfigError saying how to fetch it when it is missing
+    app.mount("/nhsuk", StaticFiles(directory=frontend), name="nhsuk")
+    # its stylesheet names its icons at /assets/images/...
+    app.mount("/assets", StaticFiles(directory=frontend / "assets"), name="nhsuk-assets")
     for router in SIGN_IN_ROUTERS:
         app.include_router(router)
 

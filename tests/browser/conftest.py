@@ -190,3 +190,12 @@ def sign_in(page, url: str, username: str = "ash") -> None:  # type: ignore[no-u
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(url + "/queue")
+
+
+def go_to(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    """Follow the header's navigation link `name`, through its "More" menu when the NHS.UK
+    header has moved the link there (it does on a narrow screen)."""
+    link = page.locator(".nhsuk-header__navigation").get_by_role("link", name=name, exact=True)
+    if not link.is_visible():
+        page.locator(".nhsuk-header__menu-toggle").click()
+    link.click()
