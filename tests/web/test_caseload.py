@@ -110,7 +110,8 @@ def test_a_case_leaves_my_caseload_when_closed_and_returns_when_its_follow_up_is
     rid = web.ed.stab_wound()
     post(web, ash, f"/referrals/{rid}/claim")
     consent(web, ash, rid)
-    assert post(web, ash, f"/referrals/{rid}/close", outcome="signposted").status_code == 303
+    closed = post(web, ash, f"/referrals/{rid}/close", outcome="signposted", confirmed="yes")
+    assert closed.headers["location"] == f"/referrals/{rid}?done=closed"
     assert rid not in ash.get("/queue").text
 
     web.clock.advance(days=170)  # the follow-up is due in about two weeks

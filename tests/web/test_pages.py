@@ -199,7 +199,7 @@ def test_pages_have_landmarks_a_skip_link_and_labelled_fields(web: Web, ash):
     assert re.search(r'<main class="nhsuk-main-wrapper[^"]*" id="maincontent"', page)
     assert re.search(r'<nav class="nhsuk-header__navigation"[^>]*aria-label="Main"', page)
     assert '<header class="nhsuk-header"' in page and '<footer class="nhsuk-footer"' in page
-    labelled = set(re.findall(r'<label for="([^"]+)"', page))
+    labelled = set(re.findall(r'<label[^>]*\sfor="([^"]+)"', page))
     fields = re.findall(
         r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\sid="([^"]+)"', page
     )
