@@ -170,7 +170,8 @@ def _after_sign_in(request: Request, ctx: SignInContext, user: StaffUser, next_p
     else their start page."""
     if user.must_change_password:
         return CHANGE_PASSWORD
-    if ctx.kept_forms.waiting(read_cookie(request, KEPT), user.id, now=ctx.clock()):
+    kept = ctx.kept_forms
+    if kept is not None and kept.waiting(read_cookie(request, KEPT), user.id, now=ctx.clock()):
         return "/kept-form"
     return next_path or _home(ctx, user)
 
@@ -199,7 +200,8 @@ async def answer_signed_out(request: Request, ctx: SignInContext) -> Response:
     response = RedirectResponse("/sign-in", status_code=303)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if (
-        request.method != "POST"
+        ctx.kept_forms is None
+        or request.method != "POST"
         or kind not in _FORM_TYPES
         or path.startswith(_NOT_KEPT)
         or not _sent_from_here(request)
@@ -223,7 +225,11 @@ async def answer_signed_out(request: Request, ctx: SignInContext) -> Response:
 @router.get("/kept-form")
 def kept_form(request: Request, ctx: SignInCtxDep, session: SessionDep) -> Response:
     """The form this person sent after their session ended, offered back once."""
-    kept = ctx.kept_forms.take(read_cookie(request, KEPT), session.user.id, now=ctx.clock())
+    kept = (
+        ctx.kept_forms.take(read_cookie(request, KEPT), session.user.id, now=ctx.clock())
+        if ctx.kept_forms is not None
+        else None
+    )
     if kept is None:
         response: Response = RedirectResponse("/", status_code=303)
     else:

@@ -35,7 +35,8 @@ class SignInContext:
     # the one page every role lands on after signing in (the standalone hub: /hub), with no
     # navigation to pages the app does not serve; empty: each role's own home
     landing: str = ""
-    kept_forms: KeptForms = field(default_factory=KeptForms)  # posted after a session ended
+    # forms posted after a session ended; None: none kept (the standalone hub has no key ring)
+    kept_forms: KeptForms | None = None
 
 
 @dataclass(kw_only=True)

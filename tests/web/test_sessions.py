@@ -8,11 +8,14 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from sqlalchemy import select
 
 from consent.policy import Role
 from referral_gateway.domain.referral import ReferralStatus
+from referral_gateway.storage.database import make_engine, migrate
+from referral_gateway.storage.form_flash import FORM_FLASH
 from tests.web.builders import PASSWORD, SITE_A, Patient
-from tests.web.conftest import Web, csrf_of
+from tests.web.conftest import Web, build_web, csrf_of
 from tests.web.test_live_ed_news import status_of
 
 FROM_HERE = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
@@ -224,3 +227,61 @@ def test_a_kept_form_holds_no_password(web: Web, ash):
 
     assert 'action="/account/password"' in offer
     assert PASSWORD not in offer and "brand new passphrase" not in offer
+
+
+# -- kept forms wait in the database: any gateway instance offers them back -------------------
+
+
+@pytest.fixture
+def web_engine(database_url):  # type: ignore[no-untyped-def]
+    """The kept-form tests below run on SQLite and on PostgreSQL."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+SAFEGUARDING = "Assessed by Dr Imaginary Fictionperson"
+
+
+def test_a_form_kept_by_one_gateway_is_offered_after_signing_in_on_another(web: Web, ash, keyring):
+    other = build_web(web.ctx.engine, keyring, web.clock)  # a second gateway, same database
+    rid = web.ed.stab_wound(patient=YOUNG)
+    stale = web.token(ash, f"/referrals/{rid}")
+    expire(web)
+    kept = post_consent(web, ash, rid, stale)
+    assert "rg_kept=" in kept.headers["set-cookie"]
+
+    # the load balancer sends the sign-in to the other instance
+    there = other.client(cookies={"rg_kept": ash.cookies["rg_kept"]})
+    signed_in = sign_in(there)
+
+    assert signed_in.headers["location"] == "/kept-form"
+    offer = there.get("/kept-form").text
+    assert f'action="/referrals/{rid}/consent"' in offer
+    assert 'name="young_person_age" value="17"' in offer
+    # handed over once, whichever instance is asked next
+    assert there.get("/kept-form", follow_redirects=False).headers["location"] == "/"
+    back = web.client(cookies={"rg_session": there.cookies["rg_session"]})
+    assert back.get("/kept-form", follow_redirects=False).headers["location"] == "/"
+
+
+def test_a_kept_form_waits_encrypted_and_only_until_it_expires(web: Web, ash):
+    rid = web.ed.stab_wound()
+    stale = web.token(ash, f"/referrals/{rid}")
+    expire(web)
+    ash.post(
+        f"/referrals/{rid}/consent",
+        data={"outcome": "given", "gillick_assessment": SAFEGUARDING, "csrf_token": stale},
+        headers=FROM_HERE,
+        follow_redirects=False,
+    )
+    with web.ctx.engine.connect() as conn:
+        stored = conn.execute(select(FORM_FLASH.c.page, FORM_FLASH.c.payload_enc)).all()
+    assert [page for page, _ in stored] == ["/kept-form"]
+    assert b"Fictionperson" not in stored[0][1] and b"gillick" not in stored[0][1]
+
+    web.clock.advance(minutes=31)  # kept for half an hour
+
+    assert sign_in(ash).headers["location"] == "/queue"
+    assert ash.get("/kept-form", follow_redirects=False).headers["location"] == "/"
