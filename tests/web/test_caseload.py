@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from consent.policy import Role
+from referral_gateway.domain.alerts import AlertKind, alert_for
 from referral_gateway.storage.database import make_engine, migrate
 from tests.web.builders import SITE_A
 from tests.web.conftest import Web
@@ -72,6 +73,19 @@ def test_a_youth_worker_lands_on_my_caseload_and_a_consented_case_stays_there(we
     assert cards(page) == [rid]
     assert "Next: Make contact and agree support" in card_of(page, rid)
     assert rid not in ash.get("/queue?tab=new").text
+
+
+def test_an_alert_about_new_candidates_opens_the_new_tab_with_them_for_a_youth_worker(
+    web: Web, ash
+):
+    arrivals = [web.ed.stab_wound(visit="V-A1"), web.ed.stab_wound(visit="V-A2")]
+    alert = alert_for(SITE_A, AlertKind.NEW_CANDIDATE, arrivals)
+
+    page = ash.get(alert.link).text
+
+    assert "<h1>New</h1>" in page
+    assert sorted(cards(page)) == sorted(arrivals)
+    assert cards(ash.get("/queue").text) == []  # the plain queue is her (empty) caseload
 
 
 def test_each_case_shows_its_next_action_and_its_day_soonest_first(web: Web, ash):
