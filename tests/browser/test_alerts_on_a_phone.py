@@ -60,7 +60,7 @@ def test_the_open_queue_counts_a_new_candidate_in_the_title_and_highlights_it(st
         ack = mllp.send(adt("A01", stabbed_sixteen_year_old(now), "CTRL-ALERT-1", sent=now))
     assert msa(ack) == ("AA", "CTRL-ALERT-1")
 
-    page.locator("article.card.is-new").wait_for()
+    page.locator("article.nhsuk-card.is-new").wait_for()
     assert page.title().startswith("(1) Queue")
     assert "Testington" not in page.title()
     no_sideways_scroll(page)

@@ -233,7 +233,7 @@ def test_a_case_assigned_to_me_appears_in_my_caseload_without_a_reload(stack: St
     rid = a_referral(stack)
     sign_in(phone, stack.url)
     phone.wait_for_selector("#queue[data-live='on']")  # the live stream is open
-    assert phone.locator("article.card").count() == 0
+    assert phone.locator("article.nhsuk-card").count() == 0
     phone.evaluate("window.stillTheSamePage = true")
 
     ash = stack.web.accounts.by_username("ash")

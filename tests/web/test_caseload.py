@@ -158,7 +158,7 @@ def test_the_tabs_are_links_and_the_current_one_is_marked(web: Web, ash):
 
     for tab in ("caseload", "new", "all"):
         assert f'href="/queue?tab={tab}"' in page
-    assert '<a href="/queue?tab=new" aria-current="page">New</a>' in page
+    assert '<a class="nhsuk-tabs__tab" href="/queue?tab=new" aria-current="page">New</a>' in page
     assert 'name="status"' not in page  # the filters belong to "All referrals"
     assert 'name="status"' in ash.get("/queue?tab=all").text
 

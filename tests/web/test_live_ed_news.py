@@ -156,7 +156,7 @@ def badge_of(cards_html: str, rid: str) -> str | None:
     card = re.search(rf'data-referral="{rid}".*?</article>', cards_html, re.S)
     if card is None:
         return None
-    badge = re.search(r'class="badge att-[a-z_]+">([^<]+)<', card.group(0))
+    badge = re.search(r'data-attendance="[a-z_]+">([^<]+)<', card.group(0))
     return badge.group(1) if badge else None
 
 

@@ -64,7 +64,8 @@ def test_the_queue_tells_a_possible_assault_from_a_definite_one(web: Web, ash):
         for rid in (suspected, stated)
     }
     assert "possible assault (suspected: question_mark)" in cards[suspected]
-    assert '<span class="badge possible">Possible assault</span>' in cards[suspected]
+    possible = '<strong class="nhsuk-tag nhsuk-tag--yellow">Possible assault</strong>'
+    assert possible in cards[suspected]
     assert "possible" not in cards[stated].lower()
 
 
