@@ -40,6 +40,7 @@ def suspected(now: datetime) -> Visit:
 def test_a_possible_candidate_is_tagged_and_marked_not_an_assault_on_a_phone(stack: Stack, phone):
     page = phone
     sign_in(page, stack.url)
+    page.goto(stack.url + "/queue?tab=new")  # a youth worker lands on her (empty) caseload
     page.wait_for_selector("#queue[data-live='on']")
     now = datetime.now(UTC).replace(microsecond=0)
     with MllpClient("127.0.0.1", stack.mllp_port) as mllp:

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var box = document.getElementById("session-warning");
-  var tokenField = document.querySelector('form.sign-out input[name="csrf_token"]');
+  var tokenField = document.querySelector('form[action="/sign-out"] input[name="csrf_token"]');
   if (!box || !tokenField || !window.fetch) { return; }
   var idle = Number(box.getAttribute("data-idle-seconds")) || 1800;
   var lead = Number(box.getAttribute("data-warning-seconds")) || 180;
