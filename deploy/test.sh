@@ -10,6 +10,7 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/systemd-analyze ] || need+=(systemd)   # verifies deploy/referral-gateway.service
 [ -x /usr/bin/unshare ] || need+=(util-linux)        # the read-only-root test's mount namespace
+command -v npm >/dev/null 2>&1 || need+=(npm)       # fetches the NHS.UK frontend
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]}"
   apt-get update -q
@@ -19,6 +20,9 @@ fi
 echo "== python environment"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q -e '.[dev]'
+
+echo "== nhsuk frontend"
+bash deploy/fetch-nhsuk-frontend.sh
 
 echo "== postgresql"
 source deploy/start-postgres.sh

@@ -4,9 +4,10 @@ say.
 An alert leaves the hospital's systems and shows on a lock screen, so it says four things
 only: the site (its ODS code), the kind of event, how many, and a link into the gateway. It
 is built from those four values and nothing else: `Alert` refuses a site that is not an ODS
-code, a count that is not a positive whole number and a link that is not the queue or a
-referral's random id, and `alert_text` writes the words from fixed phrases. A name, NHS
-number, date of birth, address, phone or visit number therefore has no way in.
+code, a count that is not a positive whole number and a link that is not one of the queue's
+fixed addresses (`QUEUE_LINKS`) or a referral's random id, and `alert_text` writes the words
+from fixed phrases. A name, NHS number, date of birth, address, phone or visit number
+therefore has no way in.
 
 What triggers one (`alert_event`, `recipients`):
 - a new candidate at a site: the youth workers and team leads of that site who are on shift;
@@ -48,7 +49,11 @@ SITE_CODE = re.compile(r"^[A-Z][A-Z0-9]{2,11}$")
 REFERRAL_LINK = re.compile(
     r"^/referrals/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 )
-QUEUE_LINK = "/queue"
+QUEUE_LINK = "/queue"  # the person's own start view (a youth worker's is "My caseload")
+NEW_TAB_LINK = "/queue?tab=new"  # the unclaimed referrals, most urgent first
+CASELOAD_LINK = "/queue?tab=caseload"  # the referrals in the person's own name
+# the only queue addresses an alert may carry: fixed strings, so nothing can be added to them
+QUEUE_LINKS = frozenset({QUEUE_LINK, NEW_TAB_LINK, CASELOAD_LINK})
 
 
 class AlertKind(enum.StrEnum):
@@ -69,6 +74,16 @@ PERSONAL_KINDS = frozenset(
 )
 # about a feed, not a referral: for the site's team leads on shift, each change alone
 FEED_KINDS = frozenset({AlertKind.FEED_SILENT, AlertKind.FEED_RESUMED})
+# news of referrals nobody has yet: they wait on the queue's New tab
+_UNCLAIMED_KINDS = frozenset(
+    {
+        AlertKind.NEW_CANDIDATE,
+        AlertKind.NEW_POSSIBLE_CANDIDATE,
+        AlertKind.ESCALATED,
+        AlertKind.DISCHARGED_UNCLAIMED,
+    }
+)
+_CASELOAD_KINDS = PERSONAL_KINDS  # news of a referral in the person's own name
 
 
 class AlertChannel(enum.StrEnum):
@@ -128,14 +143,26 @@ class Alert:
             raise AlertError("an alert's kind is an AlertKind")
         if type(self.count) is not int or self.count < 1:
             raise AlertError("an alert's count is a positive whole number")
-        if self.link != QUEUE_LINK and not REFERRAL_LINK.match(str(self.link)):
+        if self.link not in QUEUE_LINKS and not REFERRAL_LINK.match(str(self.link)):
             raise AlertError("an alert links to the queue or to a referral's random id")
 
 
+def queue_link(kind: AlertKind) -> str:
+    """Where an alert about several referrals of `kind` opens the queue: news of unclaimed
+    referrals (arrivals, escalations, discharges) on the New tab, where they wait (a youth
+    worker's "/queue" is their own caseload, which holds none of them); news of referrals
+    already in someone's name on their caseload; a feed's news on the person's start view."""
+    if kind in _UNCLAIMED_KINDS:
+        return NEW_TAB_LINK
+    if kind in _CASELOAD_KINDS:
+        return CASELOAD_LINK
+    return QUEUE_LINK
+
+
 def alert_for(site: str, kind: AlertKind, referral_ids: Sequence[str]) -> Alert:
-    """One alert for the referrals of a batch: a single one links to its page, several to the
-    queue."""
-    link = f"/referrals/{referral_ids[0]}" if len(referral_ids) == 1 else QUEUE_LINK
+    """One alert for the referrals of a batch: a single one links to its page, several to
+    their tab of the queue (`queue_link`)."""
+    link = f"/referrals/{referral_ids[0]}" if len(referral_ids) == 1 else queue_link(kind)
     return Alert(site, kind, len(referral_ids), link)
 
 

@@ -529,6 +529,32 @@ class AccountStore:
                 )
         return CurrentSession(_user(row), row.csrf_token, id_hash)
 
+    def keep_alive(self, token: str, *, now: datetime) -> CurrentSession | None:
+        """The person asked to stay signed in: the active session's idle time starts again
+        now (whatever `touch_every` says). None when it has already ended."""
+        session = self.current(token, now=now, touch=False, pending_ok=True)
+        if session is not None:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(SESSIONS)
+                    .where(SESSIONS.c.id_hash == session.id_hash)
+                    .values(last_seen_at=now)
+                )
+        return session
+
+    def session_owner(self, token: str) -> str | None:
+        """Whose session this token opened, active or idled out, unless it was signed out:
+        what a form posted after its session ended is kept for."""
+        if not token or len(token) > 128:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(SESSIONS.c.user_id).where(
+                    SESSIONS.c.id_hash == session_hash(token), SESSIONS.c.ended_at.is_(None)
+                )
+            ).first()
+        return str(row.user_id) if row is not None else None
+
     def end_session(self, token: str, *, now: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(

@@ -1,5 +1,6 @@
 """Refused forms waiting for their page's next GET (`form_flash`): post/redirect/get across
-the gateway's instances.
+the gateway's instances; and forms posted after their session ended, waiting for their owner
+to sign in again (`web.kept_forms`, page "/kept-form", under a hash of the browser's key).
 
 What was typed into a refused form may be a name or a safeguarding reason, so it is stored
 encrypted with the key ring (context "form_flash"), under the session's hash and the page's
@@ -71,6 +72,21 @@ class FormFlashStore:
                 return None
             conn.execute(delete(FORM_FLASH).where(*where))
         if row.expires_at <= now:
+            return None
+        try:
+            return self.keyring.decrypt_text(row.payload_enc, context=CONTEXT)
+        except KeyRingError:
+            return None
+
+    def peek(self, session_hash: str, page: str, *, now: datetime) -> str | None:
+        """The payload left for this session's page, left in place; None as for `take`."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(FORM_FLASH.c.expires_at, FORM_FLASH.c.payload_enc).where(
+                    FORM_FLASH.c.session_hash == session_hash, FORM_FLASH.c.page == page
+                )
+            ).first()
+        if row is None or row.expires_at <= now:
             return None
         try:
             return self.keyring.decrypt_text(row.payload_enc, context=CONTEXT)

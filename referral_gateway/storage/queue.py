@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from consent.keyring import KeyRing
+from referral_gateway.domain.caseload import CASELOAD_STATUSES, caseload_order, in_caseload
 from referral_gateway.domain.casework import Case
 from referral_gateway.domain.detection import candidate_certainty
 from referral_gateway.domain.referral import ReferralStatus
@@ -59,6 +60,15 @@ class QueueFilter:
     assigned_to: str | None = None  # "mine"
     limit: int = 50
     offset: int = 0
+    by_urgency: bool = False  # still in the department first, then the longest wait
+
+
+def _urgency() -> tuple[ColumnElement[Any], ...]:
+    """Still in the department (not discharged) first, then the longest wait since arrival
+    (the referral's creation when the ED sent no arrival time)."""
+    in_department = case((ATTENDANCE.c.status == "in_department", 0), else_=1)
+    waiting_since = func.coalesce(ATTENDANCE.c.arrival_at, REFERRAL.c.created_at)
+    return (in_department, waiting_since.asc(), REFERRAL.c.id)
 
 
 def _card_select() -> Select[Any]:
@@ -119,7 +129,7 @@ def _card(row: Any, keyring: KeyRing) -> ApproachCard:
 def queue_cards(
     conn: Connection, f: QueueFilter, keyring: KeyRing
 ) -> tuple[list[ApproachCard], int]:
-    """One page of the queue, newest first, and how many match in all."""
+    """One page of the queue, newest first (or by urgency), and how many match in all."""
     if not f.sites or not f.statuses:
         return [], 0
     where: list[ColumnElement[bool]] = [
@@ -131,7 +141,9 @@ def queue_cards(
     rows = conn.execute(
         _card_select()
         .where(*where)
-        .order_by(REFERRAL.c.created_at.desc(), REFERRAL.c.id.desc())
+        .order_by(
+            *(_urgency() if f.by_urgency else (REFERRAL.c.created_at.desc(), REFERRAL.c.id.desc()))
+        )
         .limit(f.limit)
         .offset(f.offset)
     ).all()
@@ -142,6 +154,36 @@ def queue_cards(
         )
     total = conn.execute(count_stmt.where(*where)).scalar_one()
     return [_card(r, keyring) for r in rows], int(total)
+
+
+def caseload_cards(
+    conn: Connection,
+    worker_id: str,
+    sites: Collection[str],
+    keyring: KeyRing,
+    *,
+    today: date,
+    limit: int = 500,
+) -> list[ApproachCard]:
+    """`worker_id`'s caseload at `sites` (see `domain.caseload`), soonest next action first."""
+    if not sites:
+        return []
+    rows = conn.execute(
+        _card_select()
+        .where(
+            REFERRAL.c.site.in_(sorted(sites)),
+            CASES.c.assigned_to == worker_id,
+            or_(
+                REFERRAL.c.status.in_(sorted(s.value for s in CASELOAD_STATUSES)),
+                CASES.c.follow_up_due_on.is_not(None) & CASES.c.follow_up_done_at.is_(None),
+            ),
+        )
+        .order_by(REFERRAL.c.created_at, REFERRAL.c.id)
+        .limit(limit)
+    ).all()
+    cards = [_card(r, keyring) for r in rows]
+    mine = [c for c in cards if in_caseload(c.case, worker_id, today=today)]
+    return sorted(mine, key=lambda c: caseload_order(c.case))
 
 
 def approach_card(conn: Connection, referral_id: str, keyring: KeyRing) -> ApproachCard | None:

@@ -21,6 +21,7 @@ from referral_gateway.storage.alerts import AlertStore
 from referral_gateway.storage.attendances import sites_seen
 from referral_gateway.web.events import Broadcaster
 from referral_gateway.web.flash import FlashStore
+from referral_gateway.web.kept_forms import KeptForms
 from referral_gateway.web.options import WebOptions
 
 
@@ -34,6 +35,8 @@ class SignInContext:
     # the one page every role lands on after signing in (the standalone hub: /hub), with no
     # navigation to pages the app does not serve; empty: each role's own home
     landing: str = ""
+    # forms posted after a session ended; None: none kept (the standalone hub has no key ring)
+    kept_forms: KeptForms | None = None
 
 
 @dataclass(kw_only=True)

@@ -10,7 +10,6 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
 from referral_gateway.storage.views import error_store, feed_counts
@@ -69,8 +68,3 @@ def ops_router(
         return fhir_sources() if fhir_sources is not None else []
 
     return router
-
-
-async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
-    # never echo exception text: it may carry identifiable data
-    return JSONResponse({"detail": "internal error"}, status_code=500)

@@ -22,6 +22,7 @@ class WebOptions:
     cookie_secure: bool = False  # also Secure whenever the request came over https
     session_idle_minutes: int = 30
     session_lifetime_hours: int = 12
+    session_warning_seconds: int = 180  # the page warns this long before the idle timeout
     escalate_after_minutes: int = 20  # shown as escalated; the job in `jobs` marks them
     timezone: str = "Europe/London"  # how times are shown
     prune_seconds: float = 300.0  # forgetting old sign-in attempts and sessions

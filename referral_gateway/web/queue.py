@@ -1,4 +1,11 @@
-"""The queue: open candidates for the user's sites, newest first, live."""
+"""The queue, live, in tabs that are plain links:
+
+- "My caseload" (a youth worker's default): every case of theirs that still needs them, with
+  its next action and its day (`domain.caseload`); a consented case stays here.
+- "New": unclaimed candidates at their sites, the most urgent first (still in the
+  department, then the longest wait).
+- "All referrals" (a team lead's default): the status, site and "only mine" filters.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,19 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from consent.policy import Purpose
+from consent.policy import Purpose, Role
 from referral_gateway.domain.accounts import StaffUser
+from referral_gateway.domain.caseload import next_action
 from referral_gateway.domain.casework import escalation_cutoff, is_escalated
-from referral_gateway.domain.referral import ReferralStatus
+from referral_gateway.domain.referral import OPEN_STATUSES, ReferralStatus
 from referral_gateway.storage.feed_alarms import open_alarms
-from referral_gateway.storage.queue import ApproachCard, QueueFilter, queue_cards, unclaimed_since
+from referral_gateway.storage.queue import (
+    ApproachCard,
+    QueueFilter,
+    caseload_cards,
+    queue_cards,
+    unclaimed_since,
+)
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.render import render
 from referral_gateway.web.security import SESSION, CaseworkerDep, CtxDep, read_cookie
@@ -44,15 +58,32 @@ STATUS_FILTERS: dict[str, tuple[str, frozenset[ReferralStatus]]] = {
 }
 
 
+TABS = {"caseload": "My caseload", "new": "New", "all": "All referrals"}
+
+
+def default_tab(user: StaffUser) -> str:
+    return "caseload" if user.role is Role.YOUTH_WORKER else "all"
+
+
 @dataclass(frozen=True)
 class QueueView:
     status: str
     site: str
     mine: bool
     page: int
+    tab: str = "all"
+
+    @property
+    def by_urgency(self) -> bool:
+        """Lists of open referrals are worked most urgent first; the rest newest first."""
+        return self.tab == "new" or STATUS_FILTERS[self.status][1] <= OPEN_STATUSES
 
     def query(self, *, page: int | None = None) -> str:
-        parts = [f"status={self.status}"]
+        if self.tab == "caseload":
+            return "tab=caseload"
+        parts = [f"tab={self.tab}"]
+        if self.tab == "all":
+            parts.append(f"status={self.status}")
         if self.site:
             parts.append(f"site={self.site}")
         if self.mine:
@@ -64,6 +95,10 @@ class QueueView:
 
 def _view(request: Request, user: StaffUser) -> QueueView:
     q = request.query_params
+    tab = q.get("tab", "")
+    if tab not in TABS:
+        # the filters' own links (and old bookmarks) name a status but no tab
+        tab = "all" if "status" in q or "mine" in q else default_tab(user)
     status = q.get("status", "open")
     if status not in STATUS_FILTERS:
         status = "open"
@@ -74,20 +109,29 @@ def _view(request: Request, user: StaffUser) -> QueueView:
         page = max(1, min(int(q.get("page", "1")), 10_000))
     except ValueError:
         page = 1
-    return QueueView(status, site, q.get("mine") == "1", page)
+    if tab == "new":
+        status = "new"
+    return QueueView(status, site, q.get("mine") == "1" and tab == "all", page, tab)
 
 
 def _cards(ctx: WebContext, user: StaffUser, view: QueueView) -> tuple[list[ApproachCard], int]:
+    keyring = ctx.casework.attendances.keyring
+    sites = frozenset({view.site}) if view.site else user.sites
+    if view.tab == "caseload":
+        with ctx.engine.connect() as conn:
+            cards = caseload_cards(conn, user.id, sites, keyring, today=ctx.casework.today())
+        return cards, len(cards)
     size = ctx.options.page_size
     f = QueueFilter(
-        sites=frozenset({view.site}) if view.site else user.sites,
+        sites=sites,
         statuses=STATUS_FILTERS[view.status][1],
         assigned_to=user.id if view.mine else None,
         limit=size,
         offset=(view.page - 1) * size,
+        by_urgency=view.by_urgency,
     )
     with ctx.engine.connect() as conn:
-        return queue_cards(conn, f, ctx.casework.attendances.keyring)
+        return queue_cards(conn, f, keyring)
 
 
 def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str, Any]:
@@ -110,6 +154,9 @@ def _card_values(ctx: WebContext, user: StaffUser, view: QueueView) -> dict[str,
         "escalations": escalations,
         "escalate_minutes": ctx.options.escalate_after_minutes,
         "cards": cards,
+        "next_actions": {c.referral_id: next_action(c.case) for c in cards}
+        if view.tab == "caseload"
+        else {},
         "total": total,
         "view": view,
         "escalated": {c.referral_id for c in cards if is_escalated(c.case, now=now, after=after)},
@@ -127,6 +174,7 @@ def queue_page(request: Request, ctx: CtxDep, user: CaseworkerDep) -> HTMLRespon
         request,
         "queue.html",
         filters=STATUS_FILTERS,
+        tabs=TABS,
         sites=sorted(user.sites),
         **_card_values(ctx, user, view),
     )

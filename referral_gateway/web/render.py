@@ -2,7 +2,8 @@
 
 `make_templates(zone)` is the only place a Jinja environment is made: the app's pages, the
 report pages, the hub and the standalone report file all render through it, so every time
-on them is shown in the configured zone (RG_TIMEZONE)."""
+on them is shown in the configured zone (RG_TIMEZONE). Its loader also holds the NHS.UK
+frontend's Jinja macros (`frontend.py` says where their stylesheet and script come from)."""
 
 from __future__ import annotations
 
@@ -75,10 +76,15 @@ DONE_MESSAGES = {
 
 
 def make_templates(zone: tzinfo) -> jinja2.Environment:
+    # the NHS.UK components' macros ("nhsuk/components/<name>/macro.jinja") come from the
+    # nhsuk-frontend-jinja package, which needs ChainableUndefined (its README): a macro reads
+    # params.a.b where the page gave no params.a
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        autoescape=jinja2.select_autoescape(["html"]),
-        undefined=jinja2.StrictUndefined,
+        loader=jinja2.ChoiceLoader(
+            [jinja2.FileSystemLoader(TEMPLATES), jinja2.PackageLoader("nhsuk_frontend_jinja")]
+        ),
+        autoescape=jinja2.select_autoescape(["html", "jinja"]),
+        undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )

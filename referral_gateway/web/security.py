@@ -17,6 +17,7 @@ import hmac
 import re
 import secrets
 from typing import Annotated
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from starlette.datastructures import FormData, MutableHeaders
@@ -117,7 +118,31 @@ def read_cookie(request: Request, base: str) -> str:
 
 SESSION = "rg_session"
 LOGIN = "rg_login"
+KEPT = "rg_kept"  # the key to a form kept while its session had ended (web.kept_forms)
 LIVE_UPDATE_HEADER = "x-live-update"  # sent by queue.js on its automatic refreshes
+
+
+_NOT_IN_A_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+def local_next(value: object) -> str:
+    """`value` if it is a path on this site to go to after signing in, else "": never an
+    address elsewhere (`https://x`, `//x`, `/\\x`), a scheme (`javascript:`), a header
+    injection or the sign-in pages themselves."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 2000:
+        return ""
+    if value.startswith("//") or _NOT_IN_A_NEXT.search(value):
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or parts.path.startswith(("/sign-in", "/sign-out")):
+        return ""
+    return value
+
+
+def sign_in_address(next_path: str = "") -> str:
+    """The sign-in page, returning to `next_path` (when it is local) afterwards."""
+    path = local_next(next_path)
+    return f"/sign-in?next={quote(path, safe='/')}" if path else "/sign-in"
 
 
 def new_login_token() -> str:

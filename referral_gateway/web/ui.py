@@ -43,8 +43,10 @@ from referral_gateway.web import (
 )
 from referral_gateway.web.context import SignInContext, WebContext
 from referral_gateway.web.errors import PageError, PasswordChangeRequired, SignInRequired
+from referral_gateway.web.frontend import nhsuk_frontend
 from referral_gateway.web.render import render
 from referral_gateway.web.security import CHANGE_PASSWORD, LIVE_UPDATE_HEADER, SecurityHeaders
+from referral_gateway.web.server_errors import UnexpectedErrors
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
@@ -77,8 +79,23 @@ def mount_sign_in(app: FastAPI, ctx: SignInContext) -> None:
     static files and error pages (a browser without a session is sent to sign in): the
     gateway's pages build on these, and the standalone hub has only these."""
     app.state.web = ctx
+    # what the idle warning on every signed-in page needs (`_session_timeout.html`)
+    ctx.templates.globals.update(
+        session_idle_seconds=ctx.options.session_idle_minutes * 60,
+        session_warning_seconds=ctx.options.session_warning_seconds,
+    )
+    # inside the security headers, so that the 500 page has them too
+    app.add_middleware(
+        UnexpectedErrors,
+        page=lambda request: server_error_page(ctx, request),
+        wants_page=wants_page,
+    )
     app.add_middleware(SecurityHeaders, hsts=ctx.options.cookie_secure)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    frontend = nhsuk_frontend()  # a ConfigError saying how to fetch it when it is missing
+    app.mount("/nhsuk", StaticFiles(directory=frontend), name="nhsuk")
+    # its stylesheet names its icons at /assets/images/...
+    app.mount("/assets", StaticFiles(directory=frontend / "assets"), name="nhsuk-assets")
     for router in SIGN_IN_ROUTERS:
         app.include_router(router)
 
@@ -86,8 +103,9 @@ def mount_sign_in(app: FastAPI, ctx: SignInContext) -> None:
         if isinstance(exc, SignInRequired | PasswordChangeRequired):
             if request.headers.get(LIVE_UPDATE_HEADER):  # the queue's script handles 401
                 return Response(status_code=401, headers={"Cache-Control": "no-store"})
-            where = CHANGE_PASSWORD if isinstance(exc, PasswordChangeRequired) else "/sign-in"
-            return RedirectResponse(where, status_code=303)
+            if isinstance(exc, PasswordChangeRequired):
+                return RedirectResponse(CHANGE_PASSWORD, status_code=303)
+            return await auth.answer_signed_out(request, ctx)
         assert isinstance(exc, PageError)
         return render(
             ctx, request, "error.html", status=exc.status, title=exc.title, message=exc.message
@@ -138,8 +156,19 @@ HTTP_ERROR_PAGES = {
     405: ("That cannot be done here", "This address does not take that kind of request."),
     401: ("Sign in needed", "Sign in to see this page."),
     403: ("Not available to you", "Your account cannot open this page."),
+    500: (
+        "Something went wrong",
+        "The page could not be shown because of a fault in the gateway. Try again in a "
+        "moment. If it keeps happening, tell your team lead or the service desk.",
+    ),
 }
 _OTHER_ERROR = ("Something went wrong", "The page could not be shown. Try again, or start again.")
+
+
+def server_error_page(ctx: SignInContext, request: Request) -> Response:
+    """The error page for a fault in the gateway: what to do, nothing of the fault."""
+    title, message = HTTP_ERROR_PAGES[500]
+    return render(ctx, request, "error.html", status=500, title=title, message=message)
 
 
 def wants_page(request: Request) -> bool:

@@ -27,8 +27,9 @@ from referral_gateway.storage.notes import NoteChannel
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.events import Broadcaster, decode_queue_event, encode_queue_event
 from referral_gateway.web.flash import FlashStore
+from referral_gateway.web.kept_forms import KeptForms
 from referral_gateway.web.monitoring import monitoring_router
-from referral_gateway.web.ops import ops_router, unexpected_error
+from referral_gateway.web.ops import ops_router
 from referral_gateway.web.options import WebOptions
 from referral_gateway.web.render import make_templates
 from referral_gateway.web.ui import mount_pages
@@ -83,7 +84,7 @@ def build_app(
     if reports is not None:  # dashboard at /reports; hub at /hub when RG_HUB_KEYS_FILE is set
         mount_reports(app, reports, gateway.clock, ops_token=ops_token)
 
-    app.add_exception_handler(Exception, unexpected_error)
+    # unexpected errors: `web.server_errors.UnexpectedErrors`, added by `install_web`
 
     install_web(
         app,
@@ -140,6 +141,7 @@ def install_web(
         local_zone=options.zone,
         on_assigned=on_assigned,
     )
+    flashes = FormFlashStore(engine, keyring)  # refused forms and forms kept past a session
     ctx = WebContext(
         engine=engine,
         clock=clock,
@@ -148,7 +150,8 @@ def install_web(
         casework=casework,
         events=events,
         templates=make_templates(options.zone),
-        flash=FlashStore(FormFlashStore(engine, keyring)),
+        flash=FlashStore(flashes),
+        kept_forms=KeptForms(flashes),
         onward=onward,
         alert_store=alert_store,
         vapid_public_key=vapid_public_key,

@@ -64,10 +64,32 @@ def test_an_alert_refuses_anything_but_a_site_code_a_count_and_a_gateway_link(si
         Alert(site, AlertKind.NEW_CANDIDATE, count, link)
 
 
-def test_one_referral_links_to_its_page_and_several_to_the_queue():
+def test_one_referral_links_to_its_page_and_several_new_ones_to_the_new_tab():
     assert alert_for("RXX01", AlertKind.NEW_CANDIDATE, [RID]).link == f"/referrals/{RID}"
     many = alert_for("RXX01", AlertKind.NEW_CANDIDATE, [RID, RID2])
-    assert (many.link, many.count) == ("/queue", 2)
+    assert (many.link, many.count) == ("/queue?tab=new", 2)
+
+
+@pytest.mark.parametrize(
+    "kind, link",
+    [
+        (AlertKind.NEW_POSSIBLE_CANDIDATE, "/queue?tab=new"),
+        (AlertKind.ESCALATED, "/queue?tab=new"),
+        (AlertKind.DISCHARGED_UNCLAIMED, "/queue?tab=new"),
+        (AlertKind.ASSIGNED, "/queue?tab=caseload"),
+        (AlertKind.ONWARD_DECLINED, "/queue?tab=caseload"),
+    ],
+)
+def test_several_referrals_link_to_the_tab_where_they_wait(kind: AlertKind, link: str):
+    assert alert_for("RXX01", kind, [RID, RID2]).link == link
+
+
+def test_the_queue_tabs_are_the_only_queue_links_an_alert_takes():
+    for link in ("/queue", "/queue?tab=new", "/queue?tab=caseload"):
+        assert Alert("RXX01", AlertKind.NEW_CANDIDATE, 2, link).link == link
+    for added in ("/queue?tab=new&nhs=9990000026", "/queue?tab=V7654321", "/queue?tab=all"):
+        with pytest.raises(AlertError):
+            Alert("RXX01", AlertKind.NEW_CANDIDATE, 2, added)
 
 
 def test_news_that_alerts_arrivals_escalations_and_unclaimed_discharges_only():
@@ -169,7 +191,7 @@ def test_arrivals_within_the_window_become_one_alert_with_their_count():
     batcher.add(key, RID2, now=11)  # the same referral heard twice counts once
     assert batcher.due(now=29) == []
     (batch,) = batcher.due(now=30)
-    assert batch.alert == Alert("RXX01", AlertKind.NEW_CANDIDATE, 2, "/queue")
+    assert batch.alert == Alert("RXX01", AlertKind.NEW_CANDIDATE, 2, "/queue?tab=new")
     assert batcher.next_due() is None
 
 

@@ -135,14 +135,14 @@ def test_a_new_candidate_reaches_the_sites_workers_on_shift_by_push_email_and_ch
     assert len(s.store.deliveries()) == 4  # two pushes, one e-mail, one chat message
 
 
-def test_arrivals_within_the_window_are_one_alert_linking_to_the_queue(setup):
+def test_arrivals_within_the_window_are_one_alert_linking_to_the_new_tab(setup):
     s = setup(batch=0.5)
     s.ed.stab_wound()
     s.ed.stab_wound()
     assert s.settled(lambda: len(s.channels.chat) == 1)
     time.sleep(0.2)
-    assert s.channels.chat == [Alert(SITE_A, AlertKind.NEW_CANDIDATE, 2, "/queue")]
-    assert s.pushed_to("ash") == [Alert(SITE_A, AlertKind.NEW_CANDIDATE, 2, "/queue")]
+    assert s.channels.chat == [Alert(SITE_A, AlertKind.NEW_CANDIDATE, 2, "/queue?tab=new")]
+    assert s.pushed_to("ash") == [Alert(SITE_A, AlertKind.NEW_CANDIDATE, 2, "/queue?tab=new")]
 
 
 def test_a_discharge_alerts_only_while_the_candidate_is_unclaimed(setup):

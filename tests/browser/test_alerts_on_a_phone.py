@@ -12,7 +12,7 @@ from adapters.hl7.client import MllpClient
 from adapters.hl7.synthetic import adt
 from referral_gateway.domain.alerts import AlertChannel
 from tests.browser.axe import assert_accessible
-from tests.browser.conftest import Stack, sign_in
+from tests.browser.conftest import Stack, go_to, sign_in
 from tests.browser.test_youth_worker_journey import no_sideways_scroll, stabbed_sixteen_year_old
 from tests.spine.harness import msa
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 def test_a_worker_goes_on_shift_with_email_on_a_phone(stack: Stack, phone):
     page = phone
     sign_in(page, stack.url)
-    page.get_by_role("link", name="Alerts").click()
+    go_to(page, "Alerts")
     page.wait_for_url(stack.url + "/alerts")
     no_sideways_scroll(page)
     assert_accessible(page, "the alerts page")
@@ -30,7 +30,7 @@ def test_a_worker_goes_on_shift_with_email_on_a_phone(stack: Stack, phone):
     page.get_by_label("I am on shift").check()
     page.get_by_label("E-mail", exact=True).check()
     page.get_by_role("button", name="Save alert settings").click()
-    summary = page.locator(".error-summary")  # e-mail chosen, no address given
+    summary = page.locator(".nhsuk-error-summary")  # e-mail chosen, no address given
     summary.wait_for()
     assert "Enter the e-mail address" in summary.inner_text()
     no_sideways_scroll(page)
@@ -51,6 +51,7 @@ def test_a_worker_goes_on_shift_with_email_on_a_phone(stack: Stack, phone):
 def test_the_open_queue_counts_a_new_candidate_in_the_title_and_highlights_it(stack, phone):
     page = phone
     sign_in(page, stack.url)
+    page.goto(stack.url + "/queue?tab=new")  # new candidates are listed on the New tab
     page.wait_for_selector("#queue[data-live='on']")
     assert page.title().startswith("Queue")
 
@@ -59,7 +60,7 @@ def test_the_open_queue_counts_a_new_candidate_in_the_title_and_highlights_it(st
         ack = mllp.send(adt("A01", stabbed_sixteen_year_old(now), "CTRL-ALERT-1", sent=now))
     assert msa(ack) == ("AA", "CTRL-ALERT-1")
 
-    page.locator("article.card.is-new").wait_for()
+    page.locator("article.nhsuk-card.is-new").wait_for()
     assert page.title().startswith("(1) Queue")
     assert "Testington" not in page.title()
     no_sideways_scroll(page)

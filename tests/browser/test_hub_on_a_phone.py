@@ -48,7 +48,7 @@ def test_a_programme_lead_signs_in_to_the_hub_and_sees_the_missing_sites_on_a_ph
     page = phone
 
     page.goto(hub.url + "/hub")
-    page.wait_for_url(hub.url + "/sign-in")
+    page.wait_for_url(hub.url + "/sign-in?next=/hub")  # and back to /hub after sign-in
     fits_a_phone(page, "the hub's sign-in page")
     page.screenshot(path=str(ARTIFACTS / "hub-sign-in-phone-360.png"), full_page=True)
     assert_accessible(page, "the hub's sign-in page")

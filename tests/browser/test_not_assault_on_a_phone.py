@@ -40,12 +40,13 @@ def suspected(now: datetime) -> Visit:
 def test_a_possible_candidate_is_tagged_and_marked_not_an_assault_on_a_phone(stack: Stack, phone):
     page = phone
     sign_in(page, stack.url)
+    page.goto(stack.url + "/queue?tab=new")  # a youth worker lands on her (empty) caseload
     page.wait_for_selector("#queue[data-live='on']")
     now = datetime.now(UTC).replace(microsecond=0)
     with MllpClient("127.0.0.1", stack.mllp_port) as mllp:
         assert msa(mllp.send(adt("A01", suspected(now), "CTRL-NA-1", sent=now)))[0] == "AA"
 
-    card = page.locator("article.card")
+    card = page.locator("article.nhsuk-card")
     card.wait_for()
     assert "Possible assault" in card.locator(".badges").inner_text()
     assert_accessible(page, "the queue with a possible candidate")
@@ -53,7 +54,7 @@ def test_a_possible_candidate_is_tagged_and_marked_not_an_assault_on_a_phone(sta
     card.get_by_role("link", name="Open").click()
     page.wait_for_url("**/referrals/*")
     page.get_by_role("button", name="Mark as not an assault").click()
-    summary = page.locator(".error-summary")
+    summary = page.locator("#error-summary")
     assert "Choose why this is not an assault." in summary.inner_text()
     assert_accessible(page, "the not-an-assault form with an error")
 
@@ -66,4 +67,4 @@ def test_a_possible_candidate_is_tagged_and_marked_not_an_assault_on_a_phone(sta
     assert_accessible(page, "a referral marked not an assault")
 
     page.goto(stack.url + "/queue?status=new")
-    assert page.locator("article.card").count() == 0
+    assert page.locator("article.nhsuk-card").count() == 0

@@ -7,6 +7,7 @@ facts are the hand-checked October 2024 ones (tests/reporting/builders.py)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -114,7 +115,7 @@ def test_an_administrator_re_issues_the_month_from_the_site_page(gateway: Gatewa
     )
     assert (done.status_code, done.headers["location"]) == (303, "/reports/admin?done=reissued")
     status = admin.get("/reports/admin?done=reissued").text
-    assert "<td>2: late A08s</td>" in status and "status-sent" in status
+    assert re.search(r"<td[^>]*>2: late A08s</td>", status) and "status-sent" in status
     pushes = admin.get("/reports/admin/pushes").json()
     assert [(p["site"], p["version"], p["status"]) for p in pushes] == [(SITE, 2, "sent")]
     assert "Live figures differ" not in admin.get(f"/reports/site/{SITE}?month=2024-10").text

@@ -83,11 +83,17 @@ def test_a_youth_worker_of_site_a_finds_no_page_or_form_of_a_site_b_referral(sit
         reply = client.post(path.format(referral_id=sites.b), data={"csrf_token": token})
         assert reply.status_code == 404, path
         no_identifiers(reply.text)
-    for query in ("", "?status=active", "?status=consented", f"?site={SITE_B}&status=active"):
+    for query in (
+        "",
+        "?tab=new",
+        "?status=active",
+        "?status=consented",
+        f"?site={SITE_B}&status=active",
+    ):
         assert sites.b not in client.get("/queue" + query).text
         assert sites.b not in client.get("/queue/cards" + query).text
     # and its own site's referral is there
-    assert sites.a in client.get("/queue").text
+    assert sites.a in client.get("/queue?tab=new").text
 
 
 def test_a_team_lead_of_site_b_finds_nothing_of_site_a(sites: TwoSites):
@@ -164,7 +170,11 @@ def test_signed_out_visitors_are_sent_to_sign_in(sites: TwoSites):
     client = sites.web.client()
     for path in ("/queue", f"/referrals/{sites.a}", "/overview", "/admin/users"):
         reply = client.get(path, follow_redirects=False)
-        assert (reply.status_code, reply.headers["location"]) == (303, "/sign-in"), path
+        # back to the page after signing in
+        assert (reply.status_code, reply.headers["location"]) == (
+            303,
+            "/sign-in?next=" + path,
+        ), path
     assert client.get("/queue/cards", headers={"X-Live-Update": "1"}).status_code == 401
 
 

@@ -90,6 +90,10 @@ MATRIX = [
     Row("GET", "/redoc",                                "200 200 200 200 200 200 200 200"),
     Row("GET", "/static",                               "200 200 200 200 200 200 200 200",
         path="/static/app.css"),
+    Row("GET", "/nhsuk",                                "200 200 200 200 200 200 200 200",
+        path="/nhsuk/nhsuk-frontend.min.css"),
+    Row("GET", "/assets",                               "200 200 200 200 200 200 200 200",
+        path="/assets/images/nhsuk-icon-cross.svg"),
     Row("GET", "/health",                               "200 200 200 200 200 200 200 200"),
     Row("GET", "/manifest.webmanifest",                 "200 200 200 200 200 200 200 200"),
     Row("GET", "/sw.js",                                "200 200 200 200 200 200 200 200"),
@@ -136,6 +140,11 @@ MATRIX = [
         body="form"),
     Row("POST", "/sign-out",                            "303 303 303 303 303 303 303 303",
         body="form", fresh="session"),
+    # a form kept while its session had ended (nothing kept here: to the start page)
+    Row("GET", "/kept-form",                            "303 303 303 303 303 303 303 303"),
+    # "Stay signed in" on the idle warning: any live session
+    Row("POST", "/session/refresh",                     "401 200 200 200 200 200 401 401",
+        body="form"),
     # -- one's own account: any signed-in staff ------------------------------------------------
     Row("GET", "/account/password",                     "303 200 200 200 200 200 303 303"),
     Row("POST", "/account/password",                    "303 422 422 422 422 422 303 303",

@@ -153,7 +153,9 @@ def test_an_administrator_cannot_make_a_team_lead_and_read_the_sites_referrals(s
     lead_id = site.user_id("lead-a")
     reset = admin_form(admin, f"/admin/users/{lead_id}", action="password", password=GIVEN + "x")
     assert reset.status_code == 303
-    assert lead.get("/queue", follow_redirects=False).headers["location"] == "/sign-in"
+    assert lead.get("/queue", follow_redirects=False).headers["location"] == (
+        "/sign-in?next=/queue"
+    )
     as_lead, home = site.sign_in("lead-a", GIVEN + "x")
     assert home == "/account/password"
     assert as_lead.get(f"/referrals/{referral}", follow_redirects=False).status_code == 303

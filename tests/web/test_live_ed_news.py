@@ -156,7 +156,7 @@ def badge_of(cards_html: str, rid: str) -> str | None:
     card = re.search(rf'data-referral="{rid}".*?</article>', cards_html, re.S)
     if card is None:
         return None
-    badge = re.search(r'class="badge att-[a-z_]+">([^<]+)<', card.group(0))
+    badge = re.search(r'data-attendance="[a-z_]+">([^<]+)<', card.group(0))
     return badge.group(1) if badge else None
 
 
@@ -178,7 +178,8 @@ def test_a_discharge_sent_over_mllp_reaches_an_open_queue_page_without_a_reload(
             ed_stack.send(mllp, "A01", visit)
             name, data = next(heard)
             rid = json.loads(data)["referral_id"]
-            assert name == "new" and badge_of(ash.get("/queue/cards").text, rid) == "In department"
+            assert name == "new"
+            assert badge_of(ash.get("/queue/cards?tab=new").text, rid) == "In department"
 
             sent_at = time.monotonic()
             ed_stack.send(mllp, "A03", visit, discharge=datetime.now(UTC).replace(microsecond=0))
@@ -188,15 +189,15 @@ def test_a_discharge_sent_over_mllp_reaches_an_open_queue_page_without_a_reload(
                 "changed",
                 {"referral_id": rid, "site": SITE, "change": "discharged"},
             )
-            assert badge_of(ash.get("/queue/cards").text, rid) == "Discharged"
+            assert badge_of(ash.get("/queue/cards?tab=new").text, rid) == "Discharged"
 
             ed_stack.send(mllp, "A13", visit)
             assert json.loads(next(heard)[1])["change"] == "back_in_department"
-            assert badge_of(ash.get("/queue/cards").text, rid) == "In department"
+            assert badge_of(ash.get("/queue/cards?tab=new").text, rid) == "In department"
 
             ed_stack.send(mllp, "A11", visit)
             assert json.loads(next(heard)[1])["change"] == "cancelled"
-            assert badge_of(ash.get("/queue/cards").text, rid) is None  # off the open list
+            assert badge_of(ash.get("/queue/cards?tab=new").text, rid) is None  # off the open list
             assert badge_of(ash.get("/queue/cards?status=voided").text, rid) == "Cancelled"
 
             # the other site's page heard none of it: its first event is its own new referral

@@ -62,7 +62,7 @@ def test_the_arrival_time_starts_at_now(site: Site):
 
     page = ash.get("/referrals/new").text
 
-    arrival = re.search(r'<input id="manual-arrival"[^>]*>', page)
+    arrival = re.search(r'<input [^>]*id="manual-arrival"[^>]*>', page)
     assert arrival and f'value="{now}"' in arrival.group(0)
 
 

@@ -20,7 +20,7 @@ def site(tmp_path) -> Iterator[Site]:
 
 
 def picker(html: str) -> str:
-    start = html.index('<select id="month" name="month">')
+    start = html.index('<select class="nhsuk-select" id="month" name="month">')
     return html[start : html.index("</select>", start)]
 
 

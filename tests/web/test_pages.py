@@ -35,12 +35,12 @@ def post(client, path: str, **data: str):  # type: ignore[no-untyped-def]
     return client.post(path, data=data | {"csrf_token": client.token(page)}, follow_redirects=False)
 
 
-def test_the_queue_shows_approach_cards_newest_first_and_no_name(web: Web, ash):
+def test_new_shows_approach_cards_longest_wait_first_and_no_name(web: Web, ash):
     older = web.ed.stab_wound(patient=YOUNG, area="RESUS", bay="R2")
     web.clock.advance(minutes=7)
     newer = web.ed.stab_wound(area="MAJORS", bay="B4")
-    page = ash.get("/queue").text
-    assert page.index(newer) < page.index(older)
+    page = ash.get("/queue?tab=new").text
+    assert page.index(older) < page.index(newer)
     card = page[page.index(older) :]
     for fact in (
         "RESUS, bay R2",
@@ -58,13 +58,14 @@ def test_the_queue_shows_approach_cards_newest_first_and_no_name(web: Web, ash):
 def test_the_queue_tells_a_possible_assault_from_a_definite_one(web: Web, ash):
     suspected = web.ed.stab_wound(codes=(), text=("head lac, found in street ?assault",))
     stated = web.ed.stab_wound(codes=(), text=("punched to face by unknown male",))
-    page = ash.get("/queue").text
+    page = ash.get("/queue?tab=new").text
     cards = {
         rid: page[page.index(rid) :][: page[page.index(rid) :].index("</article>")]
         for rid in (suspected, stated)
     }
     assert "possible assault (suspected: question_mark)" in cards[suspected]
-    assert '<span class="badge possible">Possible assault</span>' in cards[suspected]
+    possible = '<strong class="nhsuk-tag nhsuk-tag--yellow">Possible assault</strong>'
+    assert possible in cards[suspected]
     assert "possible" not in cards[stated].lower()
 
 
@@ -195,8 +196,10 @@ def test_every_page_has_a_strict_content_security_policy_and_no_inline_script(we
 def test_pages_have_landmarks_a_skip_link_and_labelled_fields(web: Web, ash):
     rid = web.ed.stab_wound()
     page = ash.get(f"/referrals/{rid}").text
-    assert '<a class="skip-link" href="#main">' in page and '<main id="main"' in page
-    assert '<nav aria-label="Main">' in page and "<header" in page and "<footer" in page
+    assert re.search(r'<a class="nhsuk-skip-link"[^>]*href="#maincontent"', page)
+    assert re.search(r'<main class="nhsuk-main-wrapper[^"]*" id="maincontent"', page)
+    assert re.search(r'<nav class="nhsuk-header__navigation"[^>]*aria-label="Main"', page)
+    assert '<header class="nhsuk-header"' in page and '<footer class="nhsuk-footer"' in page
     labelled = set(re.findall(r'<label[^>]*\sfor="([^"]+)"', page))
     fields = re.findall(
         r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*\sid="([^"]+)"', page
@@ -329,8 +332,11 @@ def test_the_overview_shows_suppressed_counts(web: Web):
     for _ in range(3):
         web.ed.stab_wound()
     page = web.signed_in("prog").get("/overview").text
-    row = re.search(rf"<th scope=\"row\">{SITE_A}</th>(.*?)</tr>", page).group(1)  # type: ignore[union-attr]
-    assert re.findall(r"<td>(.*?)</td>", row)[0] == "*"  # 3 new referrals: shown as *
+    # the NHS.UK responsive table: each cell carries its column's heading for a phone
+    site_row = rf'scope="row"[^>]*>\s*<span[^>]*>Site </span>{SITE_A}\s*</th>(.*?)</tr>'
+    row = re.search(site_row, page, re.S).group(1)  # type: ignore[union-attr]
+    first = re.findall(r"<td[^>]*>\s*<span[^>]*>([^<]*)</span>([^<]*?)\s*</td>", row)[0]
+    assert first == ("New ", "*")  # 3 new referrals: shown as *
 
 
 def test_an_administrator_adds_an_account_and_sees_what_was_wrong_first(web: Web):

@@ -79,7 +79,7 @@ def test_a_session_ends_after_thirty_idle_minutes_but_activity_keeps_it(web: Web
         assert client.get("/queue", follow_redirects=False).status_code == 200
     web.clock.advance(minutes=31)
     reply = client.get("/queue", follow_redirects=False)
-    assert (reply.status_code, reply.headers["location"]) == (303, "/sign-in")
+    assert (reply.status_code, reply.headers["location"]) == (303, "/sign-in?next=/queue")
 
 
 def test_the_queues_automatic_refreshes_do_not_keep_an_idle_session_alive(web: Web):

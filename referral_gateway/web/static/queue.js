@@ -108,7 +108,7 @@
     fetch(list.getAttribute("data-src"), {
       credentials: "same-origin", cache: "no-store", headers: { "X-Live-Update": "1" }
     }).then(function (response) {
-      if (response.status === 401) { window.location.assign("/sign-in"); return null; }
+      if (response.status === 401) { signIn(); return null; }
       return response.ok ? response.text() : null;
     }).then(function (html) {
       if (html === null) { return; }
@@ -125,6 +125,11 @@
     }).catch(function () { /* the next event or reconnect tries again */ });
   }
 
+  // back to this tab of the queue after signing in again
+  function signIn() {
+    window.location.assign("/sign-in?next=" + encodeURIComponent(location.pathname + location.search));
+  }
+
   function soon() { clearTimeout(timer); timer = setTimeout(refresh, 200); }
 
   var source = new EventSource(list.getAttribute("data-events"));
@@ -133,9 +138,7 @@
   known = cardIds();
   source.addEventListener("changed", onChanged);
   source.addEventListener("escalated", function () { changed = true; soon(); });
-  source.addEventListener("signed-out", function () {
-    source.close(); window.location.assign("/sign-in");
-  });
+  source.addEventListener("signed-out", function () { source.close(); signIn(); });
   source.onerror = function () { list.setAttribute("data-live", "reconnecting"); };
   // news from the ED arrives as events; this is a safety net for changes another process made
   // (a replay, a second gateway on the same database), which this server does not hear of
