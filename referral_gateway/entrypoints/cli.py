@@ -174,8 +174,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if os.environ.get("XX_SWITCH"):
-        sys.setswitchinterval(float(os.environ["XX_SWITCH"]))
     limit_malloc_arenas()  # before the listeners start their threads: see allocator.py
     try:
         import uvloop  # part of uvicorn[standard]: a faster event loop for MLLP and HTTP
