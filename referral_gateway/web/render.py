@@ -28,6 +28,7 @@ from referral_gateway.domain.casework import (
     SupportTier,
 )
 from referral_gateway.domain.dismissal import REASON_LABELS as NOT_ASSAULT_REASON_LABELS
+from referral_gateway.domain.reason_words import plain_reasons
 from referral_gateway.domain.referral import ReferralStatus
 from referral_gateway.report_formats.files import display
 from referral_gateway.storage.accounts import CurrentSession
@@ -127,6 +128,7 @@ def make_templates(zone: tzinfo) -> jinja2.Environment:
         when=when,
         local_iso=local_iso,
         shown=display,
+        in_plain_words=lambda reasons, fallback="": plain_reasons(reasons, fallback=fallback),
     )
     env.globals.update(
         ago=ago,
