@@ -18,7 +18,7 @@ import pytest
 from consent.policy import Role
 from referral_gateway.web.context import WebContext
 from referral_gateway.web.options import WebOptions
-from referral_gateway.wiring.reports import build_reports
+from referral_gateway.wiring.reports import Reports, build_reports
 from referral_gateway.wiring.web import build_app
 from tests.browser.axe import BLOCKING, axe_violations
 from tests.spine.harness import RunningGateway, start_gateway
@@ -43,6 +43,7 @@ class Stack:
     running: RunningGateway
     http: LiveServer
     web: WebContext
+    reports: Reports
 
     @property
     def url(self) -> str:
@@ -65,9 +66,10 @@ def start_stack(tmp_path: Path, database_url: str, **web: object) -> Stack:
         "prune_seconds": 3600.0,
     }
     gateway = running.gateway
+    reports = build_reports(gateway.settings, gateway.engine, gateway.clock)
     app = build_app(
         gateway,
-        reports=build_reports(gateway.settings, gateway.engine, gateway.clock),
+        reports=reports,
         web=WebOptions(**(options | web)),  # type: ignore[arg-type]
     )
     http = LiveServer(app).start()
@@ -80,7 +82,7 @@ def start_stack(tmp_path: Path, database_url: str, **web: object) -> Stack:
         display_name="Ash",
         now=running.gateway.clock(),
     )
-    return Stack(running, http, ctx)
+    return Stack(running, http, ctx, reports)
 
 
 @pytest.fixture

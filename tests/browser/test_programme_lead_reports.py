@@ -7,34 +7,18 @@ referral and consent rows of the year to last month."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from consent.policy import Role
 from referral_gateway.domain.report_period import latest_finished_month, trailing_months
-from referral_gateway.web.options import WebOptions
-from referral_gateway.wiring.reports import build_reports
-from referral_gateway.wiring.web import build_app
 from tests.browser.axe import assert_accessible
-from tests.browser.conftest import ARTIFACTS, SITE
+from tests.browser.conftest import ARTIFACTS, SITE, Stack, start_stack
 from tests.reporting.spine_rows import Visit, assault, write
-from tests.spine.harness import RunningGateway, start_gateway
 from tests.web.builders import PASSWORD, add_account
-from tests.web.live import LiveServer
 
 pytestmark = pytest.mark.browser
-
-
-@dataclass
-class ReportStack:
-    running: RunningGateway
-    http: LiveServer
-
-    @property
-    def url(self) -> str:
-        return self.http.url
 
 
 def a_year_of_candidates(now: datetime) -> list[Visit]:
@@ -54,35 +38,22 @@ def a_year_of_candidates(now: datetime) -> list[Visit]:
 
 
 @pytest.fixture
-def stack(tmp_path, sqlite_url) -> Iterator[ReportStack]:
-    running = start_gateway(tmp_path, sqlite_url)
-    gateway = running.gateway
-    write(gateway.engine, a_year_of_candidates(datetime.now(UTC)))
-    reports = build_reports(gateway.settings, gateway.engine, gateway.clock)
-    app = build_app(
-        gateway,
-        web=WebOptions(
-            argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1, prune_seconds=3600.0
-        ),
-        reports=reports,
-    )
-    http = LiveServer(app).start()
+def stack(tmp_path, sqlite_url) -> Iterator[Stack]:
+    """The gateway with its report pages, a year of candidates and programme lead "pat"."""
+    started = start_stack(tmp_path, sqlite_url)
+    write(started.running.gateway.engine, a_year_of_candidates(datetime.now(UTC)))
     add_account(
-        app.state.web.accounts,
-        "pat",
-        Role.PROGRAMME_LEAD,
-        (SITE,),
-        display_name="Pat",
-        now=gateway.clock(),
-    )
+        started.web.accounts, "pat", Role.PROGRAMME_LEAD, (SITE,), display_name="Pat",
+        now=started.running.gateway.clock(),
+    )  # fmt: skip
     try:
-        yield ReportStack(running, http)
+        yield started
     finally:
-        http.stop()
-        running.stop()
+        started.http.stop()
+        started.running.stop()
 
 
-def test_a_programme_lead_sees_the_dashboard_and_its_charts_on_a_phone(stack: ReportStack, phone):
+def test_a_programme_lead_sees_the_dashboard_and_its_charts_on_a_phone(stack: Stack, phone):
     ARTIFACTS.mkdir(exist_ok=True)
     page = phone
     page.goto(stack.url + "/sign-in")

@@ -6,57 +6,35 @@ with a reason and the push status shows version 2 with it. 360 px wide, checked 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from consent.policy import Role
 from referral_gateway.domain.report_period import latest_finished_month
-from referral_gateway.web.options import WebOptions
-from referral_gateway.wiring.reports import Reports, build_reports
-from referral_gateway.wiring.web import build_app
 from tests.browser.axe import assert_accessible
-from tests.browser.conftest import ARTIFACTS, SITE
+from tests.browser.conftest import ARTIFACTS, SITE, Stack, start_stack
 from tests.browser.test_programme_lead_reports import a_year_of_candidates
 from tests.reporting.spine_rows import assault, write
-from tests.spine.harness import RunningGateway, start_gateway
 from tests.web.builders import PASSWORD, add_account
-from tests.web.live import LiveServer
 
 pytestmark = pytest.mark.browser
 
 
-@dataclass
-class Stack:
-    running: RunningGateway
-    http: LiveServer
-    reports: Reports
-
-
 @pytest.fixture
 def stack(tmp_path, sqlite_url) -> Iterator[Stack]:
-    running = start_gateway(tmp_path, sqlite_url)
-    gateway = running.gateway
-    write(gateway.engine, a_year_of_candidates(datetime.now(UTC)))
-    reports = build_reports(gateway.settings, gateway.engine, gateway.clock)
-    app = build_app(
-        gateway,
-        web=WebOptions(
-            argon2_time_cost=1, argon2_memory_kib=1024, argon2_parallelism=1, prune_seconds=3600.0
-        ),
-        reports=reports,
-    )
-    http = LiveServer(app).start()
+    """The gateway with its report pages, a year of candidates and administrator "ada"."""
+    started = start_stack(tmp_path, sqlite_url)
+    write(started.running.gateway.engine, a_year_of_candidates(datetime.now(UTC)))
     add_account(
-        app.state.web.accounts, "ada", Role.ADMINISTRATOR, (), display_name="Ada",
-        now=gateway.clock(),
+        started.web.accounts, "ada", Role.ADMINISTRATOR, (), display_name="Ada",
+        now=started.running.gateway.clock(),
     )  # fmt: skip
     try:
-        yield Stack(running, http, reports)
+        yield started
     finally:
-        http.stop()
-        running.stop()
+        started.http.stop()
+        started.running.stop()
 
 
 def test_an_administrator_sees_the_drift_and_re_issues_the_month_on_a_phone(stack: Stack, phone):

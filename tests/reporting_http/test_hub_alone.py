@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -29,7 +28,7 @@ from referral_gateway.domain.reporting import Cell, build_monthly_report
 from referral_gateway.report_formats.signing import SigningKey, sign
 from referral_gateway.wiring.reports import build_hub_alone
 from tests.reporting.builders import SITE, october_2024
-from tests.reporting_http.test_hub_over_http import ROOT, cli, environment, free_port
+from tests.reporting_http.test_hub_over_http import ROOT, cli, environment, hub_process
 from tests.web.conftest import csrf_of
 from tests.web.test_access_matrix import app_routes
 
@@ -90,43 +89,13 @@ def running_hub(root: Path) -> Iterator[Hub]:
     keys = keys_file(root / "hub-keys.toml")
     for username, (role, sites) in ACCOUNTS.items():
         add_account(data_dir, username, role, sites)
-    port = free_port()
-    proc = subprocess.Popen(
-        cli(
-            "hub",
-            "--data-dir",
-            str(data_dir),
-            "--http-port",
-            str(port),
-            "--hub-keys-file",
-            str(keys),
-        ),
-        cwd=ROOT,
-        env=environment(RG_OPS_TOKEN=OPS_TOKEN),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+    with hub_process(data_dir, keys, RG_OPS_TOKEN=OPS_TOKEN) as url:
+        running = Hub(url, data_dir, keys)
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            proc.kill()
-            pytest.fail(f"hub did not start: {out[-2000:]}")
-        time.sleep(0.2)
-    running = Hub(url, data_dir, keys)
-    try:
-        yield running
-    finally:
-        for client in running.sessions.values():
-            client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
+            yield running
+        finally:
+            for client in running.sessions.values():
+                client.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -50,26 +52,23 @@ def environment(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def hub(tmp_path):
-    keys = tmp_path / "hub-keys.toml"
-    keys.write_text(
-        f'[[key]]\nid = "a-1"\nsite = "{SITE_A}"\nsecret = "{SECRET_A}"\n\n'
-        f'[[key]]\nid = "b-1"\nsite = "{SITE_B}"\nsecret = "{SECRET_B}"\n'
-    )
+@contextmanager
+def hub_process(data_dir: Path, keys: Path, **env: str) -> Iterator[str]:
+    """`referral-gateway hub` in a process of its own on a free port, until the block ends:
+    its address, once `/health` answers."""
     port = free_port()
     proc = subprocess.Popen(
         cli(
             "hub",
             "--data-dir",
-            str(tmp_path / "hub"),
+            str(data_dir),
             "--http-port",
             str(port),
             "--hub-keys-file",
             str(keys),
         ),
         cwd=ROOT,
-        env=environment(RG_OPS_TOKEN=OPS_TOKEN),
+        env=environment(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -86,9 +85,22 @@ def hub(tmp_path):
             proc.kill()
             pytest.fail(f"hub did not start: {out[-2000:]}")
         time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    keys = tmp_path / "hub-keys.toml"
+    keys.write_text(
+        f'[[key]]\nid = "a-1"\nsite = "{SITE_A}"\nsecret = "{SECRET_A}"\n\n'
+        f'[[key]]\nid = "b-1"\nsite = "{SITE_B}"\nsecret = "{SECRET_B}"\n'
+    )
+    with hub_process(tmp_path / "hub", keys, RG_OPS_TOKEN=OPS_TOKEN) as url:
+        yield url
 
 
 def site_database(tmp_path: Path, site: str, candidates: int, others: int) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from referral_gateway.domain.report_period import latest_due_month
 from referral_gateway.storage.database import make_engine, migrate
 from tests.reporting.spine_rows import Visit, assault, write
 from tests.reporting_http.test_hub_alone import Hub, add_account, first_sign_in
-from tests.reporting_http.test_hub_over_http import ROOT, cli, environment, free_port
+from tests.reporting_http.test_hub_over_http import ROOT, cli, environment, hub_process
 
 SITE_A, SITE_B, SITE_C = "RXA01", "RXB02", "RXC03"
 SECRETS = {
@@ -46,38 +45,8 @@ def hub(tmp_path):
         )
     )
     add_account(tmp_path / "hub", "pat", "programme_lead", (SITE_A,))
-    port = free_port()
-    proc = subprocess.Popen(
-        cli(
-            "hub",
-            "--data-dir",
-            str(tmp_path / "hub"),
-            "--http-port",
-            str(port),
-            "--hub-keys-file",
-            str(keys),
-        ),
-        cwd=ROOT,
-        env=environment(RG_OPS_TOKEN=OPS_TOKEN),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            proc.kill()
-            pytest.fail(f"hub did not start: {out[-2000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+    with hub_process(tmp_path / "hub", keys, RG_OPS_TOKEN=OPS_TOKEN) as url:
+        yield url
 
 
 def add_attendances(data_dir: Path, site: str, candidates: int, others: int, *, day: int) -> None:
