@@ -346,7 +346,8 @@ def main() -> None:
             )
             print(
                 f"  CPU per Bundle answered: serve process {cpu_used[0] * per_bundle:.2f} ms, "
-                f"its other processes (the pipeline) {sum(cpu_used[1:]) * per_bundle:.2f} ms, "
+                "its other processes (pipeline, MLLP listener) "
+                f"{sum(cpu_used[1:]) * per_bundle:.2f} ms, "
                 f"these clients {client_cpu * per_bundle:.2f} ms"
             )
             print(

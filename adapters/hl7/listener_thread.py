@@ -1,12 +1,10 @@
 """The MLLP listener on a thread and an event loop of its own.
 
-`serve` answers HTTP (the pages and FHIR) on its main event loop, where a FHIR request
-validates its Bundle and commits its group on the loop itself. An HL7 sender waits for one
-ACK before it sends the next message, so a listener sharing that loop would wait behind every
-FHIR burst (ACK p99 rose from about 6 ms to 43 ms under 8 FHIR clients). Here the listener
-runs its own loop on its own thread: its ACKs wait for the inbox commit (the intake's writer
-thread) and nothing else. The store-then-acknowledge rule is unchanged: the handler still
-answers only after the intake has committed the message.
+`serve` runs this in the listener's own process (`referral_gateway.entrypoints.mllp_process`),
+whose main thread meanwhile passes on the pipeline's states from the serve process: the
+listener's loop does nothing but read frames, wait for each message's inbox commit (the
+intake's writer thread) and write the replies. The store-then-acknowledge rule is the
+handler's: it answers only after the intake has committed the message.
 
 `start` returns once the listener accepts connections (or raises what stopped it binding);
 `stop` lets handlers inside a frame finish and write their replies, then runs `on_stop` (the

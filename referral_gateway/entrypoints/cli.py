@@ -35,6 +35,7 @@ from referral_gateway.entrypoints import (
     token_commands,
 )
 from referral_gateway.entrypoints.allocator import limit_malloc_arenas
+from referral_gateway.entrypoints.mllp_process import ListenerStartError, MllpProcess
 from referral_gateway.observability.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -159,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyRingError as exc:
         print(f"key ring error: {exc}", file=sys.stderr)
         return 2
+    except ListenerStartError as exc:
+        print(f"the MLLP listener could not start: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -208,19 +212,25 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
     from referral_gateway.observability.metrics import build_metrics
     from referral_gateway.web.http_server import http_config
     from referral_gateway.wiring.gateway import build_gateway
-    from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_listener
     from referral_gateway.wiring.reports import build_reports
     from referral_gateway.wiring.web import build_app
 
     runner = PipelineProcess if settings.pipeline_process else None
     gateway = build_gateway(settings, pipeline_process=runner).start()
+    metrics = build_metrics(gateway.engine, gateway.clock)
+    # its own process: an HL7 ACK waits for its commit, never for this process's FHIR work
+    mllp = MllpProcess(
+        settings, on_stored=gateway.worker.wake, on_replied=metrics.ack_latency.observe
+    )
+    gateway.processed_listeners.append(mllp.completed)  # for application ACKs
+    try:
+        mllp.start()
+    except BaseException:
+        gateway.stop()
+        raise
     scheduler = start_jobs(gateway)  # retention, escalation
     reports = build_reports(settings, gateway.engine, gateway.clock, scheduler=scheduler)
     reports.jobs.start()  # monthly push at 06:00 London on the 1st, catch-up, retries
-    metrics = build_metrics(gateway.engine, gateway.clock)
-    hl7 = build_hl7_intake(settings, gateway)
-    # its own thread and event loop: FHIR requests on this loop never delay an HL7 ACK
-    mllp = build_mllp_listener(settings, hl7, on_replied=metrics.ack_latency.observe).start()
     ops_token = settings.ops_token or (secrets.token_urlsafe(24) if demo else None)
     app = build_app(
         gateway,

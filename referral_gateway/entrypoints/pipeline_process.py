@@ -33,6 +33,8 @@ from multiprocessing.process import BaseProcess
 
 from referral_gateway.config import Settings
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
+from referral_gateway.entrypoints.process_name import name_this_process
+from referral_gateway.observability.logs import configure_logging
 from referral_gateway.services.pipeline import Pipeline
 
 BuildPipeline = Callable[[Settings], Pipeline]
@@ -180,7 +182,8 @@ def run_pipeline_process(
     `poll_interval` seconds) until the wake pipe closes. A wake-up waits
     `RG_PROCESSING_GATHER_MS` first, so that one batch serves several commits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_format)  # as the parent's: RG_LOG_FORMAT, no identifiers
+    name_this_process("rg-pipeline")
     pipeline = build(settings)
     gather = settings.processing_gather_ms / 1000
     try:

@@ -7,8 +7,9 @@ Two kinds, said in each metric's help:
   sharing one PostgreSQL, so any instance's scrape gives the same figures: the message
   counts, candidates, pipeline lag, the queue's oldest unclaimed referral, each feed's last
   message, the feed-silence alarms and the scheduled job runs;
-- per process, kept in this process's memory: `rg_ack_latency_seconds` (the MLLP listener's
-  time from a frame's end to its ACK written) and the `process_*`/`python_*` defaults.
+- per instance, kept in the serve process's memory: `rg_ack_latency_seconds` (the MLLP
+  listener's time from a frame's end to its ACK written, handed over by the listener's own
+  process) and the `process_*`/`python_*` defaults (the serve process's own).
 
 Hooks for figures others expose: `DatabaseCollector(fhir_source_metrics=...)` for the FHIR
 sources' poll state (`rg_fhir_source_*`), and `extra` for the outbox and alert deliveries.
@@ -146,7 +147,7 @@ class DatabaseCollector(Collector):
 @dataclass
 class Metrics:
     registry: CollectorRegistry
-    ack_latency: Histogram  # per process: the MLLP listener's
+    ack_latency: Histogram  # per instance: the MLLP listener's, relayed from its process
 
 
 def build_metrics(

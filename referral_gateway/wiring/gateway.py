@@ -103,6 +103,11 @@ class Gateway:
     notes: NoteChannel | None = None
     # (referral id, what happened): the pipeline's news and the escalation job's
     referral_listeners: list[Callable[[ReferralNews], None]] = field(default_factory=list)
+    # each processed batch's final message states, after `watch` has them (serve passes them
+    # on to its MLLP listener process)
+    processed_listeners: list[Callable[[Sequence[tuple[int, str]]], None]] = field(
+        default_factory=list
+    )
     _started: bool = False
 
     def start(self) -> Gateway:
@@ -134,6 +139,16 @@ class Gateway:
         if self.pipeline is None:
             raise RuntimeError("this gateway's pipeline runs in a process of its own")
         return self.pipeline
+
+    def processed(self, states: Sequence[tuple[int, str]]) -> None:
+        """The pipeline finished a batch: resolve the watch's waiters, then tell the
+        listeners. Never raises."""
+        self.watch.completed(states)
+        for listener in list(self.processed_listeners):
+            try:
+                listener(states)
+            except Exception as exc:  # a listener must never stop the pipeline
+                log.warning("processed-state listener failed: %s", type(exc).__name__)
 
     def announce(self, news: ReferralNews) -> None:
         """Tell the listeners (the live queue) after a commit. Never raises."""
@@ -271,13 +286,16 @@ def build_gateway(
     def announce(news: ReferralNews) -> None:
         holder["gw"].announce(news)
 
+    def processed(states: Sequence[tuple[int, str]]) -> None:
+        holder["gw"].processed(states)
+
     pipeline: Pipeline | None = None
     worker: PipelineRunner
     if pipeline_process is not None:
         worker = pipeline_process(
             settings,
             build=build_process_pipeline,
-            on_processed=watch.completed,
+            on_processed=processed,
             on_referral=announce,
         )
         sites, valuesets = load_sites(settings), bundled_valuesets()
@@ -290,7 +308,7 @@ def build_gateway(
             keyring,
             clock,
             on_referral=announce,
-            on_processed=watch.completed,
+            on_processed=processed,
         )
         worker = PipelineWorker(pipeline, gather=settings.processing_gather_ms / 1000)
         sites, valuesets, attendances = pipeline.sites, pipeline.valuesets, pipeline.attendances

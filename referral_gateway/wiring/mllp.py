@@ -1,8 +1,9 @@
-"""Where the HL7 v2 side is built from the settings: the senders, the intake (on the gateway's
-group-commit writer, with the processing watch for application ACKs), the listener and its TLS.
+"""Where the HL7 v2 side is built from the settings: the senders, the intake (on a group-commit
+writer, with the processing watch for application ACKs), the listener and its TLS.
 
-`serve`, `replay` and the tests that run a whole gateway all build it here, so the sender
-checks and the listener's limits are the same everywhere.
+`serve` (whose listener runs in a process of its own: `build_listener_process`), `replay` and
+the tests that run a whole gateway all build it here, so the sender checks and the listener's
+limits are the same everywhere.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import ssl
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from adapters.hl7.channel import Hl7Intake
@@ -18,6 +20,12 @@ from adapters.hl7.listener_thread import MllpListenerThread
 from adapters.hl7.mllp import MllpLimits, MllpServer
 from adapters.hl7.senders import SenderDirectory, parse_senders
 from referral_gateway.config import ConfigError, Settings
+from referral_gateway.domain.clock import system_clock
+from referral_gateway.services.completion import ProcessingWatch
+from referral_gateway.services.intake import IntakeWriter
+from referral_gateway.storage.database import make_engine
+from referral_gateway.storage.inbox import InboxStore
+from referral_gateway.storage.keystore import open_keyring
 from referral_gateway.wiring.gateway import Gateway
 
 
@@ -89,11 +97,52 @@ def build_mllp_server(
     )
 
 
-def build_mllp_listener(
-    settings: Settings, hl7: Hl7Intake, *, on_replied: Callable[[float], None] | None = None
-) -> MllpListenerThread:
-    """`serve`'s listener on a thread and event loop of its own (not the HTTP one, where FHIR
-    requests commit): an HL7 ACK waits for its inbox commit and nothing else."""
-    return MllpListenerThread(
-        build_mllp_server(settings, hl7, on_replied=on_replied), on_stop=hl7.close
+@dataclass
+class ListenerProcess:
+    """What the MLLP listener's own process runs (`entrypoints.mllp_process`): the listener,
+    the watch its application ACKs wait on (fed with the pipeline's states through the parent)
+    and `close`, which stops the intake's writer and lets go of the database."""
+
+    listener: MllpListenerThread
+    watch: ProcessingWatch
+    close: Callable[[], None]
+
+
+def build_listener_process(
+    settings: Settings,
+    *,
+    on_committed: Callable[[], None],
+    on_replied: Callable[[float], None] | None = None,
+) -> ListenerProcess:
+    """The listener and an intake of its own, as its own process builds them: its own durable
+    connection (no WAL checkpoints on it, as for serve's intake), the key ring file (never
+    created here: serve made or checked it before starting this process) and the system
+    clock. `on_committed` runs after each intake commit (serve wakes the pipeline)."""
+    engine = make_engine(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_checkpoints=False,
     )
+    try:
+        keyring = open_keyring(
+            engine, settings.resolved_keyring_file, create=False, now=system_clock()
+        )
+        inbox = InboxStore(engine, keyring)
+        writer = IntakeWriter(inbox.store_batch, on_committed=on_committed)
+        writer.start()
+    except Exception:
+        engine.dispose()
+        raise
+    watch = ProcessingWatch(inbox.state_of)
+    hl7 = Hl7Intake(writer, system_clock, watch=watch, senders=load_senders(settings.config_file))
+
+    def close() -> None:
+        writer.stop()
+        engine.dispose()
+
+    try:
+        server = build_mllp_server(settings, hl7, on_replied=on_replied)
+    except Exception:
+        close()
+        raise
+    return ListenerProcess(MllpListenerThread(server, on_stop=hl7.close), watch, close)

@@ -33,13 +33,14 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def pipeline_process_of(pid: int) -> int:
-    """The pipeline process `serve` started (not multiprocessing's resource tracker)."""
+    """The pipeline process `serve` started (not its MLLP listener's, nor multiprocessing's
+    resource tracker): the one that names itself `rg-pipeline`."""
     found = [
         int(child)
         for task in Path(f"/proc/{pid}/task").iterdir()
         for child in (task / "children").read_text().split()
     ]
-    (pipeline,) = [c for c in found if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    (pipeline,) = [c for c in found if Path(f"/proc/{c}/comm").read_text().strip() == "rg-pipeline"]
     return pipeline
 
 

@@ -1,5 +1,5 @@
-"""The MLLP listener as `serve` builds it (`referral_gateway.wiring.mllp`): from the settings,
-on the gateway's own intake, real sockets."""
+"""The MLLP listener as `serve` builds it (`referral_gateway.wiring.mllp`, in a process of its
+own): from the settings, on the gateway's database, real sockets."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from adapters.hl7.mllp import MllpServer
 from referral_gateway.config import Settings
+from referral_gateway.entrypoints.mllp_process import MllpProcess
 from referral_gateway.wiring.gateway import build_gateway
-from referral_gateway.wiring.mllp import build_hl7_intake, build_mllp_listener
 from tests.mllp.fakes import acknowledged_id, adt_a04, framed, read_replies, read_until_closed
 from tests.mllp.test_tls import certificate  # noqa: F401  (the self-signed certificate fixture)
 
@@ -25,13 +24,12 @@ def stored(listening: Listening) -> int:
 
 
 class Listening:
-    """The listener as `serve` runs it: on a thread and event loop of its own."""
+    """The listener as `serve` runs it: in a process of its own."""
 
     def __init__(self, settings: Settings) -> None:
         self.gateway = build_gateway(settings).start()
-        self.listener = build_mllp_listener(settings, build_hl7_intake(settings, self.gateway))
-        self.server: MllpServer = self.listener.server
-        self.listener.start()
+        self.listener = MllpProcess(settings, on_stored=self.gateway.worker.wake).start()
+        self.port = self.listener.port
 
     def stop(self) -> None:
         self.listener.stop()
@@ -59,7 +57,7 @@ def test_serve_speaks_tls_when_a_certificate_is_configured_and_stores_before_ack
     client = ssl.create_default_context(cafile=str(cert_file))
 
     with (
-        socket.create_connection(("127.0.0.1", listening.server.port), timeout=5) as raw,
+        socket.create_connection(("127.0.0.1", listening.port), timeout=5) as raw,
         client.wrap_socket(raw, server_hostname="localhost") as sock,
     ):
         sock.sendall(framed(adt_a04("WIRED1")))
@@ -73,7 +71,7 @@ def test_serve_speaks_tls_when_a_certificate_is_configured_and_stores_before_ack
 def test_a_plain_text_sender_gets_no_ack_from_the_tls_listener(tls_serve):
     listening, _ = tls_serve
 
-    with socket.create_connection(("127.0.0.1", listening.server.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", listening.port), timeout=5) as sock:
         sock.sendall(framed(adt_a04("PLAIN1")))
         answer = read_until_closed(sock)
 
