@@ -128,6 +128,9 @@ class MllpProcess:
             if process.is_alive():
                 log.warning("the MLLP listener process did not stop in 30 s; terminating it")
                 process.terminate()
+                process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
                 process.join(timeout=5)
         for thread in self._threads:
             if thread is not threading.current_thread():
@@ -299,14 +302,19 @@ def _why(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def _stop_now(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)  # out of the wait on the control pipe, through its `finally`
+
+
 def run_mllp_process(settings: Settings, control: Connection, news: Connection) -> None:
     """The child's whole life: build the intake and listener, say "ready", pass the
     pipeline's states to the watch until the control pipe closes, then stop."""
     from referral_gateway.wiring.mllp import build_listener_process
 
-    # Ctrl-C and the service manager's SIGTERM reach the whole group: the parent decides
+    # Ctrl-C reaches the whole group: the parent decides. SIGTERM (the parent's last resort,
+    # and multiprocessing's at the parent's exit) stops the listener as the pipe closing does.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_now)
     configure_logging(settings.log_format)  # as the parent's: RG_LOG_FORMAT, no identifiers
     name_this_process("rg-mllp")
     limit_malloc_arenas()  # as serve's, before the listener's threads start

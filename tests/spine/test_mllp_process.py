@@ -9,6 +9,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from tests.spine.harness import msa, sender_site_file
 from tests.spine.test_mllp_end_to_end import ARRIVAL, a_visit
 from tests.spine.test_pipeline_process import alive, children_of
 from tests.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -175,3 +179,32 @@ def test_the_listener_process_ends_and_frees_its_port_when_serve_is_killed(tmp_p
             return True
 
     assert wait_until(port_free, timeout=30)  # a restarted serve can listen there again
+
+
+# A program that starts the listener's process and ends without stopping it.
+FORGETFUL = """
+import sys
+from pathlib import Path
+from referral_gateway.config import Settings
+from referral_gateway.entrypoints.mllp_process import MllpProcess
+from referral_gateway.wiring.gateway import build_gateway
+data = Path(sys.argv[1])
+url = f"sqlite:///{data / 'gateway.db'}"
+settings = Settings(data_dir=data, database_url=url, mllp_host="127.0.0.1", mllp_port=0)
+build_gateway(settings)  # the schema and the key ring, which the listener's process opens
+print(MllpProcess(settings, on_stored=lambda: None).start().pid, flush=True)
+"""
+
+
+def test_a_program_that_never_stops_the_listener_still_exits_and_takes_it_along(tmp_path):
+    ended = subprocess.run(
+        [sys.executable, "-c", FORGETFUL, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert ended.returncode == 0, ended.stderr
+    child = int(ended.stdout.split()[0])
+    assert wait_until(lambda: not alive(child), timeout=30)
