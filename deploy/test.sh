@@ -41,8 +41,11 @@ echo "== import contracts"
 echo "== pytest"
 # A PATH with only the system's folders: a test that finds a tool on PATH instead of beside
 # sys.executable (a console script installed outside .venv) fails here as on a fresh machine.
+# Two test processes (pytest-xdist; RG_TEST_WORKERS to change it, 0 for one process): most
+# tests wait on real servers, sockets and a browser, so two halve the time on two cores.
 set +e
-env PATH=/usr/sbin:/usr/bin:/sbin:/bin .venv/bin/python -m pytest -q "$@"
+env PATH=/usr/sbin:/usr/bin:/sbin:/bin .venv/bin/python -m pytest -q \
+  --numprocesses "${RG_TEST_WORKERS:-2}" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

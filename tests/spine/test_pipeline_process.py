@@ -1,6 +1,7 @@
 """`serve` runs the pipeline in a process of its own: what that process must do from the
-outside: process what the listener stored, tell the live queue, come back if it dies, and
-die with the gateway."""
+outside: process what the listener stored, tell the live queue and come back if it dies
+(that it dies with the gateway: tests/spine/test_mllp_process.py, for both of serve's
+children)."""
 
 from __future__ import annotations
 
@@ -82,19 +83,6 @@ def test_a_killed_pipeline_process_is_replaced_and_nothing_waiting_is_lost(gatew
     assert wait_until(lambda: len(referral_summaries(gateway.gateway.engine)) == 2)
     assert gateway.gateway.worker.pid not in (None, first)
     assert wait_until(lambda: len(gateway.news) == 2)
-
-
-def test_the_pipeline_process_ends_when_serve_is_killed(tmp_path, database_url):
-    from bench.serve_process import start_serve
-
-    serve = start_serve(tmp_path, database_url)
-    try:
-        assert wait_until(lambda: children_of(serve.proc.pid) != [])
-        children = children_of(serve.proc.pid)  # the pipeline (and multiprocessing's helper)
-    finally:
-        serve.proc.send_signal(signal.SIGKILL)
-        serve.proc.wait(10)
-    assert wait_until(lambda: not any(alive(child) for child in children), timeout=30)
 
 
 def children_of(pid: int) -> list[int]:
