@@ -180,8 +180,11 @@ class MllpProcess:
             news_read.close()
             raise ListenerStartError(str(detail))
         with self._lock:
-            self._control = control_write
             self._port = int(detail)
+            if self._stopping.is_set():  # stopped while this one started: let it go again
+                control_write.close()
+                return news_read
+            self._control = control_write
         self._ready.set()
         log.info("MLLP listener process started (pid %s, port %d)", process.pid, self._port)
         return news_read
