@@ -35,11 +35,11 @@ import signal
 import threading
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from referral_gateway.config import ConfigError, Settings
 from referral_gateway.entrypoints.allocator import limit_malloc_arenas
 from referral_gateway.entrypoints.process_name import name_this_process
+from referral_gateway.entrypoints.supervised import ChildStartError, Supervised
 from referral_gateway.observability.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,16 @@ States = tuple[tuple[int, str], ...]
 """(message id, final state) of one pipeline batch."""
 
 
-class ListenerStartError(RuntimeError):
+class ListenerStartError(ChildStartError):
     """The listener process could not listen (the port is taken, a certificate is missing...).
     The message says why, with no message content in it."""
 
 
-class MllpProcess:
+class MllpProcess(Supervised):
     """Starts, relays for, restarts and stops the MLLP listener's own process."""
+
+    what = "MLLP listener process"
+    relay_name = "mllp-relay"
 
     def __init__(
         self,
@@ -65,39 +68,26 @@ class MllpProcess:
         restart_delay: float = 1.0,
         start_timeout: float = 60.0,
     ) -> None:
+        super().__init__(restart_delay=restart_delay)
         self.settings = settings
         self.on_stored = on_stored
         self.on_replied = on_replied
-        self.restart_delay = restart_delay
         self.start_timeout = start_timeout
-        self._lock = threading.Lock()
-        self._control: Connection | None = None
-        self._process: BaseProcess | None = None
         self._port = 0
         self._ready = threading.Event()
-        self._stopping = threading.Event()
         self._outgoing: queue.SimpleQueue[States | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
+        self._forwarder: threading.Thread | None = None
 
     def start(self) -> MllpProcess:
         """Returns once the child listens; raises `ListenerStartError` if it cannot."""
-        self._stopping.clear()
-        news = self._spawn(self.settings)
-        self._threads = [
-            threading.Thread(target=self._relay, args=(news,), name="mllp-relay", daemon=True),
-            threading.Thread(target=self._forward, name="mllp-forward", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._start_supervising()
+        self._forwarder = threading.Thread(target=self._forward, name="mllp-forward", daemon=True)
+        self._forwarder.start()
         return self
 
     @property
     def port(self) -> int:
         return self._port
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     @property
     def serving(self) -> bool:
@@ -116,34 +106,23 @@ class MllpProcess:
             self._outgoing.put(tuple(states))
 
     def stop(self) -> None:
-        self._stopping.set()
         self._outgoing.put(None)
-        with self._lock:
-            if self._control is not None:
-                self._control.close()  # the child answers the frames in hand and exits
-                self._control = None
-        process = self._process
-        if process is not None:
-            process.join(timeout=30)
-            if process.is_alive():
-                log.warning("the MLLP listener process did not stop in 30 s; terminating it")
-                process.terminate()
-                process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=5)
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
+        self._stop_supervising()  # the child answers the frames in hand and exits
+        if self._forwarder is not None:
+            self._forwarder.join(timeout=5)
 
     async def stop_async(self) -> None:
         """`stop` from an event loop (serve's), without blocking it."""
         await asyncio.to_thread(self.stop)
 
     # -- parent side ---------------------------------------------------------------------
-    def _spawn(self, settings: Settings) -> Connection:
-        """Start a child and wait until it listens; its news pipe, for the relay."""
-        self._ready.clear()
+    def _spawn(self) -> Connection:
+        """Start a child and wait until it listens; its news pipe, for the relay. A child
+        started again listens on the port the first one had (the settings' may be 0: "any
+        free port")."""
+        settings = self.settings
+        if self._port:
+            settings = dataclasses.replace(settings, mllp_port=self._port)
         ctx = mp.get_context("spawn")  # a fresh interpreter: no threads or locks inherited
         control_read, control_write = ctx.Pipe(duplex=False)
         news_read, news_write = ctx.Pipe(duplex=False)
@@ -156,8 +135,6 @@ class MllpProcess:
         process.start()
         control_read.close()  # only the child holds these ends now: end-of-file means "gone"
         news_write.close()
-        with self._lock:
-            self._process = process
         try:
             if not news_read.poll(self.start_timeout):
                 raise ListenerStartError(
@@ -179,44 +156,14 @@ class MllpProcess:
             process.join(timeout=5)
             news_read.close()
             raise ListenerStartError(str(detail))
-        with self._lock:
-            self._port = int(detail)
-            if self._stopping.is_set():  # stopped while this one started: let it go again
-                control_write.close()
-                return news_read
-            self._control = control_write
+        self._port = int(detail)
+        self._adopt(process, control_write)
         self._ready.set()
         log.info("MLLP listener process started (pid %s, port %d)", process.pid, self._port)
         return news_read
 
-    def _relay(self, news: Connection) -> None:
-        while True:
-            self._relay_news(news)
-            news.close()
-            self._ready.clear()
-            if self._stopping.is_set():
-                return
-            process = self._process
-            if process is not None:
-                process.join(timeout=5)
-            log.error(
-                "the MLLP listener process stopped unexpectedly (exit code %s); starting another",
-                process.exitcode if process is not None else None,
-            )
-            with self._lock:
-                if self._control is not None:
-                    self._control.close()
-                    self._control = None
-            # the same port as before (the settings' may be 0: "any free port")
-            again = dataclasses.replace(self.settings, mllp_port=self._port)
-            while True:
-                if self._stopping.wait(self.restart_delay):
-                    return
-                try:
-                    news = self._spawn(again)
-                    break
-                except ListenerStartError as exc:
-                    log.error("restarting the MLLP listener process failed: %s", exc)
+    def _lost(self) -> None:
+        self._ready.clear()
 
     def _relay_news(self, news: Connection) -> None:
         while True:
@@ -239,7 +186,7 @@ class MllpProcess:
             if states is None:
                 return
             with self._lock:
-                control = self._control
+                control = self._to_child
             if control is None:
                 continue  # no child right now: its waiters ask the database instead
             # OSError: the child is gone (or stopping); the relay thread starts another

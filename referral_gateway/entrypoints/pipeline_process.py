@@ -25,15 +25,14 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from referral_gateway.config import Settings
 from referral_gateway.domain.referral import ReferralNews, ReferralUpdate
 from referral_gateway.entrypoints.process_name import name_this_process
+from referral_gateway.entrypoints.supervised import Supervised
 from referral_gateway.observability.logs import configure_logging
 from referral_gateway.services.pipeline import Pipeline
 
@@ -48,8 +47,11 @@ News = tuple[tuple[tuple[int, str], ...], tuple[tuple[str, str, str, bool], ...]
 """(message states, (referral id, site, ReferralUpdate value) in order) for one batch."""
 
 
-class PipelineProcess:
+class PipelineProcess(Supervised):
     """Starts, wakes, relays for and stops the pipeline's own process."""
+
+    what = "pipeline process"
+    relay_name = "pipeline-relay"
 
     def __init__(
         self,
@@ -61,54 +63,30 @@ class PipelineProcess:
         poll_interval: float = 1.0,
         restart_delay: float = 1.0,
     ) -> None:
+        super().__init__(restart_delay=restart_delay)
         self.settings = settings
         self.build = build
         self.on_processed = on_processed
         self.on_referral = on_referral
         self.poll_interval = poll_interval
-        self.restart_delay = restart_delay
-        self._lock = threading.Lock()
-        self._wake: Connection | None = None
-        self._process: BaseProcess | None = None
-        self._relay: threading.Thread | None = None
-        self._stopping = threading.Event()
 
     def start(self) -> PipelineProcess:
-        self._stopping.clear()
-        self._news = self._spawn()
-        self._relay = threading.Thread(target=self._run, name="pipeline-relay", daemon=True)
-        self._relay.start()
+        self._start_supervising()
         return self
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def wake(self) -> None:
         with self._lock:
-            if self._wake is None:
+            if self._to_child is None:
                 return
             try:
-                self._wake.send_bytes(b"w")
+                self._to_child.send_bytes(b"w")
             except BlockingIOError:
                 pass  # the pipe is full: the child has wake-ups waiting already
             except OSError:
                 pass  # the child is gone; the relay thread starts another
 
     def stop(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            if self._wake is not None:
-                self._wake.close()  # the child finishes its batch and exits
-                self._wake = None
-        if self._process is not None:
-            self._process.join(timeout=30)
-            if self._process.is_alive():
-                log.warning("the pipeline process did not stop in 30 s; terminating it")
-                self._process.terminate()
-                self._process.join(timeout=5)
-        if self._relay is not None and self._relay is not threading.current_thread():
-            self._relay.join(timeout=5)
+        self._stop_supervising()  # the child finishes its batch and exits
 
     # -- parent side ---------------------------------------------------------------------
     def _spawn(self) -> Connection:
@@ -125,32 +103,9 @@ class PipelineProcess:
         wake_read.close()  # only the child holds these ends now: end-of-file means "gone"
         news_write.close()
         os.set_blocking(wake_write.fileno(), False)  # a wake-up never blocks an intake commit
-        with self._lock:
-            self._wake = wake_write
-            self._process = process
+        self._adopt(process, wake_write)
         log.info("pipeline process started (pid %s)", process.pid)
         return news_read
-
-    def _run(self) -> None:
-        while True:
-            self._relay_news(self._news)
-            self._news.close()
-            if self._stopping.is_set():
-                return
-            process = self._process
-            if process is not None:
-                process.join(timeout=5)
-            log.error(
-                "the pipeline process stopped unexpectedly (exit code %s); starting another",
-                process.exitcode if process is not None else None,
-            )
-            with self._lock:
-                if self._wake is not None:
-                    self._wake.close()
-                    self._wake = None
-            if self._stopping.wait(self.restart_delay):
-                return
-            self._news = self._spawn()
 
     def _relay_news(self, news: Connection) -> None:
         while True:
